@@ -1,0 +1,241 @@
+//! The two file kinds of `fleet/`, exactly as written by people.
+//!
+//! These types are the contract with users: every field is documented here (the docs become the
+//! JSON Schema descriptions), unknown fields are rejected, and nothing here knows about defaults —
+//! merging lives in `merge.rs`, checks in `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// `fleet/fleet.yaml`: settings shared by the whole fleet, and the defaults every client inherits.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// Prefix of every resource name intelli derives from a client slug (Supabase project name,
+    /// Pages project name). It is also how intelli recognises what it owns.
+    #[serde(default = "default_prefix")]
+    pub name_prefix: String,
+    /// DNS zone that client domains live in by default: a client's domain is `<client>.<base_domain>`.
+    pub base_domain: String,
+    pub supabase: FleetSupabase,
+    pub cloudflare: FleetCloudflare,
+    #[serde(default)]
+    pub frontend: FleetFrontend,
+    #[serde(default)]
+    pub migrations: FleetMigrations,
+    /// How many clients `apply` works on at once.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: u32,
+    /// Values every client inherits unless its own file sets them (maps merge key by key, lists replace).
+    #[serde(default)]
+    pub defaults: ClientSettings,
+}
+
+fn default_prefix() -> String {
+    "intelli-".into()
+}
+fn default_parallelism() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSupabase {
+    /// Slug of the Supabase organization that owns every client project.
+    pub organization_slug: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetCloudflare {
+    /// Cloudflare account that holds the Pages projects (not a secret; the API token is read from
+    /// `CLOUDFLARE_API_TOKEN`).
+    pub account_id: String,
+    /// Name of the Cloudflare DNS zone in which client domains get their CNAME records.
+    pub zone: String,
+    /// Production branch of every Pages project.
+    #[serde(default = "default_branch")]
+    pub production_branch: String,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+/// How the master-mold frontend is built. Paths are relative to the repository root (the parent
+/// of `fleet/`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetFrontend {
+    pub dir: String,
+    pub install_command: String,
+    pub build_command: String,
+    /// Build output directory, relative to `dir`.
+    pub output_dir: String,
+}
+
+impl Default for FleetFrontend {
+    fn default() -> Self {
+        FleetFrontend {
+            dir: "examples/web".into(),
+            install_command: "npm ci".into(),
+            build_command: "npm run build".into(),
+            output_dir: "dist".into(),
+        }
+    }
+}
+
+/// Where the master-mold SQL lives, relative to the repository root.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetMigrations {
+    /// Directory of `<version>_<name>.sql` files, applied in version order.
+    pub dir: String,
+    /// The per-client seed, applied once after the migrations.
+    pub seed: String,
+}
+
+impl Default for FleetMigrations {
+    fn default() -> Self {
+        FleetMigrations {
+            dir: "migrations".into(),
+            seed: "migrations/seed/client.sql".into(),
+        }
+    }
+}
+
+/// `fleet/<client>.yaml`: one client. Every field but `client` has a fleet default.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    /// The client's slug: lowercase letters, digits and hyphens; must equal the file name.
+    pub client: String,
+    /// Human name, shown in the app and passed to the seed. Default: the slug.
+    pub display_name: Option<String>,
+    /// The site's domain. Default: `<client>.<base_domain>`. Must be inside the fleet's zone.
+    pub domain: Option<String>,
+    /// `active` (default), `paused` (pause the Supabase project) or `deleted` (offboard; needs
+    /// `--allow-delete` on the command line as well).
+    pub state: Option<ClientState>,
+    /// Adopt an existing Supabase project instead of creating `<prefix><client>`.
+    pub project_ref: Option<String>,
+    /// Adopt an existing Pages project instead of creating `<prefix><client>`.
+    pub pages_project: Option<String>,
+    pub supabase: Option<SupabaseSettings>,
+    pub auth: Option<AuthSettings>,
+    pub frontend: Option<FrontendSettings>,
+}
+
+/// The mergeable part of a client: `defaults:` in fleet.yaml, overridden by the client file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub supabase: Option<SupabaseSettings>,
+    pub auth: Option<AuthSettings>,
+    pub frontend: Option<FrontendSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientState {
+    Active,
+    Paused,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupabaseSettings {
+    /// Supabase region code, e.g. `eu-west-2`.
+    #[schemars(schema_with = "region_schema")]
+    pub region: Option<String>,
+    /// Compute size, e.g. `micro` or `small`.
+    #[schemars(schema_with = "instance_size_schema")]
+    pub instance_size: Option<String>,
+    /// Storage buckets by name. A client adds a bucket by adding a key, or changes one field of
+    /// a default bucket by naming only that field.
+    pub buckets: Option<BTreeMap<String, BucketSettings>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// Whether objects are readable without a token. Default false.
+    pub public: Option<bool>,
+    /// Largest object in bytes; unset means the project's global limit.
+    pub file_size_limit: Option<u64>,
+    /// MIME types accepted, e.g. `image/*`; unset or empty accepts any.
+    pub allowed_mime_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Redirect URLs allowed besides `https://<domain>/**` (which intelli always adds).
+    pub additional_redirect_urls: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendSettings {
+    /// Extra build-time variables; names must start with `VITE_`. A value may be `${env:NAME}`,
+    /// read from the environment at apply time. Values end up in public JavaScript: never put a
+    /// secret here.
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// Region codes accepted by `POST /v1/projects` (`region_selection.code` of type `specific`),
+/// from the Supabase Management API spec.
+pub const REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ap-east-1",
+    "ap-southeast-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-north-1",
+    "eu-central-1",
+    "eu-central-2",
+    "ca-central-1",
+    "ap-south-1",
+    "sa-east-1",
+];
+
+/// `desired_instance_size` values of `POST /v1/projects`, from the same spec.
+pub const INSTANCE_SIZES: &[&str] = &[
+    "nano",
+    "micro",
+    "small",
+    "medium",
+    "large",
+    "xlarge",
+    "2xlarge",
+    "4xlarge",
+    "8xlarge",
+    "12xlarge",
+    "16xlarge",
+    "24xlarge",
+    "24xlarge_optimized_memory",
+    "24xlarge_optimized_cpu",
+    "24xlarge_high_memory",
+    "48xlarge",
+    "48xlarge_optimized_memory",
+    "48xlarge_optimized_cpu",
+    "48xlarge_high_memory",
+];
+
+fn region_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": ["string", "null"], "enum": REGIONS.iter().map(|s| Some(*s)).chain([None]).collect::<Vec<_>>() })
+}
+
+fn instance_size_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": ["string", "null"], "enum": INSTANCE_SIZES.iter().map(|s| Some(*s)).chain([None]).collect::<Vec<_>>() })
+}

@@ -1,0 +1,8 @@
+//! intelli: a GitOps reconciler for a fleet of isolated client stacks
+//! (one Supabase project and one Cloudflare Pages site per client).
+//!
+//! See ARCHITECTURE.md for the code map and the invariants each module keeps.
+
+pub mod cli;
+pub mod diag;
+pub mod fleet;
