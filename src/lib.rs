@@ -6,3 +6,5 @@
 pub mod cli;
 pub mod diag;
 pub mod fleet;
+pub mod pg;
+pub mod sim;

@@ -1,0 +1,1 @@
+//! Simulated Supabase Management API and per-project Storage API.
