@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod diag;
 pub mod fleet;
+pub mod migrate;
 pub mod pg;
 pub mod sim;

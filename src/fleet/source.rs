@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -74,6 +75,21 @@ impl SourceMap {
             .map(|n| n.path.as_str())
     }
 
+    /// Ancestors of the field at `pos`, deepest first, ending with the root (`""`).
+    fn ancestors_at(&self, pos: Pos) -> Vec<String> {
+        let Some(path) = self.path_at(pos) else {
+            return vec![String::new()];
+        };
+        let mut out = vec![path.to_string()];
+        for (i, c) in path.char_indices().rev() {
+            if c == '.' || c == '[' {
+                out.push(path[..i].to_string());
+            }
+        }
+        out.push(String::new());
+        out
+    }
+
     /// Every scalar in the file with its path, for checks that apply to all values alike.
     pub fn scalars(&self) -> impl Iterator<Item = &SourceNode> {
         self.nodes
@@ -93,14 +109,17 @@ pub struct Parsed<T> {
 }
 
 /// Parse `text` (read from `file`) into `T`, turning any failure into a positioned diagnostic.
-pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<Parsed<T>, Diagnostic> {
+pub fn parse<T: DeserializeOwned + JsonSchema>(
+    file: &Path,
+    text: &str,
+) -> Result<Parsed<T>, Diagnostic> {
     let (map, value) = parse_keep_map(file, text);
     value.map(|value| Parsed { value, map })
 }
 
 /// Like [`parse`], but the source map is returned even when the typed parse fails (it is empty
 /// when the file is not even well-formed YAML), so value-level checks can still run on it.
-pub fn parse_keep_map<T: DeserializeOwned>(
+pub fn parse_keep_map<T: DeserializeOwned + JsonSchema>(
     file: &Path,
     text: &str,
 ) -> (SourceMap, Result<T, Diagnostic>) {
@@ -112,23 +131,109 @@ pub fn parse_keep_map<T: DeserializeOwned>(
     match serde_saphyr::from_str_with_options::<Spanned<RawNode>>(text, options.clone()) {
         Ok(root) => flatten(&root, String::new(), &mut map.nodes),
         Err(e) => {
-            let d = saphyr_diag(file, &map, &e);
+            let d = saphyr_diag(file, &map, &e, None);
             return (map, Err(d));
         }
     }
-    let value = serde_saphyr::from_str_with_options::<T>(text, options)
-        .map_err(|e| saphyr_diag(file, &map, &e));
+    let value = serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| {
+        let schema = serde_json::to_value(schemars::schema_for!(T)).ok();
+        saphyr_diag(file, &map, &e, schema.as_ref())
+    });
     (map, value)
 }
 
-fn saphyr_diag(file: &Path, map: &SourceMap, e: &serde_saphyr::Error) -> Diagnostic {
+/// Whether the object type at `path` in `schema` has a property `field`.
+fn schema_declares(schema: &serde_json::Value, path: &str, field: &str) -> bool {
+    let mut node = schema;
+    let segments = path
+        .split(['.', '['])
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches(']'));
+    node = resolve(schema, node);
+    for seg in segments {
+        let next = if seg.chars().all(|c| c.is_ascii_digit()) {
+            node.get("items")
+        } else {
+            node.get("properties")
+                .and_then(|p| p.get(seg))
+                .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+        };
+        match next {
+            Some(n) => node = resolve(schema, n),
+            None => return false,
+        }
+    }
+    node.get("properties").and_then(|p| p.get(field)).is_some()
+}
+
+/// Follows `$ref` and picks the object alternative of an `anyOf` (how `Option<T>` is written).
+fn resolve<'a>(
+    root: &'a serde_json::Value,
+    mut node: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    for _ in 0..8 {
+        if let Some(r) = node.get("$ref").and_then(|r| r.as_str()) {
+            match r.strip_prefix("#/").map(|p| root.pointer(&format!("/{p}"))) {
+                Some(Some(target)) => node = target,
+                _ => return node,
+            }
+        } else if let Some(alts) = node
+            .get("anyOf")
+            .or_else(|| node.get("oneOf"))
+            .and_then(|a| a.as_array())
+        {
+            match alts
+                .iter()
+                .find(|a| a.get("type").and_then(|t| t.as_str()) != Some("null"))
+            {
+                Some(a) => node = a,
+                None => return node,
+            }
+        } else {
+            return node;
+        }
+    }
+    node
+}
+
+fn saphyr_diag(
+    file: &Path,
+    map: &SourceMap,
+    e: &serde_saphyr::Error,
+    schema: Option<&serde_json::Value>,
+) -> Diagnostic {
     let pos = e.location().filter(|l| l.line() > 0).map(|l| Pos {
         line: l.line(),
         column: l.column(),
     });
-    let field = pos.and_then(|p| map.path_at(p)).unwrap_or("").to_string();
     let raw = e.without_snippet().to_string();
-    Diagnostic::new(file, pos, field, humanize(strip_location(&raw)))
+    let msg = strip_location(&raw);
+    // serde-saphyr's position for a missing field is somewhere inside or after the mapping that
+    // lacks it; the mapping is the deepest enclosing one whose type declares that field.
+    if let Some(rest) = msg.strip_prefix("missing field `")
+        && let Some(schema) = schema
+    {
+        let name = rest.trim_end_matches('`');
+        let parent = pos
+            .map(|p| map.ancestors_at(p))
+            .unwrap_or_else(|| vec![String::new()])
+            .into_iter()
+            .find(|a| schema_declares(schema, a, name))
+            .unwrap_or_default();
+        let field = if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}.{name}")
+        };
+        let at = if parent.is_empty() {
+            Some(Pos { line: 1, column: 1 })
+        } else {
+            map.pos_of(&parent)
+        };
+        return Diagnostic::new(file, at, field, format!("missing required field `{name}`"));
+    }
+    let field = pos.and_then(|p| map.path_at(p)).unwrap_or("").to_string();
+    Diagnostic::new(file, pos, field, humanize(msg))
 }
 
 /// serde-saphyr puts the position in its messages ("line N column M: …" or "… at line N,
@@ -334,21 +439,21 @@ impl<'de> Deserialize<'de> for RawKey {
 mod tests {
     use super::*;
 
-    #[derive(Deserialize, Debug)]
+    #[derive(Deserialize, Debug, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Doc {
         client: String,
         supabase: Option<Sup>,
     }
-    #[derive(Deserialize, Debug)]
+    #[derive(Deserialize, Debug, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Sup {
         region: Option<String>,
         list: Option<Vec<Item>>,
     }
-    #[derive(Deserialize, Debug)]
+    #[derive(Deserialize, Debug, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Item {
@@ -379,6 +484,46 @@ mod tests {
                 "f.yaml:3:3: supabase.regoin: unknown field `regoin`, did you mean `region`?"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_field_points_at_its_mapping() {
+        #[derive(Deserialize, Debug, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Outer {
+            a: Inner,
+            b: Option<Inner>,
+            top: String,
+        }
+        #[derive(Deserialize, Debug, JsonSchema)]
+        #[allow(dead_code)]
+        struct Inner {
+            need: String,
+            other: Option<String>,
+        }
+        let e = |t: &str| {
+            parse::<Outer>(Path::new("f.yaml"), t)
+                .err()
+                .map(|d| d.to_string())
+        };
+        assert_eq!(
+            e("a:\n  other: x\nb:\n  need: y\ntop: z\n").as_deref(),
+            Some("f.yaml:1:1: a.need: missing required field `need`")
+        );
+        assert_eq!(
+            e("a:\n  need: x\nb:\n  need: y\n").as_deref(),
+            Some("f.yaml:1:1: top: missing required field `top`")
+        );
+        assert_eq!(
+            e("top: z\na:\n  need: x\nb:\n  other: y\n").as_deref(),
+            Some("f.yaml:4:1: b.need: missing required field `need`")
+        );
+        // The field is declared by the root only, even though the error is inside `a`.
+        assert_eq!(
+            e("a:\n  need: x\n  other: y\n").as_deref(),
+            Some("f.yaml:1:1: top: missing required field `top`")
         );
     }
 

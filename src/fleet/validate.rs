@@ -7,10 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::merge::{self, Merged};
-use super::model::{
-    AuthSettings, ClientFile, ClientSettings, ClientState, FleetFile, FrontendSettings,
-    INSTANCE_SIZES, REGIONS, SupabaseSettings,
-};
+use super::model::{ClientFile, ClientSettings, ClientState, FleetFile, INSTANCE_SIZES, REGIONS};
 use super::source::{self, SourceMap};
 use super::{Bucket, ClientSpec, FLEET_FILE, Fleet, env_value, secrets};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -70,7 +67,7 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
     check_fleet(&fleet.value, &fleet.map, &root, &mut diags);
 
     let mut specs = BTreeMap::new();
-    let mut maps = BTreeMap::new();
+    let mut maps: BTreeMap<PathBuf, SourceMap> = BTreeMap::new();
     let mut seen_domains: HashMap<String, PathBuf> = HashMap::new();
     let mut seen_slugs: HashMap<String, PathBuf> = HashMap::new();
     for parsed in clients {
@@ -97,10 +94,20 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
             .clone()
             .unwrap_or_else(|| format!("{}.{}", c.client, fleet.value.base_domain));
         if let Some(first) = seen_domains.insert(domain.clone(), parsed.map.file.clone()) {
+            // Both files are told: either one may be the one to change.
             diags.push(parsed.map.diag(
                 "domain",
                 format!("domain `{domain}` is already used by {}", first.display()),
             ));
+            if let Some(first_map) = maps.get(&first) {
+                diags.push(first_map.diag(
+                    "domain",
+                    format!(
+                        "domain `{domain}` is also used by {}",
+                        parsed.map.file.display()
+                    ),
+                ));
+            }
         }
         if let Some(spec) = spec {
             specs.insert(spec.slug.clone(), spec);
@@ -124,7 +131,7 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
 
 /// Read and parse one file; secrets are looked for even when the typed parse
 /// fails, so a leaked key is reported in the same run as a typo next to it.
-fn read_parse<T: serde::de::DeserializeOwned>(
+fn read_parse<T: serde::de::DeserializeOwned + schemars::JsonSchema>(
     path: &Path,
     diags: &mut Diagnostics,
 ) -> Option<source::Parsed<T>> {
@@ -239,7 +246,7 @@ fn check_fleet(f: &FleetFile, map: &SourceMap, root: &Path, diags: &mut Diagnost
 
 /// Checks on the mergeable settings, wherever they are written (`prefix` is `defaults.` in fleet.yaml).
 fn check_settings(s: &ClientSettings, map: &SourceMap, prefix: &str, diags: &mut Diagnostics) {
-    let sup = s.supabase.clone().unwrap_or_else(SupabaseSettings::default);
+    let sup = s.supabase.clone().unwrap_or_default();
     if let Some(r) = &sup.region {
         check_one_of(
             r,
@@ -283,7 +290,7 @@ fn check_settings(s: &ClientSettings, map: &SourceMap, prefix: &str, diags: &mut
             ));
         }
     }
-    let auth = s.auth.clone().unwrap_or_else(AuthSettings::default);
+    let auth = s.auth.clone().unwrap_or_default();
     for (i, u) in auth.additional_redirect_urls.iter().flatten().enumerate() {
         if !(u.starts_with("https://") || u.starts_with("http://"))
             || u.len() < 10
@@ -295,7 +302,7 @@ fn check_settings(s: &ClientSettings, map: &SourceMap, prefix: &str, diags: &mut
             ));
         }
     }
-    let front = s.frontend.clone().unwrap_or_else(FrontendSettings::default);
+    let front = s.frontend.clone().unwrap_or_default();
     for (k, v) in front.env.iter().flatten() {
         let field = format!("{prefix}frontend.env.{k}");
         if PROVIDED_ENV.contains(&k.as_str()) {

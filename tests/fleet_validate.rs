@@ -1,0 +1,264 @@
+//! The fleet spec end to end: the example fleet, the bad-fleet corpus, the schema, the CLI.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use intelli::fleet::{ClientState, Fleet, schema};
+
+use common::{copy_dir, repo_root};
+
+#[test]
+fn example_fleet_is_valid_and_defaults_merge_as_documented() {
+    let fleet = Fleet::load(&repo_root().join("fleet"))
+        .unwrap_or_else(|d| panic!("example fleet invalid:\n{d}"));
+    let slugs: Vec<&str> = fleet.clients.keys().map(String::as_str).collect();
+    assert_eq!(slugs, ["acme", "globex", "initech"]);
+
+    let acme = &fleet.clients["acme"];
+    assert_eq!(
+        acme.region, "us-east-1",
+        "client region overrides the default"
+    );
+    assert_eq!(acme.instance_size.as_deref(), Some("small"));
+    assert_eq!(
+        acme.domain, "acme.intelliservice.io",
+        "default domain is <client>.<base_domain>"
+    );
+    assert_eq!(acme.resource_name, "intelli-acme");
+    assert_eq!(acme.pages_project, "intelli-acme");
+    assert_eq!(acme.state, ClientState::Active);
+    let env: Vec<&str> = acme.frontend_env.keys().map(String::as_str).collect();
+    assert_eq!(env, ["VITE_BRAND_COLOR", "VITE_SUPPORT_PHONE"]);
+    assert_eq!(
+        acme.frontend_env["VITE_BRAND_COLOR"].value,
+        intelli::fleet::EnvSource::Literal("#d9480f".into()),
+        "client env value wins over the default"
+    );
+
+    let globex = &fleet.clients["globex"];
+    assert_eq!(globex.region, "eu-west-2", "region inherited from defaults");
+    let buckets: Vec<&str> = globex.buckets.keys().map(String::as_str).collect();
+    assert_eq!(
+        buckets,
+        ["estimate-documents", "site-surveys", "ticket-photos"],
+        "extra bucket added, defaults kept"
+    );
+    assert_eq!(
+        globex.buckets["ticket-photos"].file_size_limit,
+        Some(10 * 1024 * 1024)
+    );
+    assert_eq!(
+        globex.redirect_urls,
+        [
+            "https://globex.intelliservice.io/**",
+            "https://portal.globex.intelliservice.io/**"
+        ],
+        "client redirect list replaces the default list; the site's own URL always comes first"
+    );
+    assert_eq!(
+        globex.frontend_env["VITE_BRAND_COLOR"].value,
+        intelli::fleet::EnvSource::Literal("#1c7ed6".into()),
+        "default env value inherited"
+    );
+
+    let initech = &fleet.clients["initech"];
+    assert_eq!(
+        initech.domain, "service.initech.intelliservice.io",
+        "pinned domain"
+    );
+    assert_eq!(
+        initech.site_url,
+        "https://service.initech.intelliservice.io"
+    );
+    assert_eq!(
+        initech.redirect_urls,
+        [
+            "https://service.initech.intelliservice.io/**",
+            "http://localhost:5173/**"
+        ]
+    );
+}
+
+/// Each directory under tests/bad-fleets overlays its files on `_base` and lists the
+/// diagnostics it must produce in `expect`: `file:line:col: field: message fragment`, one per
+/// line (a line starting with `resolve <client> ` is checked after loading, when `${env:…}`
+/// references are resolved).
+#[test]
+fn bad_fleet_corpus() {
+    let corpus = repo_root().join("tests/bad-fleets");
+    let mut cases: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("corpus dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.ends_with("_base"))
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 25,
+        "the corpus should keep at least 25 cases, found {}",
+        cases.len()
+    );
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        if let Err(msg) = run_case(&corpus, case) {
+            failures.push(format!(
+                "{}: {msg}",
+                case.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn run_case(corpus: &Path, case: &Path) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = tmp.path();
+    copy_dir(&corpus.join("_base"), root);
+    std::fs::create_dir_all(root.join("web")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(root.join("migrations/seed")).map_err(|e| e.to_string())?;
+    std::fs::write(root.join("migrations/seed/client.sql"), "select 1;")
+        .map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(case)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        if entry.file_name() != "expect" {
+            std::fs::copy(entry.path(), root.join("fleet").join(entry.file_name()))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let expect = std::fs::read_to_string(case.join("expect")).map_err(|e| e.to_string())?;
+    let fleet_dir = root.join("fleet");
+    let prefix = format!("{}/", fleet_dir.display());
+
+    let load = Fleet::load(&fleet_dir);
+    for line in expect.lines().filter(|l| !l.trim().is_empty()) {
+        let (got, want) = if let Some(rest) = line.strip_prefix("resolve ") {
+            let (client, want) = rest.split_once(' ').ok_or("bad resolve line")?;
+            let fleet = load
+                .as_ref()
+                .map_err(|d| format!("expected the fleet to load, got:\n{d}"))?;
+            let spec = fleet
+                .clients
+                .get(client)
+                .ok_or(format!("no client {client}"))?;
+            match fleet.resolve_env(spec, |name| std::env::var(name).ok()) {
+                Ok(_) => return Err(format!("expected resolve of {client} to fail")),
+                Err(d) => (d.to_string(), want),
+            }
+        } else {
+            match &load {
+                Ok(_) => return Err("expected the fleet to be rejected, but it loaded".into()),
+                Err(d) => (d.to_string(), line),
+            }
+        };
+        let got = got.replace(&prefix, "");
+        if !got
+            .lines()
+            .any(|l| l.trim_start_matches("error: ").starts_with(want.trim()))
+        {
+            return Err(format!(
+                "expected a line starting with\n  {want}\ngot:\n{got}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn committed_schema_is_current_and_fleet_files_point_at_it() {
+    for (kind, file) in schema::KINDS {
+        let committed = std::fs::read_to_string(repo_root().join("schema").join(file))
+            .expect("committed schema");
+        let generated = schema::render(kind).expect("render schema");
+        assert!(
+            committed == generated,
+            "schema/{file} is stale: run `cargo run -- schema --out-dir schema` and commit the result"
+        );
+    }
+    for entry in std::fs::read_dir(repo_root().join("fleet"))
+        .expect("fleet dir")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).expect("fleet file");
+        let kind = if entry.file_name() == "fleet.yaml" {
+            "fleet"
+        } else {
+            "client"
+        };
+        let first = text.lines().next().unwrap_or("");
+        assert_eq!(
+            first,
+            format!("# yaml-language-server: $schema=../schema/{kind}.schema.json"),
+            "{} must start with the schema line",
+            entry.path().display()
+        );
+    }
+}
+
+#[test]
+fn validate_command_exit_codes_and_output() {
+    Command::cargo_bin("intelli")
+        .expect("binary")
+        .current_dir(repo_root())
+        .arg("validate")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "3 clients (acme, globex, initech)",
+        ));
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&repo_root().join("tests/bad-fleets/_base"), tmp.path());
+    std::fs::create_dir_all(tmp.path().join("web")).expect("mkdir");
+    std::fs::create_dir_all(tmp.path().join("migrations/seed")).expect("mkdir");
+    std::fs::write(tmp.path().join("migrations/seed/client.sql"), "").expect("write");
+    // Two broken files: both are reported in one run.
+    std::fs::write(
+        tmp.path().join("fleet/a.yaml"),
+        "client: a\nsupabase:\n  regoin: x\n",
+    )
+    .expect("write");
+    std::fs::write(
+        tmp.path().join("fleet/b.yaml"),
+        "client: b\ndomain: b.elsewhere.com\n",
+    )
+    .expect("write");
+    Command::cargo_bin("intelli")
+        .expect("binary")
+        .current_dir(tmp.path())
+        .arg("validate")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "fleet/a.yaml:3:3: supabase.regoin: unknown field",
+        ))
+        .stderr(predicates::str::contains("fleet/b.yaml:2:9: domain:"))
+        .stderr(predicates::str::contains("2 errors in 2 files"));
+}
+
+#[test]
+fn schema_command_prints_json_schema() {
+    let out = Command::cargo_bin("intelli")
+        .expect("binary")
+        .args(["schema", "client"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
+    assert_eq!(v["title"], "ClientFile");
+    assert_eq!(
+        v["additionalProperties"], false,
+        "unknown fields are rejected by the schema too"
+    );
+    assert_eq!(v["required"], serde_json::json!(["client"]));
+}
