@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Find or start a PostgreSQL server for the tests, and export DATABASE_URL.
 #
-# Order: DATABASE_URL when set (it must answer); else a server on 127.0.0.1:5432; else a throwaway
+# Order (INTELLI_PG=throwaway forces the third): DATABASE_URL when set (it must answer); else a server on 127.0.0.1:5432; else a throwaway
 # cluster from the system's initdb/pg_ctl under target/pg (stopped on exit); else fail and say
 # what to install. Sourced by scripts/test.
 
@@ -25,6 +25,11 @@ pg_answers() {
 }
 
 ensure_postgres() {
+  # INTELLI_PG=throwaway skips the probes: how the "installed but not running" path is exercised.
+  if [ "${INTELLI_PG:-}" = throwaway ]; then
+    start_throwaway_postgres
+    return
+  fi
   if [ -n "${DATABASE_URL:-}" ]; then
     if pg_answers "$DATABASE_URL"; then
       echo "postgres: using DATABASE_URL"
@@ -39,7 +44,11 @@ ensure_postgres() {
     echo "postgres: using the server on 127.0.0.1:5432"
     return 0
   fi
+  start_throwaway_postgres
+}
 
+# A private cluster under target/pg on port 55432, stopped when the calling shell exits.
+start_throwaway_postgres() {
   local initdb pg_ctl
   if ! initdb=$(pg_bin initdb) || ! pg_ctl=$(pg_bin pg_ctl); then
     cat >&2 <<'MSG'
