@@ -1,1 +1,358 @@
 //! Simulated Supabase Management API and per-project Storage API.
+//!
+//! Follows the vendor's OpenAPI document (vendored subset in
+//! `tests/specs/supabase/management-v1-subset.json`) for paths, bodies and status codes, and
+//! the vendor's observed behaviour where the document is silent (error bodies
+//! `{"message": ...}`, 404 for unknown refs, rate-limit headers on every response).
+//! Each project is a real PostgreSQL database, `sim_<ref>`, on the simulator's server.
+
+mod auth_config;
+mod db;
+pub mod keys;
+mod management;
+pub mod model;
+mod ratelimit;
+mod storage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use axum::Router;
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::pg;
+use crate::sim::server::middleware::lock;
+use crate::sim::server::{Instruments, OrgConfig, SimConfig, SupabaseConfig, Vendor, instrument};
+use model::{Project, Saved, status};
+
+pub use storage::not_found_route as storage_not_found_route;
+
+/// The Supabase side of a running simulator.
+pub struct SupabaseSim {
+    cfg: SupabaseConfig,
+    db_server: String,
+    state_dir: Option<PathBuf>,
+    project_url_template: String,
+    inst: Arc<Instruments>,
+    limiter: ratelimit::Limiter,
+    inner: Mutex<Inner>,
+    /// Background work (database creation, status transitions) to finish at shutdown.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Serialises saves so two writers cannot interleave their temp files.
+    save_lock: Mutex<()>,
+}
+
+struct Inner {
+    next_id: u64,
+    projects: BTreeMap<String, Project>,
+}
+
+/// A project as the state dump shows it: no secrets, a redacted connection string.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProjectSummary {
+    #[serde(rename = "ref")]
+    pub project_ref: String,
+    pub name: String,
+    pub organization_slug: String,
+    pub region: String,
+    pub status: String,
+    pub db_name: String,
+    pub db_ready: bool,
+    pub project_url: String,
+    pub database_url: String,
+}
+
+impl SupabaseSim {
+    /// Load saved state (if any), and resume interrupted provisioning.
+    pub async fn start(
+        config: &SimConfig,
+        inst: Arc<Instruments>,
+        project_url_template: String,
+    ) -> Result<Arc<SupabaseSim>> {
+        let db_server = config.database_url.clone().unwrap_or_else(pg::server_url);
+        // Fail at start, with the message that says how to get a server, rather than on the
+        // first project.
+        drop(pg::connect(&db_server).await?);
+        let saved = match &config.state_dir {
+            Some(dir) => model::load(dir)?,
+            None => Saved {
+                version: model::SAVED_VERSION,
+                next_id: 1,
+                projects: BTreeMap::new(),
+            },
+        };
+        let window = Duration::from_secs_f64(
+            (config.supabase.rate_limit_window_ms as f64 / 1000.0)
+                * config.rate_limit_scale.max(0.0),
+        );
+        let sim = Arc::new(SupabaseSim {
+            cfg: config.supabase.clone(),
+            db_server,
+            state_dir: config.state_dir.clone(),
+            project_url_template,
+            limiter: ratelimit::Limiter::new(config.supabase.rate_limit_requests, window),
+            inst,
+            inner: Mutex::new(Inner {
+                next_id: saved.next_id.max(1),
+                projects: saved.projects,
+            }),
+            tasks: Mutex::new(Vec::new()),
+            save_lock: Mutex::new(()),
+        });
+        // Finish what a previous run left half done.
+        let pending: Vec<(String, String)> = lock(&sim.inner)
+            .projects
+            .values()
+            .map(|p| (p.project_ref.clone(), p.status.clone()))
+            .collect();
+        for (r, st) in pending {
+            match st.as_str() {
+                status::COMING_UP => sim.spawn_provisioning(r),
+                status::PAUSING => sim.set_status(&r, status::INACTIVE),
+                status::RESTORING => sim.set_status(&r, status::ACTIVE_HEALTHY),
+                _ => {}
+            }
+        }
+        Ok(sim)
+    }
+
+    /// A token this simulator accepts (for printing and for tests).
+    pub fn example_token(&self) -> String {
+        self.cfg
+            .tokens
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "sbp_intelli_sim_0000000000000000000000000000".to_string())
+    }
+
+    fn token_ok(&self, token: &str) -> bool {
+        if self.cfg.tokens.is_empty() {
+            token.starts_with("sbp_") && token.len() > 4
+        } else {
+            self.cfg.tokens.iter().any(|t| t == token)
+        }
+    }
+
+    fn orgs(&self) -> &[OrgConfig] {
+        &self.cfg.organizations
+    }
+
+    /// The per-project base URL (`VITE_SUPABASE_URL`).
+    pub fn project_url(&self, project_ref: &str) -> String {
+        self.project_url_template.replace("{ref}", project_ref)
+    }
+
+    /// Direct connection string of a project's database (with the server's credentials).
+    pub fn database_url(&self, project_ref: &str) -> Option<String> {
+        let name = lock(&self.inner).projects.get(project_ref)?.db_name.clone();
+        pg::with_database(&self.db_server, &name).ok()
+    }
+
+    /// A copy of one project's record.
+    pub fn project(&self, project_ref: &str) -> Option<Project> {
+        lock(&self.inner).projects.get(project_ref).cloned()
+    }
+
+    /// Every project, without secrets.
+    pub fn projects(&self) -> Vec<ProjectSummary> {
+        let inner = lock(&self.inner);
+        inner
+            .projects
+            .values()
+            .map(|p| ProjectSummary {
+                project_ref: p.project_ref.clone(),
+                name: p.name.clone(),
+                organization_slug: p.organization_slug.clone(),
+                region: p.region.clone(),
+                status: p.status.clone(),
+                db_name: p.db_name.clone(),
+                db_ready: p.db_ready,
+                project_url: self.project_url(&p.project_ref),
+                database_url: pg::with_database(&self.db_server, &p.db_name)
+                    .map(|u| pg::redact(&u))
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The state dump (`/__sim/state`): organizations and projects, secrets left out.
+    pub fn dump(&self) -> Value {
+        json!({
+            "organizations": self.orgs(),
+            "projects": self.projects(),
+            "database_server": pg::redact(&self.db_server),
+            "state_dir": self.state_dir,
+        })
+    }
+
+    fn set_status(&self, project_ref: &str, new: &str) {
+        {
+            let mut inner = lock(&self.inner);
+            match inner.projects.get_mut(project_ref) {
+                Some(p) => p.status = new.to_string(),
+                None => return,
+            }
+        }
+        self.persist();
+    }
+
+    /// Save the state if a state directory is configured. A failed save is reported on
+    /// stderr and the simulator keeps serving: losing a rehearsal's persistence must not take
+    /// the API down mid-run.
+    fn persist(&self) {
+        let Some(dir) = &self.state_dir else { return };
+        let _guard = lock(&self.save_lock);
+        let saved = {
+            let inner = lock(&self.inner);
+            Saved {
+                version: model::SAVED_VERSION,
+                next_id: inner.next_id,
+                projects: inner.projects.clone(),
+            }
+        };
+        if let Err(e) = model::save(dir, &saved) {
+            eprintln!("intelli sim: could not save state: {e:#}");
+        }
+    }
+
+    fn track(&self, task: JoinHandle<()>) {
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Create and bootstrap the project's database, wait out the provisioning delay, then
+    /// mark the project `ACTIVE_HEALTHY` (or `INIT_FAILED` if the database could not be made).
+    fn spawn_provisioning(self: &Arc<Self>, project_ref: String) {
+        let sim = self.clone();
+        let delay = self.cfg.provisioning_delay();
+        let task = tokio::spawn(async move {
+            let Some(db_name) = sim.project(&project_ref).map(|p| p.db_name) else {
+                return;
+            };
+            let started = tokio::time::Instant::now();
+            let made = db::ensure_database(&sim.db_server, &db_name).await;
+            {
+                let mut inner = lock(&sim.inner);
+                if let Some(p) = inner.projects.get_mut(&project_ref) {
+                    match &made {
+                        Ok(_) => p.db_ready = true,
+                        Err(e) => {
+                            eprintln!(
+                                "intelli sim: provisioning {project_ref} failed: {}",
+                                pg::redact(&format!("{e:#}"))
+                            );
+                            p.status = status::INIT_FAILED.into();
+                        }
+                    }
+                }
+            }
+            sim.persist();
+            if made.is_err() {
+                return;
+            }
+            tokio::time::sleep_until(started + delay).await;
+            let deleted = {
+                let mut inner = lock(&sim.inner);
+                match inner.projects.get_mut(&project_ref) {
+                    Some(p) => {
+                        if p.status == status::COMING_UP {
+                            p.status = status::ACTIVE_HEALTHY.into();
+                        }
+                        false
+                    }
+                    None => true,
+                }
+            };
+            if deleted {
+                // Deleted while provisioning: the delete could not drop a database that did
+                // not exist yet, so do it now.
+                let _ = pg::drop_database(&sim.db_server, &db_name).await;
+            }
+            sim.persist();
+        });
+        self.track(task);
+    }
+
+    /// A status change that takes a moment (pause, restore).
+    fn spawn_transition(
+        self: &Arc<Self>,
+        project_ref: String,
+        from: &'static str,
+        to: &'static str,
+    ) {
+        let sim = self.clone();
+        let delay = self.cfg.provisioning_delay() / 4;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            {
+                let mut inner = lock(&sim.inner);
+                if let Some(p) = inner.projects.get_mut(&project_ref)
+                    && p.status == from
+                {
+                    p.status = to.into();
+                }
+            }
+            sim.persist();
+        });
+        self.track(task);
+    }
+
+    /// Finish background work; without a state directory, drop every project database.
+    pub async fn shutdown(&self) -> Result<()> {
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.tasks));
+        for t in tasks {
+            // Status timers may still be sleeping; database creation must be allowed to end
+            // before the database can be dropped, so give each task a bounded wait.
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+        if self.state_dir.is_some() {
+            self.persist();
+            return Ok(());
+        }
+        let names: Vec<String> = lock(&self.inner)
+            .projects
+            .values()
+            .map(|p| p.db_name.clone())
+            .collect();
+        let mut first_err = None;
+        for n in names {
+            if let Err(e) = pg::drop_database(&self.db_server, &n).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The Supabase routes: Management API under `/v1`, Storage API under
+/// `/__projects/{ref}/storage/v1`, each instrumented (counting, latency, faults).
+pub fn router(sim: Arc<SupabaseSim>, inst: &Arc<Instruments>) -> Router {
+    let management = management::routes(sim.clone());
+    let management = ratelimit::layer(sim.clone(), management);
+    let storage = storage::routes(sim);
+    Router::new()
+        .merge(instrument(inst, Vendor::Supabase, management))
+        .merge(instrument(inst, Vendor::Storage, storage))
+}
+
+/// A vendor-shaped `{"message": ...}` error.
+pub(crate) fn error(status: axum::http::StatusCode, message: impl Into<String>) -> Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(json!({ "message": message.into() }))).into_response()
+}
+
+/// 20 random lowercase letters, the vendor's ref format.
+fn new_ref() -> String {
+    (0..20)
+        .map(|_| (b'a' + rand::random_range(0..26u8)) as char)
+        .collect()
+}

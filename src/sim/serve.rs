@@ -1,0 +1,1 @@
+//! `intelli sim serve`: run the simulator in the foreground until Ctrl-C.
