@@ -1,0 +1,190 @@
+//! The simulator's state (projects, deployments, domains, zones, DNS records, asset index) and
+//! its persistence: one JSON document plus content-addressed asset files under the state dir.
+//!
+//! Times are stored as UTC timestamps and derived values (deployment stages, the canonical
+//! deployment, domain status) are computed from them on read, so a restarted simulator picks up
+//! timelines where they were.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Everything the simulator knows, serialisable as is (no secrets live here).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Key: `"{account_id}/{project_name}"`.
+    pub projects: BTreeMap<String, Project>,
+    /// Key: deployment id.
+    pub deployments: BTreeMap<String, Deployment>,
+    /// Key: `"{account_id}/{project_name}/{domain}"`.
+    pub domains: BTreeMap<String, Domain>,
+    /// Key: zone id.
+    pub zones: BTreeMap<String, Zone>,
+    /// Key: record id.
+    pub dns_records: BTreeMap<String, DnsRecord>,
+    /// Uploaded assets by key (content lives in the blob store).
+    pub assets: BTreeMap<String, AssetMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// e.g. `acme.pages.dev` or `acme-x7k.pages.dev` when the name was taken.
+    pub subdomain: String,
+    pub production_branch: String,
+    pub created_on: DateTime<Utc>,
+    pub deployment_configs: Value,
+    pub build_config: Value,
+    /// Newest deployment of any environment.
+    pub latest_deployment_id: Option<String>,
+    /// Each production deployment and each rollback appends `(deployment id, live from)`; the
+    /// canonical deployment is the last entry already live. This models both "production goes
+    /// live when its deploy stage succeeds" and "a rollback pins an older deployment".
+    pub production_history: Vec<(String, DateTime<Utc>)>,
+}
+
+impl Project {
+    pub fn canonical_deployment_id(&self, now: DateTime<Utc>) -> Option<&str> {
+        self.production_history
+            .iter()
+            .rev()
+            .find(|(_, live_from)| *live_from <= now)
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub short_id: String,
+    pub account_id: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub environment: String,
+    pub branch: String,
+    pub commit_hash: Option<String>,
+    pub commit_message: Option<String>,
+    pub commit_dirty: Option<bool>,
+    /// `"/path"` → asset key.
+    pub manifest: BTreeMap<String, String>,
+    pub headers_file: Option<String>,
+    pub redirects_file: Option<String>,
+    pub uses_functions: bool,
+    pub created_on: DateTime<Utc>,
+    /// When the deploy stage succeeds (created_on + the configured deployment delay).
+    pub live_from: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Domain {
+    pub id: String,
+    pub account_id: String,
+    pub project_name: String,
+    pub name: String,
+    pub created_on: DateTime<Utc>,
+    /// Start of the current validation attempt (creation, or the last PATCH).
+    pub validation_started: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Zone {
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
+    pub created_on: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub id: String,
+    pub zone_id: String,
+    pub zone_name: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub content: String,
+    pub proxied: bool,
+    pub ttl: u32,
+    pub comment: Option<String>,
+    pub tags: Vec<String>,
+    pub priority: Option<u16>,
+    pub created_on: DateTime<Utc>,
+    pub modified_on: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssetMeta {
+    pub content_type: String,
+    pub size: u64,
+    pub uploaded_on: DateTime<Utc>,
+    /// Set by `upsert-hashes`: the client told us it relies on this key.
+    pub upserted: bool,
+}
+
+/// Where asset bytes live: memory (no state dir) or one file per key under `<state dir>/assets`.
+#[derive(Debug)]
+pub enum BlobStore {
+    Memory(std::sync::Mutex<std::collections::HashMap<String, axum::body::Bytes>>),
+    Dir(PathBuf),
+}
+
+impl BlobStore {
+    pub fn put(&self, key: &str, content: axum::body::Bytes) -> std::io::Result<()> {
+        match self {
+            BlobStore::Memory(map) => {
+                map.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.to_owned(), content);
+                Ok(())
+            }
+            BlobStore::Dir(dir) => {
+                // Keys are validated as 32 hex chars before they get here, so they are safe as
+                // file names. Write then rename so a crash never leaves a torn asset.
+                let path = dir.join(key);
+                let tmp = dir.join(format!(".{key}.{}.tmp", uuid::Uuid::new_v4().simple()));
+                std::fs::write(&tmp, &content)?;
+                std::fs::rename(&tmp, &path)
+            }
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<axum::body::Bytes> {
+        match self {
+            BlobStore::Memory(map) => map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key)
+                .cloned(),
+            BlobStore::Dir(dir) => std::fs::read(dir.join(key))
+                .ok()
+                .map(axum::body::Bytes::from),
+        }
+    }
+}
+
+/// Loads `state.json` from `dir` (absent → empty state).
+pub fn load(dir: &Path) -> Result<State, super::CloudflareSimError> {
+    let path = dir.join("state.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| super::CloudflareSimError::CorruptState {
+                path: path.clone(),
+                message: e.to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(super::CloudflareSimError::Io { path, source: e }),
+    }
+}
+
+/// Writes `state.json` atomically (temp file + rename).
+pub fn save(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(".state.json.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join("state.json"))
+}
