@@ -1089,7 +1089,8 @@ async fn deployment_refuses_hashes_never_uploaded() {
 #[tokio::test]
 async fn upload_jwt_claims_and_expiry() {
     let mut cfg = config();
-    cfg.jwt_expiry = Duration::from_secs(1);
+    // 2 s: claims have whole-second precision, so a fresh token lives for at least 1 s.
+    cfg.jwt_expiry = Duration::from_secs(2);
     cfg.max_file_count_allowed = 100_000;
     let s = start(cfg).await;
     s.create_project("p1").await;
