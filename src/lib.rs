@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod diag;
 pub mod fleet;
+pub mod http;
 pub mod migrate;
 pub mod pg;
 pub mod sim;
+pub mod supabase;

@@ -1,0 +1,499 @@
+//! Typed client of the Supabase Management API (`https://api.supabase.com/v1/...`) and of each
+//! project's Storage API. Names follow the vendor's OpenAPI document; see
+//! reference/supabase-api.md for the behaviour the document does not state.
+//!
+//! Everything goes through [`crate::http`]: bearer token, `User-Agent`, per-(scope, endpoint)
+//! rate limiting (the vendor counts 120/min per project or organisation and endpoint),
+//! retries for idempotent calls only, typed and redacted errors.
+
+pub mod storage;
+pub mod types;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use crate::http::{
+    Error, ErrorKind, HttpClient, HttpConfig, Keying, RateLimit, Request, RetryConfig, Vendor,
+    endpoint,
+};
+pub use storage::{Bucket, StorageClient};
+pub use types::{
+    ApiKeys, AuthConfig, AuthConfigPatch, BucketSummary, CreateProjectRequest, Project,
+    ProjectStatus, run_query_wire_json, split_allow_list,
+};
+
+/// The vendor's API.
+pub const DEFAULT_API_URL: &str = "https://api.supabase.com";
+/// Where each project lives; `{ref}` is replaced by the project ref.
+pub const DEFAULT_PROJECT_URL_TEMPLATE: &str = "https://{ref}.supabase.co";
+/// The vendor's documented quota per user, scope and endpoint.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 120;
+/// The largest page the organisation project list serves.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// How to reach Supabase.
+#[derive(Clone, Debug)]
+pub struct SupabaseConfig {
+    /// Base of the Management API (`SUPABASE_API_URL`).
+    pub api_url: Url,
+    /// Personal access token (`SUPABASE_ACCESS_TOKEN`).
+    pub access_token: SecretString,
+    /// Per-project base URL with `{ref}` (the Storage API is at `<it>/storage/v1`).
+    pub project_url_template: String,
+    /// Client-side budget per (project or organisation, endpoint). 0 disables the limiter.
+    pub rate_limit_per_minute: u32,
+    /// What "minute" means: the vendor's is 60 s; tests and the simulator scale it down.
+    pub rate_limit_window: Duration,
+    /// How many of the budget may go at once (default a quarter of it); see
+    /// [`RateLimit::with_burst`].
+    pub rate_limit_burst: Option<u32>,
+    /// Page size of the organisation project list (1..=100).
+    pub page_size: u32,
+    pub retry: RetryConfig,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl SupabaseConfig {
+    /// Vendor defaults with this token.
+    pub fn new(access_token: SecretString) -> SupabaseConfig {
+        SupabaseConfig {
+            // A literal, not input: it parses or the unit test below fails.
+            #[allow(clippy::expect_used)]
+            api_url: Url::parse(DEFAULT_API_URL).expect("DEFAULT_API_URL is a valid URL"),
+            access_token,
+            project_url_template: DEFAULT_PROJECT_URL_TEMPLATE.to_owned(),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            rate_limit_window: Duration::from_secs(60),
+            rate_limit_burst: None,
+            page_size: MAX_PAGE_SIZE,
+            retry: RetryConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// From the environment: `SUPABASE_ACCESS_TOKEN` (required), `SUPABASE_API_URL`
+    /// (optional). The token is wrapped as a secret the moment it is read.
+    pub fn from_env() -> Result<SupabaseConfig, Error> {
+        let token = std::env::var("SUPABASE_ACCESS_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                config_error("SUPABASE_ACCESS_TOKEN is not set (a personal access token, sbp_…)")
+            })?;
+        let mut c = SupabaseConfig::new(SecretString::from(token));
+        if let Ok(url) = std::env::var("SUPABASE_API_URL")
+            && !url.trim().is_empty()
+        {
+            c.api_url = Url::parse(url.trim())
+                .map_err(|e| config_error(format!("SUPABASE_API_URL is not a URL: {e}")))?;
+        }
+        Ok(c)
+    }
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, Vendor::Supabase, "-", "-").with_message(message)
+}
+
+/// The Management API client. Cheap to clone.
+#[derive(Clone)]
+pub struct SupabaseClient {
+    http: HttpClient,
+    storage_http: HttpClient,
+    api_url: Url,
+    token: SecretString,
+    project_url_template: String,
+    page_size: u32,
+}
+
+impl SupabaseClient {
+    pub fn new(config: SupabaseConfig) -> Result<SupabaseClient, Error> {
+        if !config.project_url_template.contains("{ref}") {
+            return Err(config_error(
+                "the project URL template must contain {ref} (e.g. https://{ref}.supabase.co)",
+            ));
+        }
+        let rate_limit = (config.rate_limit_per_minute > 0).then(|| {
+            let l = RateLimit::new(
+                config.rate_limit_per_minute,
+                config.rate_limit_window,
+                Keying::PerScopeAndEndpoint,
+            );
+            match config.rate_limit_burst {
+                Some(b) => l.with_burst(b),
+                None => l,
+            }
+        });
+        let http_config = |vendor| HttpConfig {
+            vendor,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            retry: config.retry,
+            rate_limit,
+        };
+        let http = HttpClient::new(&http_config(Vendor::Supabase))?;
+        let storage_http = http.sibling(&http_config(Vendor::SupabaseStorage));
+        Ok(SupabaseClient {
+            http,
+            storage_http,
+            api_url: config.api_url,
+            token: config.access_token,
+            project_url_template: config.project_url_template,
+            page_size: config.page_size.clamp(1, MAX_PAGE_SIZE),
+        })
+    }
+
+    /// The project's base URL (`VITE_SUPABASE_URL`), from the template.
+    pub fn project_url(&self, project_ref: &str) -> String {
+        self.project_url_template.replace("{ref}", project_ref)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        segments: &[&str],
+        template: &'static str,
+        scope: String,
+    ) -> Result<Request, Error> {
+        let url = endpoint(&self.api_url, segments).map_err(|e| {
+            config_error(format!(
+                "SUPABASE_API_URL cannot hold {template}: {}",
+                e.message().unwrap_or("invalid")
+            ))
+        })?;
+        Ok(Request::new(method, url, template)
+            .scope(scope)
+            .bearer(&self.token))
+    }
+
+    fn project_request(
+        &self,
+        method: Method,
+        project_ref: &str,
+        rest: &[&str],
+        template: &'static str,
+    ) -> Result<Request, Error> {
+        let mut segments = vec!["v1", "projects", project_ref];
+        segments.extend_from_slice(rest);
+        self.request(
+            method,
+            &segments,
+            template,
+            format!("project:{project_ref}"),
+        )
+    }
+
+    /// Every project of an organisation (`GET /v1/organizations/{slug}/projects`), all pages.
+    pub async fn list_org_projects(&self, org_slug: &str) -> Result<Vec<Project>, Error> {
+        self.org_projects(org_slug, None).await
+    }
+
+    /// Projects of an organisation whose name is exactly `name`: how a project is found again
+    /// after an ambiguous create (the vendor has no idempotency key and no unique names, so
+    /// there may be more than one).
+    pub async fn find_projects_by_name(
+        &self,
+        org_slug: &str,
+        name: &str,
+    ) -> Result<Vec<Project>, Error> {
+        let mut found = self.org_projects(org_slug, Some(name)).await?;
+        // `search` is a substring match on the vendor side.
+        found.retain(|p| p.name == name);
+        Ok(found)
+    }
+
+    async fn org_projects(
+        &self,
+        org_slug: &str,
+        search: Option<&str>,
+    ) -> Result<Vec<Project>, Error> {
+        let mut out: Vec<Project> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let limit = self.page_size.to_string();
+        let mut offset: u64 = 0;
+        loop {
+            let offset_s = offset.to_string();
+            // Oldest first: a project created while we page lands on the last page instead of
+            // shifting every later page (as it would sorted by name).
+            let mut query = vec![
+                ("offset", offset_s.as_str()),
+                ("limit", limit.as_str()),
+                ("sort", "created_asc"),
+            ];
+            if let Some(s) = search {
+                query.push(("search", s));
+            }
+            let req = self
+                .request(
+                    Method::GET,
+                    &["v1", "organizations", org_slug, "projects"],
+                    "/v1/organizations/{slug}/projects",
+                    format!("org:{org_slug}"),
+                )?
+                .query(&query);
+            let resp = self.http.send(req).await?;
+            let page: types::OrgProjectsPage = resp.json()?;
+            let got = page.projects.len() as u64;
+            for item in page.projects {
+                // A deletion while paging shifts items back onto a page already read.
+                if seen.insert(item.project_ref.clone()) {
+                    out.push(Project {
+                        id: item.project_ref.clone(),
+                        project_ref: item.project_ref,
+                        name: item.name,
+                        organization_slug: Some(org_slug.to_owned()),
+                        region: item.region,
+                        status: item.status,
+                        created_at: item.inserted_at,
+                    });
+                }
+            }
+            offset += got;
+            // Stop on the reported total, and on an empty page whatever the total says (a
+            // count that is off must not make us loop forever).
+            if got == 0 || offset >= page.pagination.count {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `GET /v1/projects/{ref}`; an unknown ref is `None`.
+    pub async fn get_project(&self, project_ref: &str) -> Result<Option<Project>, Error> {
+        let req = self.project_request(Method::GET, project_ref, &[], "/v1/projects/{ref}")?;
+        match self.http.send(req).await {
+            Ok(resp) => resp.json().map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /v1/projects`. Sent exactly once: on a timeout, a lost connection or a 5xx the
+    /// error is [`ErrorKind::Ambiguous`]; look the name up with
+    /// [`SupabaseClient::find_projects_by_name`] before trying again.
+    pub async fn create_project(&self, req: &CreateProjectRequest) -> Result<Project, Error> {
+        let http_req = self
+            .request(
+                Method::POST,
+                &["v1", "projects"],
+                "/v1/projects",
+                // The vendor counts this call against the organisation in the body.
+                format!("org:{}", req.organization_slug),
+            )?
+            .idempotent(false)
+            .secret(&req.db_pass)
+            .json(&req.body());
+        let resp = self.http.send(http_req).await?;
+        let mut project: Project = resp.json()?;
+        if project.organization_slug.is_none() {
+            project.organization_slug = Some(req.organization_slug.clone());
+        }
+        Ok(project)
+    }
+
+    /// `POST /v1/projects/{ref}/pause`. Pausing twice is refused by the vendor, not
+    /// duplicated, so it is safe to retry.
+    pub async fn pause_project(&self, project_ref: &str) -> Result<(), Error> {
+        let req = self
+            .project_request(
+                Method::POST,
+                project_ref,
+                &["pause"],
+                "/v1/projects/{ref}/pause",
+            )?
+            .idempotent(true);
+        self.http.send(req).await.map(drop)
+    }
+
+    /// `POST /v1/projects/{ref}/restore` (unpause); safe to retry like pause.
+    pub async fn restore_project(&self, project_ref: &str) -> Result<(), Error> {
+        let req = self
+            .project_request(
+                Method::POST,
+                project_ref,
+                &["restore"],
+                "/v1/projects/{ref}/restore",
+            )?
+            .idempotent(true);
+        self.http.send(req).await.map(drop)
+    }
+
+    /// `DELETE /v1/projects/{ref}`. Already gone counts as done (a retried delete whose first
+    /// answer was lost sees 404).
+    pub async fn delete_project(&self, project_ref: &str) -> Result<(), Error> {
+        let req = self.project_request(Method::DELETE, project_ref, &[], "/v1/projects/{ref}")?;
+        match self.http.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The legacy `anon` and `service_role` keys (`GET …/api-keys?reveal=true`).
+    pub async fn api_keys(&self, project_ref: &str) -> Result<ApiKeys, Error> {
+        let req = self
+            .project_request(
+                Method::GET,
+                project_ref,
+                &["api-keys"],
+                "/v1/projects/{ref}/api-keys",
+            )?
+            .query(&[("reveal", "true")]);
+        let resp = self.http.send(req).await?;
+        let items: Vec<types::ApiKeyItem> = resp.json()?;
+        let pick = |name: &str| {
+            items
+                .iter()
+                // Legacy keys by name; `type` is absent on older answers, so only reject
+                // an explicit non-legacy type.
+                .filter(|k| k.name == name)
+                .filter(|k| k.kind.as_deref().is_none_or(|t| t == "legacy"))
+                .find_map(|k| k.api_key.clone().filter(|v| !v.is_empty()))
+                .map(SecretString::from)
+        };
+        match (pick("anon"), pick("service_role")) {
+            (Some(anon), Some(service_role)) => Ok(ApiKeys { anon, service_role }),
+            _ => Err(resp.decode_error(
+                "no legacy anon/service_role keys in the answer (are legacy API keys disabled for this project?)",
+            )),
+        }
+    }
+
+    /// Run SQL (`POST …/database/query`); rows as JSON objects. Not retried (the SQL may
+    /// write). A statement Postgres rejects is [`ErrorKind::Sql`].
+    pub async fn query(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, Error> {
+        self.run_query(project_ref, sql, false).await
+    }
+
+    /// Run read-only SQL (`read_only: true`, which the vendor enforces). Idempotent, so
+    /// retried like any read.
+    pub async fn query_read_only(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, Error> {
+        self.run_query(project_ref, sql, true).await
+    }
+
+    async fn run_query(
+        &self,
+        project_ref: &str,
+        sql: &str,
+        read_only: bool,
+    ) -> Result<Vec<Value>, Error> {
+        let req = self
+            .project_request(
+                Method::POST,
+                project_ref,
+                &["database", "query"],
+                "/v1/projects/{ref}/database/query",
+            )?
+            .idempotent(read_only)
+            .json(&types::RunQueryBody {
+                query: sql,
+                read_only,
+            });
+        let resp = match self.http.send(req).await {
+            Ok(r) => r,
+            // The vendor reports a rejected statement as a 4xx carrying Postgres' message.
+            Err(e) if is_sql_error(&e) => return Err(e.with_kind(ErrorKind::Sql)),
+            Err(e) => return Err(e),
+        };
+        if resp.bytes().iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        match resp.json::<Value>()? {
+            Value::Array(rows) => Ok(rows),
+            Value::Null => Ok(Vec::new()),
+            _ => Err(resp.decode_error("expected an array of rows")),
+        }
+    }
+
+    /// `GET …/config/auth`.
+    pub async fn auth_config(&self, project_ref: &str) -> Result<AuthConfig, Error> {
+        let req = self.project_request(
+            Method::GET,
+            project_ref,
+            &["config", "auth"],
+            "/v1/projects/{ref}/config/auth",
+        )?;
+        let raw: Value = self.http.send(req).await?.json()?;
+        Ok(AuthConfig::from_raw(raw))
+    }
+
+    /// `PATCH …/config/auth` with absolute values (so retried like a read); returns the
+    /// settings after the change.
+    pub async fn patch_auth_config(
+        &self,
+        project_ref: &str,
+        patch: &AuthConfigPatch,
+    ) -> Result<AuthConfig, Error> {
+        let req = self
+            .project_request(
+                Method::PATCH,
+                project_ref,
+                &["config", "auth"],
+                "/v1/projects/{ref}/config/auth",
+            )?
+            .idempotent(true)
+            .json(&patch.body());
+        let resp = self.http.send(req).await?;
+        let raw: Value = if resp.bytes().is_empty() {
+            Value::Null
+        } else {
+            resp.json()?
+        };
+        Ok(AuthConfig::from_raw(raw))
+    }
+
+    /// Buckets as the Management API lists them (read-only; no sizes or MIME types).
+    pub async fn list_buckets(&self, project_ref: &str) -> Result<Vec<BucketSummary>, Error> {
+        let req = self.project_request(
+            Method::GET,
+            project_ref,
+            &["storage", "buckets"],
+            "/v1/projects/{ref}/storage/buckets",
+        )?;
+        self.http.send(req).await?.json()
+    }
+
+    /// The project's Storage API, authenticated with its service-role key.
+    pub fn storage(
+        &self,
+        project_ref: &str,
+        service_role_key: &SecretString,
+    ) -> Result<StorageClient, Error> {
+        let project_url = self.project_url(project_ref);
+        let base = Url::parse(&project_url)
+            .map_err(|e| config_error(format!("project URL {project_url:?} is not a URL: {e}")))?;
+        let base = endpoint(&base, &["storage", "v1"])?;
+        Ok(StorageClient::new(
+            self.storage_http.clone(),
+            base,
+            project_ref,
+            SecretString::from(service_role_key.expose_secret().to_owned()),
+        ))
+    }
+}
+
+/// A 4xx from the query endpoint that is about the SQL, not about access or existence.
+fn is_sql_error(e: &Error) -> bool {
+    e.kind() == ErrorKind::Api && e.status().is_some_and(|s| (400..500).contains(&s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = SupabaseConfig::new(SecretString::from("sbp_x".to_owned()));
+        assert_eq!(c.api_url.as_str(), "https://api.supabase.com/");
+        let client = SupabaseClient::new(c).unwrap();
+        assert_eq!(
+            client.project_url("abcdefghijklmnopqrst"),
+            "https://abcdefghijklmnopqrst.supabase.co"
+        );
+    }
+}
