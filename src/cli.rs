@@ -45,6 +45,9 @@ pub enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Run the local simulator of the Supabase and Cloudflare APIs (see `intelli sim serve --help`).
+    #[command(subcommand)]
+    Sim(crate::sim::serve::SimCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => Ok(validate(&cli.fleet)),
+        Command::Sim(cmd) => crate::sim::serve::run(cmd),
         Command::Schema { kind, out_dir } => {
             if let Some(dir) = out_dir {
                 std::fs::create_dir_all(&dir)?;

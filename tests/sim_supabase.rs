@@ -1304,3 +1304,83 @@ async fn memory_only_shutdown_drops_databases() {
         .unwrap();
     assert!(left.is_none(), "sim_{r} survived shutdown");
 }
+
+#[tokio::test]
+async fn cli_sim_serve_prints_exports_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sim.yaml");
+    std::fs::write(&cfg, "seed: 5\nsupabase:\n  provisioning_delay_ms: 100\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .args(["sim", "serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn intelli sim serve");
+    let stdout = child.stdout.take().unwrap();
+    // Read the banner on a thread: the pipe read blocks.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.starts_with("Press Ctrl-C");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(lines);
+    });
+    let lines = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no banner; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let text = lines.join("\n");
+    assert!(text.contains("(seed 5)"), "{text}");
+    let url = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("export SUPABASE_API_URL="))
+        .unwrap_or_else(|| panic!("no SUPABASE_API_URL in {text}"))
+        .to_owned();
+    let token = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("export SUPABASE_ACCESS_TOKEN="))
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("export CLOUDFLARE_API_BASE_URL="));
+    let api = Api {
+        base: url,
+        client: http(),
+        token,
+    };
+    let (st, _) = api.get("/v1/organizations").await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Ctrl-C (SIGINT to this child only) stops it cleanly.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "exit status {st}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("intelli sim serve did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,1 +1,120 @@
-//! `intelli sim serve`: run the simulator in the foreground until Ctrl-C.
+//! `intelli sim serve`: run the simulator in the foreground until Ctrl-C, and print what to
+//! export so intelli (or the vendors' own tools) talk to it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use super::server::{SimConfig, SimHandle, start};
+use crate::pg;
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Serve the simulated Supabase and Cloudflare APIs on one local port until Ctrl-C.
+    ///
+    /// Prints the base URLs and the environment variables to export. Each simulated Supabase
+    /// project is a real database on the PostgreSQL server (DATABASE_URL or the local default).
+    /// Without --state everything is in memory and the project databases are dropped on exit.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:0, a free port; overrides the config file).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Keep simulator state (projects, keys, settings) in this directory across restarts.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// PostgreSQL server holding one database per simulated project.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// YAML file with realism knobs: provisioning delay, latency, rate-limit scale, faults, seed.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed for latency jitter and faults (overrides the config file), to replay a run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Entry point from the CLI (synchronous: builds its own runtime).
+pub fn run(cmd: SimCommand) -> Result<ExitCode> {
+    match cmd {
+        SimCommand::Serve(args) => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Combine the config file and the flags (flags win).
+pub fn config_from(args: &ServeArgs) -> Result<SimConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            SimConfig::from_yaml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => SimConfig::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(s) = &args.state {
+        config.state_dir = Some(s.clone());
+    }
+    if let Some(u) = &args.database_url {
+        config.database_url = Some(u.clone());
+    }
+    if let Some(s) = args.seed {
+        config.seed = Some(s);
+    }
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let config = config_from(&args)?;
+    let state = config.state_dir.clone();
+    let db = config.database_url.clone().unwrap_or_else(pg::server_url);
+    let sim = start(config).await?;
+    print_banner(&sim, state.as_deref(), &db);
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    eprintln!("intelli sim: shutting down");
+    sim.shutdown().await
+}
+
+/// The URLs and the exports. Access tokens printed here are the simulator's own, not real
+/// credentials; database passwords are redacted.
+pub fn print_banner(sim: &SimHandle, state: Option<&std::path::Path>, db: &str) {
+    let base = sim.base_url();
+    println!(
+        "intelli sim listening on {base}  (seed {})",
+        sim.stats().seed
+    );
+    println!("  Supabase Management API  {}/v1", sim.supabase_api_url());
+    println!("  Supabase project URL     {}", sim.project_url_template());
+    println!("  Cloudflare API           {}", sim.cloudflare_api_url());
+    println!("  admin                    {base}/__sim/stats  {base}/__sim/state");
+    println!("  PostgreSQL               {}", pg::redact(db));
+    match state {
+        Some(dir) => println!("  state                    {}", dir.display()),
+        None => {
+            println!("  state                    memory only (project databases dropped on exit)")
+        }
+    }
+    println!();
+    println!("export SUPABASE_API_URL={}", sim.supabase_api_url());
+    println!("export SUPABASE_ACCESS_TOKEN={}", sim.supabase_token());
+    println!(
+        "export CLOUDFLARE_API_BASE_URL={}",
+        sim.cloudflare_api_url()
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+}

@@ -169,6 +169,9 @@ impl Drop for SimHandle {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             server.abort();
+            // Dropped without `shutdown` (a panicking test, an early return): still remove the
+            // memory-only project databases so nothing accumulates on the server.
+            self.supabase.drop_databases_blocking();
         }
     }
 }

@@ -303,6 +303,41 @@ impl SupabaseSim {
         self.track(task);
     }
 
+    /// Best-effort synchronous cleanup for a simulator dropped without `shutdown`: in
+    /// memory-only mode, drop the project databases from a helper thread with its own runtime
+    /// (the caller may be inside an async context, where blocking on a future is not allowed).
+    pub fn drop_databases_blocking(&self) {
+        if self.state_dir.is_some() {
+            return;
+        }
+        for t in std::mem::take(&mut *lock(&self.tasks)) {
+            t.abort();
+        }
+        let names: Vec<String> = lock(&self.inner)
+            .projects
+            .values()
+            .map(|p| p.db_name.clone())
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let server = self.db_server.clone();
+        let worker = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for n in names {
+                    let _ = pg::drop_database(&server, &n).await;
+                }
+            });
+        });
+        let _ = worker.join();
+    }
+
     /// Finish background work; without a state directory, drop every project database.
     pub async fn shutdown(&self) -> Result<()> {
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.tasks));
@@ -315,10 +350,10 @@ impl SupabaseSim {
             self.persist();
             return Ok(());
         }
-        let names: Vec<String> = lock(&self.inner)
-            .projects
-            .values()
-            .map(|p| p.db_name.clone())
+        // Taken out of the map so a later drop of the handle has nothing left to do.
+        let names: Vec<String> = std::mem::take(&mut lock(&self.inner).projects)
+            .into_values()
+            .map(|p| p.db_name)
             .collect();
         let mut first_err = None;
         for n in names {
