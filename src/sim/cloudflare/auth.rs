@@ -244,8 +244,7 @@ pub async fn rate_limit(
             );
             error.retry_after = Some(seconds);
             let mut response = error.into_response();
-            let reset = Utc::now()
-                + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::zero());
+            let reset = super::later(Utc::now(), retry_after);
             let headers = response.headers_mut();
             headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
             headers.insert("x-ratelimit-remaining", HeaderValue::from(0u32));

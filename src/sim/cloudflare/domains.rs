@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::envelope::{ApiError, codes, ok, ok_list, parse_json};
 use super::pages::{find_project, project_key};
 use super::state::{Domain, State as SimState};
-use super::{CloudflareSim, ts};
+use super::{CloudflareSim, later, ts};
 
 type Sim = State<Arc<CloudflareSim>>;
 
@@ -37,8 +37,7 @@ pub fn domain_status(
     now: DateTime<Utc>,
     delay: Duration,
 ) -> &'static str {
-    let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
-    if now < d.validation_started + delay / 2 {
+    if now < later(d.validation_started, delay / 2) {
         return "initializing";
     }
     let Some(project) = state
@@ -59,7 +58,7 @@ pub fn domain_status(
         })
     });
     match cname {
-        Some(r) if now >= d.validation_started.max(r.modified_on) + delay => "active",
+        Some(r) if now >= later(d.validation_started.max(r.modified_on), delay) => "active",
         _ => "pending",
     }
 }
@@ -153,8 +152,22 @@ pub async fn add_domain(
         .ok_or_else(|| ApiError::pages_bad_request("A valid domain name is required."))?;
     let now = Utc::now();
     let delay = sim.config.domain_activation_delay;
+    let max_domains = sim.config.max_domains_per_project;
     let result = sim.mutate(|state| {
         find_project(state, &account_id, &project)?;
+        let prefix = format!("{}/", project_key(&account_id, &project));
+        let on_project = state
+            .domains
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .count();
+        if on_project >= max_domains {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::PAGES_DOMAIN_LIMIT,
+                format!("A project can have at most {max_domains} custom domains."),
+            ));
+        }
         if state.domains.values().any(|d| d.name == name) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

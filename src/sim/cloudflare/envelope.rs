@@ -30,6 +30,10 @@ pub mod codes {
     pub const PAGES_PROJECT_EXISTS: u32 = 8000002;
     /// Pages project not found — verified (wrangler pages/deploy.ts).
     pub const PAGES_PROJECT_NOT_FOUND: u32 = 8000007;
+    /// Account's Pages project limit reached — simulator's choice.
+    pub const PAGES_PROJECT_LIMIT: u32 = 8000027;
+    /// Project's custom domain limit reached — simulator's choice.
+    pub const PAGES_DOMAIN_LIMIT: u32 = 8000030;
     /// Pages deployment not found — simulator's choice.
     pub const PAGES_DEPLOYMENT_NOT_FOUND: u32 = 8000009;
     /// Pages request body invalid (bad name, missing field, bad manifest) — simulator's choice.

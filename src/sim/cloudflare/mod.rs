@@ -11,7 +11,8 @@
 //! ```text
 //! pub struct CloudflareConfig { account_ids, zone_names, tokens: Vec<ApiToken>,
 //!     taken_project_names, domain_activation_delay, deployment_delay, rate_limit_scale,
-//!     rate_limit_requests, state_dir, max_file_count_allowed, jwt_expiry }   // + Default
+//!     rate_limit_requests, state_dir, max_projects_per_account (100),
+//!     max_domains_per_project (100), max_file_count_allowed, jwt_expiry }     // + Default
 //! pub struct ApiToken { value, read_only }
 //! CloudflareSim::new(CloudflareConfig) -> Result<CloudflareSim, CloudflareSimError>
 //! pub fn router(sim: Arc<CloudflareSim>) -> axum::Router        // nest at "/client/v4"
@@ -118,6 +119,11 @@ pub struct CloudflareConfig {
     /// Requests per window (Cloudflare: 1200).
     pub rate_limit_requests: u32,
     pub state_dir: Option<PathBuf>,
+    /// Pages projects per account (Cloudflare's soft limit: 100; a fleet beyond that spans
+    /// accounts or asks for a raise). Creation past it fails.
+    pub max_projects_per_account: usize,
+    /// Custom domains per Pages project (Free plan: 100).
+    pub max_domains_per_project: usize,
     /// `max_file_count_allowed` claim of upload JWTs (Cloudflare: 20,000 free, 100,000 paid).
     pub max_file_count_allowed: u64,
     /// Lifetime of upload JWTs.
@@ -139,6 +145,8 @@ impl Default for CloudflareConfig {
             rate_limit_scale: 1.0,
             rate_limit_requests: 1200,
             state_dir: None,
+            max_projects_per_account: 100,
+            max_domains_per_project: 100,
             max_file_count_allowed: 20_000,
             jwt_expiry: Duration::from_secs(600),
         }
@@ -254,7 +262,8 @@ impl CloudflareSim {
                 );
             }
         }
-        let window = Duration::from_secs(300).mul_f64(config.rate_limit_scale);
+        let window = Duration::try_from_secs_f64(300.0 * config.rate_limit_scale)
+            .map_err(|e| CloudflareSimError::Config(format!("rate_limit_scale: {e}")))?;
         let limiter = auth::RateLimiter::new(config.rate_limit_requests, window, window);
         let sim = CloudflareSim {
             jwt: auth::JwtKeys::from_secret(&secret),
@@ -402,6 +411,15 @@ fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, CloudflareSi
 /// 32-hex identifier, the shape of Cloudflare zone and record ids.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// `t + d` saturating at the far future: a configured delay can be arbitrarily large and chrono's
+/// `+` panics on overflow.
+pub(crate) fn later(t: chrono::DateTime<Utc>, d: Duration) -> chrono::DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
 }
 
 /// RFC 3339 with microseconds and `Z`, as the API prints times.

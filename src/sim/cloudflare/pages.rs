@@ -263,6 +263,7 @@ pub async fn create_project(
         merge(&mut build_config, patch);
     }
     let taken = sim.config.taken_project_names.clone();
+    let max_projects = sim.config.max_projects_per_account;
     let now = Utc::now();
     let result = sim.mutate(|state| {
         let key = project_key(&account_id, &name);
@@ -271,6 +272,21 @@ pub async fn create_project(
                 StatusCode::CONFLICT,
                 codes::PAGES_PROJECT_EXISTS,
                 "A project with this name already exists. Choose a different project name.",
+            ));
+        }
+        let prefix = format!("{account_id}/");
+        let in_account = state
+            .projects
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .count();
+        if in_account >= max_projects {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::PAGES_PROJECT_LIMIT,
+                format!(
+                    "You have reached the maximum number of projects ({max_projects}) for this account."
+                ),
             ));
         }
         let subdomain_used = |label: &str| {
@@ -601,8 +617,7 @@ pub async fn create_deployment(
         }
     };
     let now = Utc::now();
-    let delay =
-        chrono::Duration::from_std(sim.config.deployment_delay).unwrap_or(chrono::Duration::zero());
+    let delay = sim.config.deployment_delay;
     let result = sim.mutate(|state| {
         let missing: Vec<&String> = manifest
             .values()
@@ -652,7 +667,7 @@ pub async fn create_deployment(
             redirects_file: fields.get("_redirects").cloned(),
             uses_functions,
             created_on: now,
-            live_from: now + delay,
+            live_from: super::later(now, delay),
         };
         project.latest_deployment_id = Some(id.clone());
         if environment == "production" {
