@@ -22,12 +22,52 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "fleet", env = "INTELLI_FLEET")]
     pub fleet: PathBuf,
 
+    /// Run against an in-process simulator of Supabase and Cloudflare instead of the real
+    /// services, with its state kept under .intelli/sandbox/ (needs PostgreSQL: DATABASE_URL or
+    /// 127.0.0.1:5432). Nothing real is touched and no credentials are needed.
+    #[arg(long, global = true)]
+    pub sandbox: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Observe the live state, compare it with fleet/, and print what apply would change.
+    ///
+    /// Never changes anything. Needs read access only: SUPABASE_ACCESS_TOKEN (and
+    /// SUPABASE_API_URL to override the API's address), or --sandbox.
+    Plan {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Output format: text for people, json for machines (schema/plan.schema.json),
+        /// markdown for pull-request comments.
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::commands::Format,
+        /// Also save the plan as JSON, to apply exactly it later with `intelli apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Converge the fleet: do what plan shows, for all selected clients concurrently.
+    ///
+    /// With a saved plan file, apply exactly that plan, refusing if the fleet files or the
+    /// world changed since it was made. Without --yes, asks for confirmation.
+    Apply {
+        /// A plan saved with `intelli plan --out FILE`.
+        plan: Option<PathBuf>,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Clients worked on at once (default: `parallelism` in fleet.yaml).
+        #[arg(long)]
+        parallelism: Option<usize>,
+    },
     /// Check the fleet files offline and list every problem (file:line:column: field: message).
     ///
     /// Exit status 0 when the fleet is valid, 1 otherwise. Reads only the files; needs no
@@ -50,6 +90,40 @@ pub enum Command {
     Sim(crate::sim::serve::SimCommand),
 }
 
+/// Which clients a command works on, and the flags that widen what it may do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// Only these clients (comma-separated slugs).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// All clients but these (comma-separated slugs).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Apply migration files older than the newest applied one (like `supabase db push --include-all`).
+    #[arg(long)]
+    pub include_all: bool,
+    /// Allow deleting the projects of clients declared `state: deleted`.
+    #[arg(long)]
+    pub allow_delete: bool,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> crate::commands::Selection {
+        crate::commands::Selection {
+            only: self.only.clone(),
+            exclude: self.exclude.clone(),
+            include_all: self.include_all,
+            allow_delete: self.allow_delete,
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -64,6 +138,32 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => Ok(validate(&cli.fleet)),
+        Command::Plan {
+            select,
+            format,
+            out,
+            detailed_exitcode,
+        } => runtime()?.block_on(crate::commands::plan_cmd(
+            &cli.fleet,
+            cli.sandbox,
+            &select.selection(),
+            format,
+            out,
+            detailed_exitcode,
+        )),
+        Command::Apply {
+            plan,
+            select,
+            yes,
+            parallelism,
+        } => runtime()?.block_on(crate::commands::apply_cmd(
+            &cli.fleet,
+            cli.sandbox,
+            &select.selection(),
+            plan,
+            yes,
+            parallelism,
+        )),
         Command::Sim(cmd) => crate::sim::serve::run(cmd),
         Command::Schema { kind, out_dir } => {
             if let Some(dir) = out_dir {

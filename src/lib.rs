@@ -3,11 +3,16 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants each module keeps.
 
+pub mod apply;
 pub mod cli;
+pub mod commands;
 pub mod diag;
 pub mod fleet;
 pub mod http;
 pub mod migrate;
+pub mod observe;
 pub mod pg;
+pub mod plan;
 pub mod sim;
 pub mod supabase;
+pub mod workspace;

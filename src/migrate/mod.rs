@@ -5,6 +5,11 @@
 //! Supabase CLI's way (see ARCHITECTURE.md) when the apply side lands.
 //! Must not: decide *whether* to apply (that is `plan`), or know about HTTP.
 
+pub mod exec;
+pub mod history;
+pub mod split;
+pub mod sql;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};

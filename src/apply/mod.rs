@@ -1,0 +1,443 @@
+//! Executing a plan: ordering inside a client, concurrency across clients, progress, summary.
+//!
+//! Owns: calling the vendors' mutating endpoints. Every step either completes or leaves a state
+//! from which the next `plan` converges: project creation looks before it leaps, migrations
+//! and the seed record themselves in the same transaction as their SQL, and after any step
+//! that makes a project's state knowable (create, restore, wait) the client is observed and
+//! planned again before going on.
+
+pub mod report;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use secrecy::SecretString;
+
+use crate::fleet::{ClientSpec, Fleet};
+use crate::migrate::exec::SqlExecutor;
+use crate::migrate::{MigrationFile, sql};
+use crate::observe::supabase as observe_sb;
+use crate::plan::{Action, BucketSpec, ClientPlan, Desired, PlanOptions, plan_client};
+use crate::supabase::storage::Bucket;
+use crate::supabase::{ApiKeys, CreateProjectRequest, Project, SupabaseClient};
+pub use report::{ApplyReport, ClientOutcome};
+
+/// How long to wait for slow vendor operations.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    pub poll: Duration,
+    pub healthy_timeout: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Waits {
+            poll: Duration::from_secs(5),
+            healthy_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Everything apply needs besides the plan.
+pub struct Context<'a> {
+    pub supabase: &'a SupabaseClient,
+    pub sql: &'a SqlExecutor,
+    pub fleet: &'a Fleet,
+    pub desired: &'a Desired<'a>,
+    pub migrations: &'a [MigrationFile],
+    pub seed_sql: &'a str,
+    pub options: PlanOptions,
+    pub waits: Waits,
+    /// Progress lines go here (stderr in the CLI).
+    pub progress: &'a (dyn Fn(&str) + Send + Sync),
+}
+
+/// Apply every client's plan, `parallelism` clients at a time. One client's failure never
+/// stops another.
+pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan], parallelism: usize) -> ApplyReport {
+    let outcomes = futures::stream::iter(plans.iter().map(|p| apply_client(ctx, p)))
+        .buffer_unordered(parallelism.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let mut outcomes = outcomes;
+    outcomes.sort_by(|a, b| a.client.cmp(&b.client));
+    ApplyReport { outcomes }
+}
+
+/// A failed step: which one, and why.
+#[derive(Debug, Clone)]
+struct StepError {
+    step: String,
+    reason: String,
+}
+
+async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
+    let started = Instant::now();
+    let mut outcome = ClientOutcome::new(&plan.client);
+    let Some(spec) = ctx.fleet.clients.get(&plan.client) else {
+        outcome.fail("plan", "the client is no longer in the fleet files");
+        return outcome;
+    };
+    if !plan.errors.is_empty() {
+        outcome.fail("plan", &plan.errors.join("; "));
+        return outcome;
+    }
+    let mut run = ClientRun {
+        ctx,
+        spec,
+        project_ref: plan.project_ref.clone(),
+        keys: None,
+        outcome: &mut outcome,
+    };
+    if let Err(e) = run.execute(plan.actions.clone()).await {
+        outcome.fail(&e.step, &e.reason);
+    }
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+struct ClientRun<'r, 'a> {
+    ctx: &'r Context<'a>,
+    spec: &'r ClientSpec,
+    project_ref: Option<String>,
+    keys: Option<ApiKeys>,
+    outcome: &'r mut ClientOutcome,
+}
+
+impl ClientRun<'_, '_> {
+    fn say(&self, msg: &str) {
+        (self.ctx.progress)(&format!("{}: {msg}", self.spec.slug));
+    }
+
+    async fn execute(&mut self, mut actions: Vec<Action>) -> Result<(), StepError> {
+        // Re-planning happens at most once per project-level step; a bound keeps a
+        // misbehaving vendor from looping us forever.
+        let mut replans = 0;
+        let mut queue: std::collections::VecDeque<Action> = actions.drain(..).collect();
+        while let Some(action) = queue.pop_front() {
+            let label = describe(&action);
+            let t = Instant::now();
+            self.say(&format!("{label} …"));
+            let replan = self.step(&action).await.map_err(|reason| StepError {
+                step: label.clone(),
+                reason,
+            })?;
+            self.say(&format!("{label} done ({:.1}s)", t.elapsed().as_secs_f64()));
+            self.outcome.done.push(label);
+            if replan {
+                replans += 1;
+                if replans > 3 {
+                    return Err(StepError {
+                        step: "re-plan".into(),
+                        reason: "the project kept changing state; run apply again".into(),
+                    });
+                }
+                queue = self.replan().await?.into();
+            }
+        }
+        Ok(())
+    }
+
+    fn project_ref(&self) -> Result<&str, String> {
+        self.project_ref.as_deref().ok_or_else(|| {
+            "no project ref (internal: a step ran before the project existed)".to_string()
+        })
+    }
+
+    /// Run one action; `Ok(true)` when the client must be observed and planned again.
+    async fn step(&mut self, action: &Action) -> Result<bool, String> {
+        let sb = self.ctx.supabase;
+        match action {
+            Action::CreateProject {
+                name,
+                organization_slug,
+                region,
+                instance_size,
+            } => {
+                let project = self
+                    .create_project_once(name, organization_slug, region, instance_size.clone())
+                    .await?;
+                self.project_ref = Some(project.project_ref.clone());
+                self.wait_healthy().await?;
+                Ok(true)
+            }
+            Action::WaitUntilHealthy { .. } => {
+                self.wait_healthy().await?;
+                Ok(true)
+            }
+            Action::RestoreProject => {
+                sb.restore_project(self.project_ref()?)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.wait_healthy().await?;
+                Ok(true)
+            }
+            Action::PauseProject => {
+                sb.pause_project(self.project_ref()?)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(false)
+            }
+            Action::DeleteProject { project_ref } => {
+                sb.delete_project(project_ref)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(false)
+            }
+            Action::UpdateAuthConfig {
+                site_url,
+                redirect_urls,
+            } => {
+                let patch = crate::supabase::AuthConfigPatch {
+                    site_url: Some(site_url.after.clone()),
+                    uri_allow_list: Some(redirect_urls.after.clone()),
+                };
+                sb.patch_auth_config(self.project_ref()?, &patch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(false)
+            }
+            Action::CreateBucket { bucket } => {
+                let storage = self.storage().await?;
+                match storage.create_bucket(&to_bucket(bucket)).await {
+                    Ok(()) => {}
+                    // Created by a concurrent run or a lost answer: make its settings ours.
+                    Err(e) if e.kind() == crate::http::ErrorKind::AlreadyExists => storage
+                        .update_bucket(&to_bucket(bucket))
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    Err(e) => return Err(e.to_string()),
+                }
+                Ok(false)
+            }
+            Action::UpdateBucket { after, .. } => {
+                let storage = self.storage().await?;
+                storage
+                    .update_bucket(&to_bucket(after))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(false)
+            }
+            Action::ApplyMigrations { versions } => {
+                let project_ref = self.project_ref()?.to_string();
+                for v in versions {
+                    let file = self
+                        .ctx
+                        .migrations
+                        .iter()
+                        .find(|f| &f.version == v)
+                        .ok_or_else(|| {
+                            format!("migration {v} is in the plan but its file is gone")
+                        })?;
+                    let t = Instant::now();
+                    match self
+                        .ctx
+                        .sql
+                        .run(&project_ref, &sql::apply_migration(file))
+                        .await
+                    {
+                        Ok(_) => self.say(&format!(
+                            "  migration {v}_{} applied ({:.1}s)",
+                            file.name,
+                            t.elapsed().as_secs_f64()
+                        )),
+                        Err(e) if e.already_applied() => self.say(&format!(
+                            "  migration {v} was applied by another run; skipped"
+                        )),
+                        Err(e) => return Err(format!("migration {}: {e}", file.path.display())),
+                    }
+                }
+                Ok(false)
+            }
+            Action::ApplySeed { path, sha256 } => {
+                let project_ref = self.project_ref()?.to_string();
+                if *sha256 != self.ctx.desired.seed_sha256 {
+                    return Err(format!(
+                        "{path} changed since the plan was made; plan again"
+                    ));
+                }
+                let settings = crate::migrate::seed_settings(self.spec);
+                let text = sql::apply_seed(self.ctx.seed_sql, path, sha256, &settings);
+                match self.ctx.sql.run(&project_ref, &text).await {
+                    Ok(_) => {}
+                    Err(e) if e.already_applied() => {
+                        self.say("  seed was applied by another run; skipped")
+                    }
+                    Err(e) => return Err(format!("seed {path}: {e}")),
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Create the project exactly once. The vendor has no idempotency key and allows
+    /// duplicate names, so look by name before creating and after any ambiguous failure.
+    async fn create_project_once(
+        &self,
+        name: &str,
+        org: &str,
+        region: &str,
+        instance_size: Option<String>,
+    ) -> Result<Project, String> {
+        let sb = self.ctx.supabase;
+        for attempt in 0..3 {
+            let existing = sb
+                .find_projects_by_name(org, name)
+                .await
+                .map_err(|e| e.to_string())?;
+            match existing.as_slice() {
+                [p] => {
+                    if attempt > 0 {
+                        self.say(&format!(
+                            "  project {name} was created despite the lost answer; using it"
+                        ));
+                    }
+                    return Ok(p.clone());
+                }
+                [] => {}
+                many => {
+                    return Err(format!(
+                        "{} projects are named {name}; pin the right one with project_ref",
+                        many.len()
+                    ));
+                }
+            }
+            let req = CreateProjectRequest {
+                name: name.to_string(),
+                organization_slug: org.to_string(),
+                db_pass: new_db_password(),
+                region: region.to_string(),
+                desired_instance_size: instance_size.clone(),
+            };
+            match sb.create_project(&req).await {
+                Ok(p) => return Ok(p),
+                Err(e) if e.is_ambiguous() => {
+                    self.say(&format!(
+                        "  create {name}: {e}; looking it up before trying again"
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(format!(
+            "could not create {name}: the answer was lost three times; run apply again"
+        ))
+    }
+
+    async fn wait_healthy(&self) -> Result<(), String> {
+        let project_ref = self.project_ref()?.to_string();
+        let deadline = Instant::now() + self.ctx.waits.healthy_timeout;
+        let mut last = String::new();
+        loop {
+            match self.ctx.supabase.get_project(&project_ref).await {
+                Ok(Some(p)) => {
+                    let status = p.status.as_str().to_string();
+                    if p.status.is_healthy() {
+                        return Ok(());
+                    }
+                    if matches!(
+                        status.as_str(),
+                        "INIT_FAILED" | "RESTORE_FAILED" | "REMOVED" | "PAUSE_FAILED"
+                    ) {
+                        return Err(format!("project {project_ref} is {status}"));
+                    }
+                    if status != last {
+                        self.say(&format!("  project {project_ref} is {status}; waiting"));
+                        last = status;
+                    }
+                }
+                Ok(None) => return Err(format!("project {project_ref} disappeared")),
+                Err(e) if e.policy() == crate::http::Policy::Retry => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "project {project_ref} was not ACTIVE_HEALTHY after {}s (last status {last}); run apply again later",
+                    self.ctx.waits.healthy_timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(self.ctx.waits.poll).await;
+        }
+    }
+
+    async fn replan(&mut self) -> Result<Vec<Action>, StepError> {
+        let fail = |reason: String| StepError {
+            step: "observe after the project step".into(),
+            reason,
+        };
+        let project_ref = self.project_ref().map_err(fail)?.to_string();
+        let project = self
+            .ctx
+            .supabase
+            .get_project(&project_ref)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| fail(format!("project {project_ref} disappeared")))?;
+        let observed = observe_sb::observe_client(
+            self.ctx.supabase,
+            self.ctx.sql,
+            self.spec,
+            vec![&project],
+            self.ctx.migrations,
+        )
+        .await;
+        let plan = plan_client(self.ctx.desired, self.spec, &observed, self.ctx.options);
+        if !plan.errors.is_empty() {
+            return Err(fail(plan.errors.join("; ")));
+        }
+        Ok(plan.actions)
+    }
+
+    async fn storage(&mut self) -> Result<crate::supabase::storage::StorageClient, String> {
+        let project_ref = self.project_ref()?.to_string();
+        if self.keys.is_none() {
+            self.keys = Some(
+                self.ctx
+                    .supabase
+                    .api_keys(&project_ref)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let keys = self.keys.as_ref().ok_or("no API keys")?;
+        self.ctx
+            .supabase
+            .storage(&project_ref, &keys.service_role)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn to_bucket(b: &BucketSpec) -> Bucket {
+    let mut bucket = Bucket::new(b.name.clone());
+    bucket.public = b.public;
+    bucket.file_size_limit = b.file_size_limit;
+    bucket.allowed_mime_types = Some(b.allowed_mime_types.clone());
+    bucket
+}
+
+/// A strong random database password. It is sent once, in the create request, and never
+/// printed, logged or stored: an operator who needs it resets it in the Supabase dashboard.
+fn new_db_password() -> SecretString {
+    SecretString::from(format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// A short description of an action for progress and the summary.
+pub fn describe(a: &Action) -> String {
+    match a {
+        Action::CreateProject { name, region, .. } => format!("create project {name} ({region})"),
+        Action::WaitUntilHealthy { status } => format!("wait for the project ({status})"),
+        Action::RestoreProject => "restore project".into(),
+        Action::PauseProject => "pause project".into(),
+        Action::DeleteProject { project_ref } => format!("delete project {project_ref}"),
+        Action::UpdateAuthConfig { .. } => "update auth settings".into(),
+        Action::CreateBucket { bucket } => format!("create bucket {}", bucket.name),
+        Action::UpdateBucket { after, .. } => format!("update bucket {}", after.name),
+        Action::ApplyMigrations { versions } => format!("apply {} migration(s)", versions.len()),
+        Action::ApplySeed { path, .. } => format!("seed {path}"),
+    }
+}

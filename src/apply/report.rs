@@ -1,0 +1,78 @@
+//! What an apply did, per client, for the closing summary table.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ClientOutcome {
+    pub client: String,
+    pub done: Vec<String>,
+    /// The step that failed and why; `None` when every step completed.
+    pub failed: Option<(String, String)>,
+    pub elapsed: Duration,
+}
+
+impl ClientOutcome {
+    pub fn new(client: &str) -> Self {
+        ClientOutcome {
+            client: client.to_string(),
+            done: Vec::new(),
+            failed: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+    pub fn fail(&mut self, step: &str, reason: &str) {
+        self.failed = Some((step.to_string(), reason.to_string()));
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub outcomes: Vec<ClientOutcome>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.failed.is_some()).count()
+    }
+
+    /// The summary table: one row per client.
+    pub fn table(&self) -> String {
+        let width = self
+            .outcomes
+            .iter()
+            .map(|o| o.client.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<6}  {:>7}  {:>7}  detail",
+            "client", "result", "actions", "time"
+        );
+        for o in &self.outcomes {
+            let (result, detail) = match &o.failed {
+                None if o.done.is_empty() => ("ok", "no changes".to_string()),
+                None => ("ok", String::new()),
+                Some((step, reason)) => ("FAILED", format!("{step}: {reason}")),
+            };
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<6}  {:>7}  {:>6.1}s  {detail}",
+                o.client,
+                result,
+                o.done.len(),
+                o.elapsed.as_secs_f64()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nApply complete: {} client(s), {} action(s) done, {} failed.",
+            self.outcomes.len(),
+            self.outcomes.iter().map(|o| o.done.len()).sum::<usize>(),
+            self.failed()
+        );
+        out
+    }
+}

@@ -1,0 +1,107 @@
+//! Where SQL runs: the one small interface behind which migrations, the seed and observation
+//! reach a client database.
+//!
+//! Two ways exist and they are interchangeable: the Management API's `database/query` (the
+//! default: it needs no database password) and a direct PostgreSQL connection (self-hosted
+//! Supabase, local runs). Both take one SQL text and run it as one implicit transaction.
+
+use serde_json::Value;
+
+use crate::supabase::SupabaseClient;
+
+/// How to reach each client's database.
+#[derive(Clone)]
+pub enum SqlExecutor {
+    /// `POST /v1/projects/{ref}/database/query`.
+    ManagementApi(SupabaseClient),
+    /// A direct connection; `{ref}` in the URL template is replaced by the project ref.
+    Direct { url_template: String },
+}
+
+/// A failed SQL run. The message is the database's (it never contains credentials: the
+/// direct URL is redacted).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    pub message: String,
+    /// Whether the database itself rejected the SQL (as opposed to not being reachable).
+    pub from_database: bool,
+}
+
+impl SqlError {
+    /// True when a concurrent run recorded the same migration or seed first (see `sql`).
+    pub fn already_applied(&self) -> bool {
+        self.message.contains(super::sql::ALREADY_APPLIED)
+    }
+    /// True when the SQL referenced a table that does not exist (SQLSTATE 42P01).
+    pub fn missing_relation(&self) -> bool {
+        self.message.contains("does not exist")
+    }
+}
+
+impl SqlExecutor {
+    /// Run `sql` on the project's database; rows of the last statement as JSON objects.
+    /// Column values may arrive as JSON or as text, depending on the path: use [`json_column`].
+    pub async fn run(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, SqlError> {
+        match self {
+            SqlExecutor::ManagementApi(client) => {
+                client.query(project_ref, sql).await.map_err(|e| SqlError {
+                    from_database: e.kind() == crate::http::ErrorKind::Sql,
+                    message: e.to_string(),
+                })
+            }
+            SqlExecutor::Direct { url_template } => {
+                let url = url_template.replace("{ref}", project_ref);
+                let db = crate::pg::connect(&url).await.map_err(|e| SqlError {
+                    message: format!("{e:#}"),
+                    from_database: false,
+                })?;
+                let messages = db.simple_query(sql).await.map_err(|e| SqlError {
+                    message: e
+                        .as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+                    from_database: e.as_db_error().is_some(),
+                })?;
+                Ok(rows_as_json(messages))
+            }
+        }
+    }
+}
+
+/// The rows of the last result set of a simple-query run, as objects of text values.
+fn rows_as_json(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<Value> {
+    let mut current: Vec<Value> = Vec::new();
+    let mut last: Vec<Value> = Vec::new();
+    for m in messages {
+        match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                let mut obj = serde_json::Map::new();
+                for (i, col) in row.columns().iter().enumerate() {
+                    let v = row
+                        .get(i)
+                        .map_or(Value::Null, |s| Value::String(s.to_string()));
+                    obj.insert(col.name().to_string(), v);
+                }
+                current.push(Value::Object(obj));
+            }
+            tokio_postgres::SimpleQueryMessage::CommandComplete(_) => {
+                last = std::mem::take(&mut current);
+            }
+            _ => {}
+        }
+    }
+    if !current.is_empty() {
+        last = current;
+    }
+    last
+}
+
+/// Column `name` of `row` as JSON: a JSON value as is, or JSON text parsed (queries cast their
+/// JSON results to text so both paths deliver the same thing).
+pub fn json_column(row: &Value, name: &str) -> Option<Value> {
+    match row.get(name)? {
+        Value::String(s) => serde_json::from_str(s).ok(),
+        Value::Null => None,
+        other => Some(other.clone()),
+    }
+}

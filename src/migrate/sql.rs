@@ -1,0 +1,147 @@
+//! The SQL texts intelli sends to a client database: observing history, applying one migration,
+//! applying the seed. Each is one string, run as one implicit transaction, so the same text
+//! works over the Management API's `database/query` and over a direct connection.
+//!
+//! Values are embedded with dollar quoting under a tag that does not occur in the value, so
+//! no client value (quotes, backslashes, `$$`) can end its literal early, whatever
+//! `standard_conforming_strings` says.
+
+use super::MigrationFile;
+use super::history::statements_of;
+
+/// The history tables, created exactly as the Supabase CLI creates them, plus the CLI's seed
+/// table. Idempotent.
+pub const HISTORY_DDL: &str = "\
+set local lock_timeout = '4s';
+create schema if not exists supabase_migrations;
+create table if not exists supabase_migrations.schema_migrations (version text not null primary key);
+alter table supabase_migrations.schema_migrations add column if not exists statements text[];
+alter table supabase_migrations.schema_migrations add column if not exists name text;
+create table if not exists supabase_migrations.seed_files (path text not null primary key, hash text not null);
+";
+
+/// Serialises intelli's writes to one database: advisory locks are per database, and the
+/// `xact` form is released by the transaction's end, whatever happens to the connection.
+const LOCK: &str = "select pg_advisory_xact_lock(hashtext('intelli:schema_migrations'));\n";
+
+/// `value` as a SQL string literal that cannot be broken out of.
+pub fn literal(value: &str) -> String {
+    let mut n = 0usize;
+    loop {
+        let tag = if n == 0 {
+            "$q$".to_string()
+        } else {
+            format!("$q{n}$")
+        };
+        // The literal ends at the first occurrence of the tag after the opening one, so the
+        // tag must not occur in the value, nor be formed by the value's end and the tag.
+        let body_and_close = format!("{value}{tag}");
+        if body_and_close.find(&tag) == Some(value.len()) {
+            return format!("{tag}{body_and_close}");
+        }
+        n += 1;
+    }
+}
+
+/// One query that returns the whole observed database state as a single JSON value in column
+/// `state`: applied migrations (with a digest of their statements), seeds, and buckets.
+/// Fails with "does not exist" on a database without the history tables; see
+/// [`OBSERVE_WITHOUT_HISTORY`].
+pub const OBSERVE: &str = "\
+select json_build_object(
+  'migrations', coalesce((select json_agg(json_build_object(
+      'version', version,
+      'name', name,
+      'statements_sha256', case when statements is null then null
+          else encode(sha256(convert_to(array_to_string(statements, E'\\n'), 'UTF8')), 'hex') end)
+    order by version) from supabase_migrations.schema_migrations), '[]'::json),
+  'seeds', coalesce((select json_agg(json_build_object('path', path, 'hash', hash) order by path)
+    from supabase_migrations.seed_files), '[]'::json),
+  'buckets', coalesce((select json_agg(json_build_object(
+      'id', id, 'public', public, 'file_size_limit', file_size_limit,
+      'allowed_mime_types', allowed_mime_types) order by id) from storage.buckets), '[]'::json)
+)::text as state";
+
+/// The same for a database where intelli (or the CLI) never ran: no history yet.
+pub const OBSERVE_WITHOUT_HISTORY: &str = "\
+select json_build_object(
+  'migrations', '[]'::json,
+  'seeds', '[]'::json,
+  'buckets', coalesce((select json_agg(json_build_object(
+      'id', id, 'public', public, 'file_size_limit', file_size_limit,
+      'allowed_mime_types', allowed_mime_types) order by id) from storage.buckets), '[]'::json)
+)::text as state";
+
+/// The stored statements of the given versions, for a canonical comparison when digests differ.
+pub fn fetch_statements(versions: &[String]) -> String {
+    let list: Vec<String> = versions.iter().map(|v| literal(v)).collect();
+    format!(
+        "select version, array_to_json(statements)::text as statements from supabase_migrations.schema_migrations where version in ({}) order by version",
+        list.join(", ")
+    )
+}
+
+/// Apply one migration file and record it, in one transaction. If another run recorded the same
+/// version in the meantime, the transaction fails with `intelli: already applied` before the
+/// file runs, so a migration can never run twice.
+pub fn apply_migration(file: &MigrationFile) -> String {
+    let statements = statements_of(file);
+    let array = if statements.is_empty() {
+        "array[]::text[]".to_string()
+    } else {
+        let items: Vec<String> = statements.iter().map(|s| literal(s)).collect();
+        format!("array[{}]::text[]", items.join(", "))
+    };
+    format!(
+        "{HISTORY_DDL}{LOCK}{guard}\n{body}\n;\ninsert into supabase_migrations.schema_migrations (version, name, statements) values ({v}, {n}, {array});\n",
+        guard = already_applied_guard(
+            "select 1 from supabase_migrations.schema_migrations where version = ",
+            &file.version
+        ),
+        body = file.sql,
+        v = literal(&file.version),
+        n = literal(&file.name),
+    )
+}
+
+/// Apply the seed once: bind the client's settings, run the seed, record path and hash.
+pub fn apply_seed(seed_sql: &str, path: &str, sha256: &str, settings: &[(&str, String)]) -> String {
+    let sets: Vec<String> = settings
+        .iter()
+        .map(|(k, v)| format!("set_config({}, {}, true)", literal(k), literal(v)))
+        .collect();
+    format!(
+        "{HISTORY_DDL}{LOCK}{guard}\nselect {sets};\n{seed_sql}\n;\ninsert into supabase_migrations.seed_files (path, hash) values ({p}, {h}) on conflict (path) do update set hash = excluded.hash;\n",
+        guard = already_applied_guard(
+            "select 1 from supabase_migrations.seed_files where path = ",
+            path
+        ),
+        sets = sets.join(", "),
+        p = literal(path),
+        h = literal(sha256),
+    )
+}
+
+/// Marker in the error raised when a concurrent run got there first.
+pub const ALREADY_APPLIED: &str = "intelli: already applied";
+
+fn already_applied_guard(exists_query: &str, key: &str) -> String {
+    format!(
+        "do $guard$ begin if exists ({exists_query}{k}) then raise exception '{ALREADY_APPLIED}: %', {k}; end if; end $guard$;",
+        k = literal(key)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_survive_hostile_values() {
+        assert_eq!(literal("plain"), "$q$plain$q$");
+        assert_eq!(literal("has $q$ inside"), "$q1$has $q$ inside$q1$");
+        assert_eq!(literal("ends with $"), "$q$ends with $$q$");
+        assert_eq!(literal("ends with $q"), "$q1$ends with $q$q1$");
+        assert_eq!(literal("it's \\ fine"), "$q$it's \\ fine$q$");
+    }
+}

@@ -1,0 +1,85 @@
+//! What intelli saw: the observed state of each client, as plain data.
+//!
+//! Produced by `observe` (the only part that reads vendor APIs for planning), consumed by
+//! `plan` (pure). No secrets are kept here: keys are fetched by `apply` when it needs them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::migrate::history::AppliedMigration;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedFleet {
+    /// By client slug; a client with no entry was not observed (e.g. excluded by `--only`).
+    pub clients: BTreeMap<String, ObservedClient>,
+    /// Projects named with the fleet prefix that no client file claims.
+    pub orphans: Vec<OrphanProject>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrphanProject {
+    pub name: String,
+    pub project_ref: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedClient {
+    /// The client's project, when exactly one was found.
+    pub project: Option<ObservedProject>,
+    /// Refs of every project carrying the client's name when there is more than one: intelli
+    /// refuses to guess which one is the client's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
+    pub auth: Option<ObservedAuth>,
+    pub database: Option<ObservedDatabase>,
+    /// Why observation of this client stopped early, if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedProject {
+    pub project_ref: String,
+    pub name: String,
+    pub status: String,
+    pub region: String,
+}
+
+impl ObservedProject {
+    pub fn is_healthy(&self) -> bool {
+        self.status == "ACTIVE_HEALTHY"
+    }
+    pub fn is_paused(&self) -> bool {
+        matches!(self.status.as_str(), "INACTIVE" | "PAUSING")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedAuth {
+    pub site_url: Option<String>,
+    /// `uri_allow_list` split on commas, as the Supabase CLI does.
+    pub redirect_urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedDatabase {
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub migrations: Vec<AppliedMigration>,
+    pub seeds: Vec<SeedRow>,
+    pub buckets: Vec<BucketRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SeedRow {
+    pub path: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BucketRow {
+    pub id: String,
+    pub public: bool,
+    pub file_size_limit: Option<u64>,
+    pub allowed_mime_types: Option<Vec<String>>,
+}

@@ -1,0 +1,207 @@
+//! Observing the Supabase side of the fleet with as few requests as the API allows.
+//!
+//! One paged listing of the organization's projects finds every client's project; then, per
+//! healthy project and concurrently, one auth-config read and one SQL query that returns the
+//! migration history, seeds and buckets together. A no-op plan therefore costs about two
+//! requests per client plus the list pages.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
+
+use super::model::{
+    ObservedAuth, ObservedClient, ObservedDatabase, ObservedFleet, ObservedProject, OrphanProject,
+};
+use crate::fleet::{ClientSpec, Fleet};
+use crate::migrate::exec::{SqlExecutor, json_column};
+use crate::migrate::history::{self, AppliedMigration};
+use crate::migrate::{MigrationFile, sql};
+use crate::supabase::{Project, SupabaseClient};
+
+/// Observe `selected` clients; orphans are judged against every client of the fleet.
+pub async fn observe(
+    client: &SupabaseClient,
+    executor: &SqlExecutor,
+    fleet: &Fleet,
+    selected: &[&ClientSpec],
+    migrations: &[MigrationFile],
+    parallelism: usize,
+) -> Result<ObservedFleet, crate::http::Error> {
+    let org = &fleet.settings.supabase.organization_slug;
+    let projects = client.list_org_projects(org).await?;
+
+    let mut by_name: BTreeMap<&str, Vec<&Project>> = BTreeMap::new();
+    for p in &projects {
+        by_name.entry(p.name.as_str()).or_default().push(p);
+    }
+    let claimed: BTreeSet<&str> = fleet
+        .clients
+        .values()
+        .flat_map(|c| [Some(c.resource_name.as_str()), c.project_ref.as_deref()])
+        .flatten()
+        .collect();
+    let orphans = projects
+        .iter()
+        .filter(|p| p.name.starts_with(&fleet.settings.name_prefix))
+        .filter(|p| !claimed.contains(p.name.as_str()) && !claimed.contains(p.project_ref.as_str()))
+        .map(|p| OrphanProject {
+            name: p.name.clone(),
+            project_ref: p.project_ref.clone(),
+        })
+        .collect();
+
+    let results = futures::stream::iter(selected.iter().map(|spec| {
+        let found = find_project(spec, &projects, &by_name);
+        async move {
+            let observed = observe_client(client, executor, spec, found, migrations).await;
+            (spec.slug.clone(), observed)
+        }
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .collect::<Vec<_>>()
+    .await;
+
+    Ok(ObservedFleet {
+        clients: results.into_iter().collect(),
+        orphans,
+    })
+}
+
+/// The client's project: the pinned ref, else every project carrying its derived name.
+fn find_project<'a>(
+    spec: &ClientSpec,
+    projects: &'a [Project],
+    by_name: &BTreeMap<&str, Vec<&'a Project>>,
+) -> Vec<&'a Project> {
+    match &spec.project_ref {
+        Some(r) => projects.iter().filter(|p| &p.project_ref == r).collect(),
+        None => by_name
+            .get(spec.resource_name.as_str())
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
+/// Everything about one client; failures are recorded on the client, never propagated, so
+/// one client's trouble does not hide the others.
+pub async fn observe_client(
+    client: &SupabaseClient,
+    executor: &SqlExecutor,
+    spec: &ClientSpec,
+    found: Vec<&Project>,
+    migrations: &[MigrationFile],
+) -> ObservedClient {
+    let mut out = ObservedClient::default();
+    match found.as_slice() {
+        [] => return out,
+        [p] => out.project = Some(project_of(p)),
+        many => {
+            out.duplicates = many.iter().map(|p| p.project_ref.clone()).collect();
+            return out;
+        }
+    }
+    let Some(project) = out.project.clone() else {
+        return out;
+    };
+    if !project.is_healthy() {
+        return out;
+    }
+    let (auth, db) = tokio::join!(
+        client.auth_config(&project.project_ref),
+        observe_database(executor, &project.project_ref, migrations)
+    );
+    match auth {
+        Ok(a) => {
+            out.auth = Some(ObservedAuth {
+                site_url: a.site_url,
+                redirect_urls: a.uri_allow_list,
+            })
+        }
+        Err(e) => {
+            out.error = Some(format!(
+                "reading auth settings of {}: {e}",
+                spec.resource_name
+            ))
+        }
+    }
+    match db {
+        Ok(d) => out.database = Some(d),
+        Err(e) => {
+            out.error.get_or_insert(format!(
+                "reading the database of {}: {e}",
+                spec.resource_name
+            ));
+        }
+    }
+    out
+}
+
+fn project_of(p: &Project) -> ObservedProject {
+    ObservedProject {
+        project_ref: p.project_ref.clone(),
+        name: p.name.clone(),
+        status: p.status.as_str().to_string(),
+        region: p.region.clone(),
+    }
+}
+
+/// History, seeds and buckets in one query (two on a database intelli never touched).
+pub async fn observe_database(
+    executor: &SqlExecutor,
+    project_ref: &str,
+    migrations: &[MigrationFile],
+) -> Result<ObservedDatabase, String> {
+    let rows = match executor.run(project_ref, sql::OBSERVE).await {
+        Ok(rows) => rows,
+        Err(e) if e.missing_relation() => executor
+            .run(project_ref, sql::OBSERVE_WITHOUT_HISTORY)
+            .await
+            .map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    };
+    let state = rows
+        .first()
+        .and_then(|r| json_column(r, "state"))
+        .ok_or("the observation query returned no state")?;
+    let mut db: ObservedDatabase =
+        serde_json::from_value(state).map_err(|e| format!("unexpected observation result: {e}"))?;
+
+    // Rows whose digest differs from the file's: fetch their statements so that a different
+    // split of the same SQL (e.g. by an older CLI) is not reported as drift.
+    let suspicious: Vec<String> = db
+        .migrations
+        .iter()
+        .filter(|row| {
+            migrations.iter().any(|f| {
+                f.version == row.version
+                    && row.statements_sha256.as_ref().is_some_and(|d| {
+                        *d != history::statements_digest(&history::statements_of(f))
+                    })
+            })
+        })
+        .map(|r| r.version.clone())
+        .collect();
+    if !suspicious.is_empty() {
+        let rows = executor
+            .run(project_ref, &sql::fetch_statements(&suspicious))
+            .await
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let version = row
+                .get("version")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let statements: Option<Vec<String>> =
+                json_column(&row, "statements").and_then(|v| serde_json::from_value(v).ok());
+            if let Some(m) = db
+                .migrations
+                .iter_mut()
+                .find(|m: &&mut AppliedMigration| m.version == version)
+            {
+                m.statements = statements;
+            }
+        }
+    }
+    Ok(db)
+}

@@ -1,0 +1,11 @@
+//! Desired + observed → `Plan` (pure), and the plan's renderings.
+//!
+//! Owns: deciding what to do. Must not: perform I/O; `observe` reads the world and `apply`
+//! changes it.
+
+pub mod diff;
+pub mod model;
+pub mod render;
+
+pub use diff::{Desired, PlanOptions, plan, plan_client};
+pub use model::*;

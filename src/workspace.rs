@@ -1,0 +1,163 @@
+//! Wiring for the commands: everything desired read from the repository, and connections to
+//! the vendors (real ones from the environment, or an in-process simulator with `--sandbox`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+use crate::fleet::{ClientSpec, Fleet};
+use crate::migrate::exec::SqlExecutor;
+use crate::migrate::{self, MigrationFile};
+use crate::plan::Desired;
+use crate::sim::server::{SimConfig, SimHandle};
+use crate::supabase::{SupabaseClient, SupabaseConfig};
+
+/// The desired state, read once per command.
+pub struct Workspace {
+    pub fleet: Fleet,
+    pub migrations: Vec<MigrationFile>,
+    pub seed_sql: String,
+    /// Repository-relative, as recorded in `supabase_migrations.seed_files`.
+    pub seed_path: String,
+    pub seed_sha256: String,
+    /// Digest over the fleet files, the migrations and the seed.
+    pub digest: String,
+}
+
+impl Workspace {
+    /// Load and validate; a validation failure is returned as the diagnostics' text.
+    pub fn load(fleet_dir: &Path) -> Result<Workspace> {
+        let fleet = Fleet::load(fleet_dir).map_err(|d| anyhow::anyhow!("{d}"))?;
+        let migrations = migrate::discover(&fleet.root.join(&fleet.settings.migrations.dir))?;
+        let seed_path = fleet.settings.migrations.seed.clone();
+        let seed_bytes = std::fs::read(fleet.root.join(&seed_path))
+            .with_context(|| format!("reading the seed {seed_path}"))?;
+        let seed_sql = String::from_utf8(seed_bytes.clone())
+            .with_context(|| format!("{seed_path} is not UTF-8"))?;
+        let seed_sha256 = hex::encode(Sha256::digest(&seed_bytes));
+
+        let mut h = Sha256::new();
+        let mut fleet_files: Vec<PathBuf> = std::fs::read_dir(fleet_dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        fleet_files.sort();
+        for f in &fleet_files {
+            h.update(
+                f.file_name()
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or_default(),
+            );
+            h.update(std::fs::read(f)?);
+        }
+        for m in &migrations {
+            h.update(m.version.as_bytes());
+            h.update(m.sql.as_bytes());
+        }
+        h.update(&seed_bytes);
+        Ok(Workspace {
+            fleet,
+            migrations,
+            seed_sql,
+            seed_path,
+            seed_sha256,
+            digest: hex::encode(h.finalize()),
+        })
+    }
+
+    pub fn desired(&self) -> Desired<'_> {
+        Desired {
+            fleet: &self.fleet,
+            migrations: &self.migrations,
+            seed_path: self.seed_path.clone(),
+            seed_sha256: self.seed_sha256.clone(),
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// The clients named by `--only` (all when empty) minus `--exclude`; unknown names are errors.
+    pub fn select(&self, only: &[String], exclude: &[String]) -> Result<Vec<&ClientSpec>> {
+        for name in only.iter().chain(exclude) {
+            if !self.fleet.clients.contains_key(name) {
+                bail!("no client named `{name}` in {}", self.fleet.dir.display());
+            }
+        }
+        Ok(self
+            .fleet
+            .clients
+            .values()
+            .filter(|c| only.is_empty() || only.contains(&c.slug))
+            .filter(|c| !exclude.contains(&c.slug))
+            .collect())
+    }
+}
+
+/// Clients for the vendors, and the simulator behind them in sandbox mode.
+pub struct Connections {
+    pub supabase: SupabaseClient,
+    pub sql: SqlExecutor,
+    sim: Option<SimHandle>,
+}
+
+impl Connections {
+    /// Real vendors, configured from the environment (`SUPABASE_ACCESS_TOKEN`, `SUPABASE_API_URL`,
+    /// `SUPABASE_PROJECT_URL_TEMPLATE`, `INTELLI_DATABASE_URL_TEMPLATE` for the direct path).
+    pub fn from_env() -> Result<Connections> {
+        let mut config = SupabaseConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Ok(t) = std::env::var("SUPABASE_PROJECT_URL_TEMPLATE")
+            && !t.trim().is_empty()
+        {
+            config.project_url_template = t;
+        }
+        let supabase = SupabaseClient::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sql = match std::env::var("INTELLI_DATABASE_URL_TEMPLATE") {
+            Ok(t) if !t.trim().is_empty() => SqlExecutor::Direct { url_template: t },
+            _ => SqlExecutor::ManagementApi(supabase.clone()),
+        };
+        Ok(Connections {
+            supabase,
+            sql,
+            sim: None,
+        })
+    }
+
+    /// An in-process simulator with its state under `<root>/.intelli/sandbox/`, so successive
+    /// commands see the same simulated fleet.
+    pub async fn sandbox(fleet: &Fleet) -> Result<Connections> {
+        let state = fleet.root.join(".intelli/sandbox");
+        std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+        let mut config = SimConfig {
+            state_dir: Some(state),
+            database_url: Some(crate::pg::server_url()),
+            ..SimConfig::default()
+        };
+        config.supabase.organizations = vec![crate::sim::server::config::OrgConfig {
+            slug: fleet.settings.supabase.organization_slug.clone(),
+            name: fleet.settings.supabase.organization_slug.clone(),
+        }];
+        config.supabase.provisioning_delay_ms = 1_500;
+        let sim = crate::sim::server::start(config)
+            .await
+            .context("starting the sandbox simulator")?;
+        let mut sb = SupabaseConfig::new(SecretString::from(sim.supabase_token()));
+        sb.api_url = url::Url::parse(&sim.supabase_api_url())?;
+        sb.project_url_template = sim.project_url_template().to_string();
+        let supabase = SupabaseClient::new(sb).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Connections {
+            sql: SqlExecutor::ManagementApi(supabase.clone()),
+            supabase,
+            sim: Some(sim),
+        })
+    }
+
+    /// Stop the sandbox simulator, if any, saving its state.
+    pub async fn close(self) -> Result<()> {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await?;
+        }
+        Ok(())
+    }
+}
