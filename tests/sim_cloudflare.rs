@@ -1774,6 +1774,10 @@ async fn state_survives_a_restart() {
             .await;
         assert_eq!(r.status, 200);
         let jwt = s.upload_jwt("intelli-acme").await;
+        // The state file is written in the background within ~100 ms of a change (no flush
+        // here on purpose; `flush()` is for graceful shutdowns).
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(s.sim.stats()["persist_errors"], 0);
         (
             d["id"].as_str().expect("id").to_owned(),
             jwt,

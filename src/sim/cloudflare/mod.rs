@@ -186,7 +186,6 @@ pub struct CloudflareStats {
     pub rate_limited: u64,
     pub expired_jwt_rejections: u64,
     pub site_requests: u64,
-    pub persist_errors: u64,
 }
 
 #[derive(Default)]
@@ -201,13 +200,13 @@ impl StatsCell {
 /// The simulated Cloudflare: configuration, state, assets and counters.
 pub struct CloudflareSim {
     pub(crate) config: CloudflareConfig,
-    pub(crate) state: Mutex<state::State>,
+    pub(crate) state: Arc<Mutex<state::State>>,
     pub(crate) blobs: state::BlobStore,
     pub(crate) jwt: auth::JwtKeys,
     pub(crate) limiter: auth::RateLimiter,
     pub(crate) stats: StatsCell,
-    /// Serialises state-file writes so an older snapshot never overwrites a newer one.
-    persist_lock: Mutex<()>,
+    /// Background writer of the state file (with a state dir only).
+    persister: Option<state::Persister>,
 }
 
 impl std::fmt::Debug for CloudflareSim {
@@ -265,16 +264,27 @@ impl CloudflareSim {
         let window = Duration::try_from_secs_f64(300.0 * config.rate_limit_scale)
             .map_err(|e| CloudflareSimError::Config(format!("rate_limit_scale: {e}")))?;
         let limiter = auth::RateLimiter::new(config.rate_limit_requests, window, window);
+        let state = Arc::new(Mutex::new(state));
+        let persister = match &config.state_dir {
+            Some(dir) => Some(state::Persister::start(dir.clone(), state.clone()).map_err(
+                |source| CloudflareSimError::Io {
+                    path: dir.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
         let sim = CloudflareSim {
             jwt: auth::JwtKeys::from_secret(&secret),
             limiter,
-            state: Mutex::new(state),
+            state,
             blobs,
             stats: StatsCell::default(),
-            persist_lock: Mutex::new(()),
+            persister,
             config,
         };
-        sim.mutate(|_| Ok(())).ok();
+        // Write the initial state (config zones) so the directory is complete from the start.
+        sim.flush()?;
         Ok(sim)
     }
 
@@ -292,6 +302,7 @@ impl CloudflareSim {
             .clone();
         let state = self.lock();
         let mut value = serde_json::to_value(stats).unwrap_or(Value::Null);
+        let persist_errors = self.persister.as_ref().map_or(0, |p| p.errors());
         if let Value::Object(map) = &mut value {
             map.insert("projects".into(), json!(state.projects.len()));
             map.insert("deployments".into(), json!(state.deployments.len()));
@@ -301,6 +312,7 @@ impl CloudflareSim {
                 json!(state.assets.values().map(|a| a.size).sum::<u64>()),
             );
             map.insert("domains".into(), json!(state.domains.len()));
+            map.insert("persist_errors".into(), json!(persist_errors));
             map.insert("dns_records".into(), json!(state.dns_records.len()));
         }
         value
@@ -357,26 +369,30 @@ impl CloudflareSim {
         })
     }
 
+    /// Writes the state file now (no-op without a state dir). Dropping the simulator flushes
+    /// too; call this on a graceful shutdown when other references may outlive it.
+    pub fn flush(&self) -> Result<(), CloudflareSimError> {
+        match (&self.persister, &self.config.state_dir) {
+            (Some(p), Some(dir)) => p.flush().map_err(|source| CloudflareSimError::Io {
+                path: dir.join("state.json"),
+                source,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a state change; on success the new state is written to the state dir (while the
-    /// state lock is still held, so writes land in order).
+    /// Runs a state change; on success the state is marked for the background writer.
     pub(crate) fn mutate<R>(
         &self,
         f: impl FnOnce(&mut state::State) -> Result<R, ApiError>,
     ) -> Result<R, ApiError> {
-        let mut state = self.lock();
-        let result = f(&mut state)?;
-        if let Some(dir) = &self.config.state_dir {
-            let _order = self.persist_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let written = serde_json::to_vec(&*state)
-                .map_err(std::io::Error::other)
-                .and_then(|bytes| state::save(dir, &bytes));
-            if written.is_err() {
-                self.stats.bump(|s| s.persist_errors += 1);
-            }
+        let result = f(&mut self.lock())?;
+        if let Some(p) = &self.persister {
+            p.mark_dirty();
         }
         Ok(result)
     }

@@ -188,3 +188,129 @@ pub fn save(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, dir.join("state.json"))
 }
+
+/// Writes the state file in the background, coalescing bursts: a mutation only marks the state
+/// dirty, and a writer thread saves a snapshot at most every [`Persister::COALESCE`]. Writing
+/// the whole document on every request would cost O(state) per call, which a 1,000-client
+/// sandbox cannot afford. `flush` (and dropping the simulator) writes synchronously.
+pub struct Persister {
+    shared: std::sync::Arc<PersistShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub struct PersistShared {
+    dir: PathBuf,
+    state: std::sync::Arc<std::sync::Mutex<State>>,
+    flags: std::sync::Mutex<Flags>,
+    wake: std::sync::Condvar,
+    /// Held from snapshot to rename, so snapshots reach the disk in the order they were taken.
+    write_order: std::sync::Mutex<()>,
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Flags {
+    dirty: bool,
+    stop: bool,
+}
+
+impl PersistShared {
+    fn write_snapshot(&self) -> std::io::Result<()> {
+        let _order = self.write_order.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            serde_json::to_vec(&*state).map_err(std::io::Error::other)?
+        };
+        save(&self.dir, &bytes).inspect_err(|_| {
+            self.errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+}
+
+impl Persister {
+    pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+    pub fn start(
+        dir: PathBuf,
+        state: std::sync::Arc<std::sync::Mutex<State>>,
+    ) -> std::io::Result<Self> {
+        let shared = std::sync::Arc::new(PersistShared {
+            dir,
+            state,
+            flags: std::sync::Mutex::new(Flags::default()),
+            wake: std::sync::Condvar::new(),
+            write_order: std::sync::Mutex::new(()),
+            errors: std::sync::atomic::AtomicU64::new(0),
+        });
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("cf-sim-persist".into())
+            .spawn(move || {
+                loop {
+                    let stopping = {
+                        let mut flags = worker.flags.lock().unwrap_or_else(|p| p.into_inner());
+                        while !flags.dirty && !flags.stop {
+                            flags = worker.wake.wait(flags).unwrap_or_else(|p| p.into_inner());
+                        }
+                        if !flags.dirty {
+                            return;
+                        }
+                        flags.stop
+                    };
+                    if !stopping {
+                        std::thread::sleep(Self::COALESCE);
+                    }
+                    worker.flags.lock().unwrap_or_else(|p| p.into_inner()).dirty = false;
+                    // Errors are counted in `errors` (surfaced by `stats()`); the next
+                    // mutation retries.
+                    let _ = worker.write_snapshot();
+                    if stopping {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Persister {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn mark_dirty(&self) {
+        self.shared
+            .flags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dirty = true;
+        self.shared.wake.notify_one();
+    }
+
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.shared
+            .flags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dirty = false;
+        self.shared.write_snapshot()
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.shared
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Persister {
+    fn drop(&mut self) {
+        self.shared
+            .flags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
