@@ -1384,3 +1384,78 @@ async fn cli_sim_serve_prints_exports_and_stops_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test]
+async fn cloudflare_router_is_mounted_and_instrumented_by_the_core() {
+    let mut c = config();
+    c.cloudflare.tokens = vec!["cf-test-token".into()];
+    let sim = start(c).await;
+    let account = sim.cloudflare_account_id();
+    assert_eq!(sim.cloudflare_token(), "cf-test-token");
+    let url = format!(
+        "{}/accounts/{account}/pages/projects",
+        sim.cloudflare_api_url()
+    );
+    let resp = http()
+        .get(&url)
+        .bearer_auth("cf-test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["success"], true, "{v}");
+
+    // The core's faults reach the Cloudflare routes too, with Cloudflare's envelope.
+    sim.set_faults(vec![FaultRule {
+        vendor: Some(Vendor::Cloudflare),
+        method: Some("GET".into()),
+        path: "*/pages/projects".into(),
+        probability: 1.0,
+        kind: FaultKind::Status(503),
+        times: Some(1),
+    }]);
+    let resp = http()
+        .get(&url)
+        .bearer_auth("cf-test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["success"], false);
+    assert!(v["errors"][0]["code"].is_number());
+
+    let stats = sim.stats();
+    assert_eq!(stats.total(Vendor::Cloudflare), 2, "{:?}", stats.requests);
+    assert!(stats.cloudflare.is_object());
+    let dump = sim.state_dump();
+    assert!(dump["cloudflare"].is_object() && dump["supabase"].is_object());
+
+    // A Host that names no site falls through to the normal routes.
+    let resp = http()
+        .get(format!("{}/v1/organizations", sim.base_url()))
+        .header("host", "nothing-here.example.com")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    sim.shutdown().await.unwrap();
+}
+
+#[test]
+fn yaml_config_covers_both_vendors() {
+    let c = SimConfig::from_yaml(
+        "rate_limit_scale: 0.1\nsupabase:\n  tokens: [sbp_a]\ncloudflare:\n  account_ids: ['0123456789abcdef0123456789abcdef']\n  domain_activation_delay_ms: 10\n",
+    )
+    .unwrap();
+    let cf = c.cloudflare_config();
+    assert_eq!(
+        cf.account_ids,
+        vec!["0123456789abcdef0123456789abcdef".to_string()]
+    );
+    assert_eq!(cf.domain_activation_delay, Duration::from_millis(10));
+    assert_eq!(cf.rate_limit_scale, 0.1);
+    assert!(SimConfig::from_yaml("cloudflare:\n  acount_ids: []\n").is_err());
+}

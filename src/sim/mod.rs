@@ -13,6 +13,6 @@ pub mod server;
 pub mod supabase;
 
 pub use server::{
-    FaultKind, FaultRule, Latency, OrgConfig, SimConfig, SimHandle, Stats, SupabaseConfig, Vendor,
-    start,
+    CloudflareSettings, FaultKind, FaultRule, Latency, OrgConfig, SimConfig, SimHandle, Stats,
+    SupabaseConfig, Vendor, start,
 };

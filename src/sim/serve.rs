@@ -100,6 +100,7 @@ pub fn print_banner(sim: &SimHandle, state: Option<&std::path::Path>, db: &str) 
     println!("  Supabase Management API  {}/v1", sim.supabase_api_url());
     println!("  Supabase project URL     {}", sim.project_url_template());
     println!("  Cloudflare API           {}", sim.cloudflare_api_url());
+    println!("  deployed sites           {base}/__sites/<project>/  (or by Host header)");
     println!("  admin                    {base}/__sim/stats  {base}/__sim/state");
     println!("  PostgreSQL               {}", pg::redact(db));
     match state {

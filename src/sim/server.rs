@@ -33,9 +33,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-pub use config::{FaultKind, FaultRule, Latency, OrgConfig, SimConfig, SupabaseConfig, Vendor};
+pub use config::{
+    CloudflareSettings, FaultKind, FaultRule, Latency, OrgConfig, SimConfig, SupabaseConfig, Vendor,
+};
 pub use middleware::{ConnControl, Instruments, RequestCount, Stats, instrument};
 
+use crate::sim::cloudflare::{self, CloudflareSim};
 use crate::sim::supabase::SupabaseSim;
 
 /// A running simulator. Dropping it without [`SimHandle::shutdown`] stops serving (the
@@ -46,6 +49,7 @@ pub struct SimHandle {
     project_url_template: String,
     inst: Arc<Instruments>,
     supabase: Arc<SupabaseSim>,
+    cloudflare: Arc<CloudflareSim>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
 }
@@ -79,9 +83,13 @@ pub async fn start(config: SimConfig) -> Result<SimHandle> {
         config.faults.clone(),
         config.latency.clone(),
     ));
+    let cloudflare = Arc::new(
+        CloudflareSim::new(config.cloudflare_config())
+            .context("starting the simulated Cloudflare")?,
+    );
     let supabase = SupabaseSim::start(&config, inst.clone(), project_url_template.clone()).await?;
 
-    let app = build_router(inst.clone(), supabase.clone());
+    let app = build_router(inst.clone(), supabase.clone(), cloudflare.clone(), addr);
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(accept_loop(listener, app, stop_rx));
     Ok(SimHandle {
@@ -90,6 +98,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle> {
         project_url_template,
         inst,
         supabase,
+        cloudflare,
         stop,
         server: Some(server),
     })
@@ -129,13 +138,42 @@ impl SimHandle {
     pub fn supabase(&self) -> &Arc<SupabaseSim> {
         &self.supabase
     }
+    /// The simulated Cloudflare (projects, deployments, domains).
+    pub fn cloudflare(&self) -> &Arc<CloudflareSim> {
+        &self.cloudflare
+    }
+    /// A Cloudflare API token the simulator accepts (`CLOUDFLARE_API_TOKEN`).
+    pub fn cloudflare_token(&self) -> String {
+        let tokens = &self.cloudflare.config().tokens;
+        tokens
+            .iter()
+            .find(|t| !t.read_only)
+            .or(tokens.first())
+            .map(|t| t.value.clone())
+            .unwrap_or_default()
+    }
+    /// The first simulated Cloudflare account (`CLOUDFLARE_ACCOUNT_ID`).
+    pub fn cloudflare_account_id(&self) -> String {
+        self.cloudflare
+            .config()
+            .account_ids
+            .first()
+            .cloned()
+            .unwrap_or_default()
+    }
+    /// Where a deployed Pages project can be loaded without DNS: `<base>/__sites/<project>/`.
+    /// (Requests whose `Host` is a project's pages.dev name or active custom domain are served
+    /// too, on any path.)
+    pub fn site_url(&self, project_name: &str) -> String {
+        format!("{}/__sites/{project_name}/", self.base_url)
+    }
     /// The shared instrumentation (to hand to a vendor router, or to read counters).
     pub fn instruments(&self) -> &Arc<Instruments> {
         &self.inst
     }
-    /// Counters so far.
+    /// Counters so far (the Cloudflare side's own counters under `cloudflare`).
     pub fn stats(&self) -> Stats {
-        self.inst.stats()
+        stats(&self.inst, &self.cloudflare)
     }
     /// Zero the counters.
     pub fn reset_stats(&self) {
@@ -151,7 +189,7 @@ impl SimHandle {
     }
     /// The JSON state dump (`GET /__sim/state`); secrets are left out.
     pub fn state_dump(&self) -> Value {
-        state_dump(&self.supabase)
+        state_dump(&self.supabase, &self.cloudflare)
     }
 
     /// Stop serving, finish background work, save state, and (without a state directory)
@@ -176,12 +214,22 @@ impl Drop for SimHandle {
     }
 }
 
-fn state_dump(supabase: &SupabaseSim) -> Value {
-    // Integration point: the Cloudflare side adds its own dump here once it exists.
-    json!({ "supabase": supabase.dump() })
+fn state_dump(supabase: &SupabaseSim, cloudflare: &CloudflareSim) -> Value {
+    json!({ "supabase": supabase.dump(), "cloudflare": cloudflare.dump() })
 }
 
-fn build_router(inst: Arc<Instruments>, supabase: Arc<SupabaseSim>) -> Router {
+fn stats(inst: &Instruments, cloudflare: &CloudflareSim) -> Stats {
+    let mut s = inst.stats();
+    s.cloudflare = cloudflare.stats();
+    s
+}
+
+fn build_router(
+    inst: Arc<Instruments>,
+    supabase: Arc<SupabaseSim>,
+    cloudflare: Arc<CloudflareSim>,
+    addr: SocketAddr,
+) -> Router {
     let admin = Router::new()
         .route("/__sim/health", get(|| async { "ok" }))
         .route("/__sim/stats", get(admin_stats))
@@ -195,16 +243,88 @@ fn build_router(inst: Arc<Instruments>, supabase: Arc<SupabaseSim>) -> Router {
         .with_state(AdminState {
             inst: inst.clone(),
             supabase: supabase.clone(),
+            cloudflare: cloudflare.clone(),
         });
 
-    // Integration point for the Cloudflare side: once `crate::sim::cloudflare` exports its
-    // router, nest it here as `.nest("/client/v4", instrument(&inst, Vendor::Cloudflare,
-    // cloudflare::router(..)))` and route non-loopback `Host` headers / `/__sites/..` to its
-    // site server.
     let app = Router::new()
         .merge(admin)
-        .merge(crate::sim::supabase::router(supabase, &inst));
-    app.fallback(fallback)
+        .merge(crate::sim::supabase::router(supabase, &inst))
+        .nest(
+            "/client/v4",
+            instrument(
+                &inst,
+                Vendor::Cloudflare,
+                cloudflare::router(cloudflare.clone()),
+            ),
+        )
+        .merge(instrument(
+            &inst,
+            Vendor::Cloudflare,
+            cloudflare::sites_router(cloudflare.clone()),
+        ))
+        .fallback(fallback);
+    // Deployed sites answer by `Host` (pages.dev names, custom domains) before any routing,
+    // so a browser pointed at them through a hosts entry or `curl -H Host:` sees the site.
+    app.layer(axum::middleware::from_fn_with_state(
+        HostCtx {
+            inst,
+            cloudflare,
+            own_host: addr.ip().to_string(),
+        },
+        host_dispatch,
+    ))
+}
+
+#[derive(Clone)]
+struct HostCtx {
+    inst: Arc<Instruments>,
+    cloudflare: Arc<CloudflareSim>,
+    own_host: String,
+}
+
+/// Whether `host` (without port) names this server rather than a simulated site.
+fn is_own_host(host: &str, own: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.is_empty()
+        || h == own
+        || h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+async fn host_dispatch(
+    State(ctx): State<HostCtx>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| match h.rsplit_once(':') {
+            // Strip a port, but not the colons of a bare IPv6 literal.
+            Some((name, port))
+                if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
+            {
+                name.to_owned()
+            }
+            _ => h.to_owned(),
+        });
+    if let Some(host) = host
+        && !is_own_host(&host, &ctx.own_host)
+    {
+        let path = req.uri().path().to_owned();
+        if let Some(resp) = cloudflare::serve_host(&ctx.cloudflare, &host, &path).await {
+            ctx.inst.record_request(
+                Vendor::Cloudflare,
+                req.method(),
+                "<site by host>",
+                resp.status().as_u16(),
+            );
+            return resp;
+        }
+    }
+    next.run(req).await
 }
 
 /// Unknown paths: answer like the vendor whose prefix the path has.
@@ -237,10 +357,11 @@ async fn fallback(req: Request) -> Response {
 struct AdminState {
     inst: Arc<Instruments>,
     supabase: Arc<SupabaseSim>,
+    cloudflare: Arc<CloudflareSim>,
 }
 
 async fn admin_stats(State(s): State<AdminState>) -> axum::Json<Stats> {
-    axum::Json(s.inst.stats())
+    axum::Json(stats(&s.inst, &s.cloudflare))
 }
 
 async fn admin_stats_reset(State(s): State<AdminState>) -> StatusCode {
@@ -249,7 +370,7 @@ async fn admin_stats_reset(State(s): State<AdminState>) -> StatusCode {
 }
 
 async fn admin_state(State(s): State<AdminState>) -> axum::Json<Value> {
-    axum::Json(state_dump(&s.supabase))
+    axum::Json(state_dump(&s.supabase, &s.cloudflare))
 }
 
 async fn admin_get_faults(State(s): State<AdminState>) -> axum::Json<Vec<FaultRule>> {

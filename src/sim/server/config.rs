@@ -54,6 +54,8 @@ pub struct SimConfig {
     pub project_url_template: Option<String>,
     /// Supabase-side knobs.
     pub supabase: SupabaseConfig,
+    /// Cloudflare-side knobs (accounts, zones, tokens, delays).
+    pub cloudflare: CloudflareSettings,
     /// Latency added before handling, per vendor.
     pub latency: BTreeMap<Vendor, Latency>,
     /// Multiplies every vendor rate-limit *window* (and so `X-RateLimit-Reset`): 1.0 is the
@@ -74,6 +76,7 @@ impl Default for SimConfig {
             state_dir: None,
             project_url_template: None,
             supabase: SupabaseConfig::default(),
+            cloudflare: CloudflareSettings::default(),
             latency: BTreeMap::new(),
             rate_limit_scale: 1.0,
             faults: Vec::new(),
@@ -121,6 +124,93 @@ impl Default for SupabaseConfig {
 impl SupabaseConfig {
     pub fn provisioning_delay(&self) -> Duration {
         Duration::from_millis(self.provisioning_delay_ms)
+    }
+}
+
+/// Cloudflare-side settings, the serialisable face of
+/// [`crate::sim::cloudflare::CloudflareConfig`] (defaults are that type's defaults).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudflareSettings {
+    /// Accounts served (32 hex characters each).
+    pub account_ids: Vec<String>,
+    /// Zones that exist, e.g. `intelliservice.io`.
+    pub zone_names: Vec<String>,
+    /// Accepted API tokens (full access).
+    pub tokens: Vec<String>,
+    /// Accepted read-only API tokens (GET only).
+    pub read_only_tokens: Vec<String>,
+    /// Names taken elsewhere on pages.dev: such a project gets a suffixed subdomain.
+    pub taken_project_names: Vec<String>,
+    /// How long a custom domain takes to become `active` once its CNAME exists.
+    pub domain_activation_delay_ms: u64,
+    /// Time between creating a deployment and its success.
+    pub deployment_delay_ms: u64,
+    /// Requests per rate-limit window (vendor: 1200 per 5 minutes; the window is scaled by
+    /// `rate_limit_scale`).
+    pub rate_limit_requests: u32,
+    /// `max_file_count_allowed` of upload JWTs.
+    pub max_file_count_allowed: u64,
+}
+
+impl Default for CloudflareSettings {
+    fn default() -> Self {
+        let d = crate::sim::cloudflare::CloudflareConfig::default();
+        CloudflareSettings {
+            account_ids: d.account_ids,
+            zone_names: d.zone_names,
+            tokens: d
+                .tokens
+                .iter()
+                .filter(|t| !t.read_only)
+                .map(|t| t.value.clone())
+                .collect(),
+            read_only_tokens: d
+                .tokens
+                .iter()
+                .filter(|t| t.read_only)
+                .map(|t| t.value.clone())
+                .collect(),
+            taken_project_names: d.taken_project_names,
+            domain_activation_delay_ms: d.domain_activation_delay.as_millis() as u64,
+            deployment_delay_ms: d.deployment_delay.as_millis() as u64,
+            rate_limit_requests: d.rate_limit_requests,
+            max_file_count_allowed: d.max_file_count_allowed,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The Cloudflare simulator's own config: these settings, the shared rate-limit scale,
+    /// and `<state_dir>/cloudflare` when state is kept.
+    pub fn cloudflare_config(&self) -> crate::sim::cloudflare::CloudflareConfig {
+        use crate::sim::cloudflare::{ApiToken, CloudflareConfig};
+        let c = &self.cloudflare;
+        let tokens = c
+            .tokens
+            .iter()
+            .map(|t| ApiToken {
+                value: t.clone(),
+                read_only: false,
+            })
+            .chain(c.read_only_tokens.iter().map(|t| ApiToken {
+                value: t.clone(),
+                read_only: true,
+            }))
+            .collect();
+        CloudflareConfig {
+            account_ids: c.account_ids.clone(),
+            zone_names: c.zone_names.clone(),
+            tokens,
+            taken_project_names: c.taken_project_names.clone(),
+            domain_activation_delay: Duration::from_millis(c.domain_activation_delay_ms),
+            deployment_delay: Duration::from_millis(c.deployment_delay_ms),
+            rate_limit_scale: self.rate_limit_scale,
+            rate_limit_requests: c.rate_limit_requests,
+            state_dir: self.state_dir.as_ref().map(|d| d.join("cloudflare")),
+            max_file_count_allowed: c.max_file_count_allowed,
+            ..CloudflareConfig::default()
+        }
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Stats {
     pub rate_limited: BTreeMap<Vendor, u64>,
     /// Injected faults by kind (`500`, `reset`, `commit_then_drop`, ...).
     pub faults_injected: BTreeMap<String, u64>,
+    /// The Cloudflare side's own counters (uploads, hashes checked, deployments...).
+    #[serde(default)]
+    pub cloudflare: serde_json::Value,
 }
 
 impl Stats {
@@ -219,6 +222,11 @@ impl Instruments {
         None
     }
 
+    /// Count a request handled outside an instrumented router (e.g. a site served by `Host`).
+    pub fn record_request(&self, vendor: Vendor, method: &Method, route: &str, status: u16) {
+        self.record(vendor, method, route, status)
+    }
+
     fn record(&self, vendor: Vendor, method: &Method, route: &str, status: u16) {
         *lock(&self.counters)
             .requests
@@ -260,6 +268,7 @@ impl Instruments {
             bytes_received: c.bytes.clone(),
             rate_limited: c.rate_limited.clone(),
             faults_injected: c.faults.clone(),
+            cloudflare: serde_json::Value::Null,
         }
     }
 
