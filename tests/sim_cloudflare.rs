@@ -327,6 +327,8 @@ const DEPLOYMENT: &str =
     "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}";
 const ROLLBACK: &str =
     "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}/rollback";
+const RETRY: &str =
+    "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}/retry";
 const LOGS: &str =
     "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}/history/logs";
 const DOMAINS: &str = "/accounts/{account_id}/pages/projects/{project_name}/domains";
@@ -1024,6 +1026,7 @@ async fn direct_upload_end_to_end_then_served() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // d2 is main's newest deployment (it carries the branch alias): needs ?force=true.
     let d2id = d2["id"].as_str().expect("id");
     let r = s
         .api(
@@ -1034,10 +1037,47 @@ async fn direct_upload_end_to_end_then_served() {
             None,
         )
         .await;
+    assert_eq!((r.status, code(&r)), (StatusCode::BAD_REQUEST, 8000035));
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("{base}/deployments/{d2id}?force=true"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
 
+    // Retry makes a new deployment with the same files and metadata.
+    let pid = p["id"].as_str().expect("id");
+    let r = s
+        .api(
+            Method::POST,
+            RETRY,
+            &format!("{base}/deployments/{pid}/retry"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(r.body["result"]["id"], p["id"]);
+    assert_eq!(r.body["result"]["environment"], "preview");
+    assert_eq!(
+        r.body["result"]["deployment_trigger"]["metadata"]["branch"],
+        "feature/x"
+    );
+
+    // Sites by `<host>.localhost` too (browsers resolve it to loopback).
+    let (st, _, body) = s
+        .site(
+            "/assets/app.js",
+            Some("intelli-acme.pages.dev.localhost:8787"),
+        )
+        .await;
+    assert_eq!((st, body.as_bytes()), (StatusCode::OK, APP_V1));
+
     let stats = s.sim.stats();
-    assert_eq!(stats["deployments_created"], 3);
+    assert_eq!(stats["deployments_created"], 4);
     assert_eq!(stats["check_missing_calls"], 3);
     assert!(stats["upload_tokens_issued"].as_u64().unwrap_or(0) >= 3);
     let dump = s.sim.dump();

@@ -46,6 +46,8 @@ pub mod codes {
     pub const PAGES_DOMAIN_EXISTS: u32 = 8000018;
     /// Deleting the live production deployment — simulator's choice.
     pub const PAGES_DEPLOYMENT_LIVE: u32 = 8000034;
+    /// Deleting a branch's aliased (newest) deployment without `force=true` — simulator's choice.
+    pub const PAGES_DEPLOYMENT_ALIASED: u32 = 8000035;
     /// Manifest names a file that was never uploaded — simulator's choice.
     pub const PAGES_MISSING_ASSETS: u32 = 8000096;
     /// Asset over 25 MiB or an upload batch over the limits — simulator's choice.

@@ -474,6 +474,10 @@ pub fn router(sim: Arc<CloudflareSim>) -> Router {
             post(pages::rollback_deployment),
         )
         .route(
+            &format!("{projects}/{{project_name}}/deployments/{{deployment_id}}/retry"),
+            post(pages::retry_deployment),
+        )
+        .route(
             &format!("{projects}/{{project_name}}/deployments/{{deployment_id}}/history/logs"),
             get(pages::deployment_logs),
         )

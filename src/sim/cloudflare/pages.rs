@@ -471,15 +471,19 @@ fn find_deployment<'a>(
 pub async fn delete_deployment(
     State(sim): Sim,
     Path((account_id, name, id)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
     sim.check_account(&account_id)?;
+    let force = query_map(query.as_deref())
+        .get("force")
+        .is_some_and(|f| f == "true");
     let now = Utc::now();
     sim.mutate(|state| {
         let key = project_key(&account_id, &name);
         let project = find_project(state, &account_id, &name)?.clone();
-        find_deployment(state, &project, &id)?;
+        let d = find_deployment(state, &project, &id)?;
         if project.canonical_deployment_id(now) == Some(id.as_str()) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -487,12 +491,31 @@ pub async fn delete_deployment(
                 "Cannot delete the active production deployment.",
             ));
         }
+        // The newest deployment of a branch carries the branch alias: the API wants
+        // `?force=true` to delete an aliased deployment.
+        let newest_of_branch = state
+            .deployments
+            .values()
+            .filter(|o| o.project_id == project.id && o.branch == d.branch)
+            .max_by_key(|o| o.created_on)
+            .is_some_and(|o| o.id == id);
+        if newest_of_branch && !force {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::PAGES_DEPLOYMENT_ALIASED,
+                "Cannot delete an aliased deployment without `?force=true`.",
+            ));
+        }
         state.deployments.remove(&id);
+        let latest = state
+            .deployments
+            .values()
+            .filter(|o| o.project_id == project.id)
+            .max_by_key(|o| o.created_on)
+            .map(|o| o.id.clone());
         if let Some(p) = state.projects.get_mut(&key) {
             p.production_history.retain(|(d, _)| d != &id);
-            if p.latest_deployment_id.as_deref() == Some(id.as_str()) {
-                p.latest_deployment_id = None;
-            }
+            p.latest_deployment_id = latest;
         }
         Ok(())
     })?;
@@ -525,6 +548,51 @@ pub async fn rollback_deployment(
         let project = project.clone();
         Ok(deployment_json(state, &project, &d, now))
     })?;
+    Ok(ok(result))
+}
+
+/// Retry: a new deployment of the same files and metadata (direct uploads have nothing to
+/// rebuild, so it succeeds like the original).
+pub async fn retry_deployment(
+    State(sim): Sim,
+    Path((account_id, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    sim.authenticate(&headers, true)?;
+    sim.check_account(&account_id)?;
+    let now = Utc::now();
+    let delay = sim.config.deployment_delay;
+    let result = sim.mutate(|state| {
+        let key = project_key(&account_id, &name);
+        let project = find_project(state, &account_id, &name)?.clone();
+        let mut d = find_deployment(state, &project, &id)?.clone();
+        let new_id = uuid::Uuid::new_v4().to_string();
+        d.short_id = new_id[..8].to_owned();
+        d.id = new_id.clone();
+        d.created_on = now;
+        d.live_from = super::later(now, delay);
+        // The environment follows the current production branch, as for a new deployment.
+        d.environment = if d.branch == project.production_branch {
+            "production".into()
+        } else {
+            "preview".into()
+        };
+        let project = state
+            .projects
+            .get_mut(&key)
+            .ok_or_else(ApiError::project_not_found)?;
+        project.latest_deployment_id = Some(new_id.clone());
+        if d.environment == "production" {
+            project
+                .production_history
+                .push((new_id.clone(), d.live_from));
+        }
+        let project = project.clone();
+        let json = deployment_json(state, &project, &d, now);
+        state.deployments.insert(new_id, d);
+        Ok(json)
+    })?;
+    sim.stats.bump(|s| s.deployments_created += 1);
     Ok(ok(result))
 }
 

@@ -70,6 +70,9 @@ pub async fn serve_host(sim: &CloudflareSim, host: &str, path: &str) -> Option<R
         .map_or(host, |(h, _)| h)
         .trim_end_matches('.')
         .to_ascii_lowercase();
+    // `<host>.localhost` reaches loopback in browsers without any DNS setup, so
+    // `http://acme.intelliservice.io.localhost:PORT/` opens a client's site locally.
+    let host = host.strip_suffix(".localhost").unwrap_or(&host).to_owned();
     let target = {
         let state = sim.lock();
         resolve_host(sim, &state, &host)?
