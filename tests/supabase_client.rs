@@ -299,6 +299,12 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
     assert_eq!(created.region, "eu-west-2");
     let r = created.project_ref.clone();
     wait_healthy(&client, &r).await;
+    let health = client
+        .project_health(&r, &["auth", "rest", "storage", "db"])
+        .await
+        .unwrap();
+    assert_eq!(health.len(), 4);
+    assert!(health.iter().all(|s| s.is_healthy()), "{health:?}");
 
     assert!(
         client
@@ -841,4 +847,90 @@ async fn a_create_that_times_out_is_ambiguous_and_not_repeated() {
     assert_eq!(err.kind(), ErrorKind::Ambiguous, "{err}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracing
+// ---------------------------------------------------------------------------------------------
+
+/// Records every span and event field as text (no tracing-subscriber needed).
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<String>>);
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut out = self.0.lock().unwrap();
+        out.push_str(&format!("\nspan {} ", span.metadata().name()));
+        span.record(&mut Fields(&mut out));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Fields(&mut self.0.lock().unwrap()));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut out = self.0.lock().unwrap();
+        out.push_str("\nevent ");
+        event.record(&mut Fields(&mut out));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn traces_name_the_path_template_and_never_a_secret() {
+    let sim = start_sim(sim_config()).await;
+    let client = sim_client(&sim, |_| {});
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    sim.set_faults(vec![FaultRule {
+        vendor: Some(Vendor::Supabase),
+        method: Some("GET".into()),
+        path: "/v1/projects/{ref}/api-keys".into(),
+        probability: 1.0,
+        kind: FaultKind::Status(503),
+        times: Some(1),
+    }]);
+    let p = client
+        .create_project(&create_request("intelli-traced"))
+        .await
+        .unwrap();
+    let keys = client.api_keys(&p.project_ref).await.unwrap();
+    drop(_guard);
+    let text = capture.0.lock().unwrap().clone();
+    assert!(text.contains("path=/v1/projects "), "{text}");
+    assert!(text.contains("path=/v1/projects/{ref}/api-keys"), "{text}");
+    assert!(text.contains("retrying"), "{text}");
+    assert!(
+        text.contains(&format!("scope=project:{}", p.project_ref)),
+        "{text}"
+    );
+    assert_no_secret(
+        &text,
+        &[
+            DB_PASS,
+            &sim.supabase_token(),
+            keys.anon.expose_secret(),
+            keys.service_role.expose_secret(),
+        ],
+    );
+    // The configuration's Debug hides the token too.
+    let cfg = config_for(
+        "http://127.0.0.1:1",
+        "sbp_secret_token_value_123",
+        "http://{ref}",
+    );
+    assert_no_secret(&format!("{cfg:?}"), &["sbp_secret_token_value_123"]);
+    sim.shutdown().await.unwrap();
 }

@@ -23,7 +23,7 @@ use crate::http::{
 pub use storage::{Bucket, StorageClient};
 pub use types::{
     ApiKeys, AuthConfig, AuthConfigPatch, BucketSummary, CreateProjectRequest, Project,
-    ProjectStatus, run_query_wire_json, split_allow_list,
+    ProjectStatus, ServiceHealth, run_query_wire_json, split_allow_list,
 };
 
 /// The vendor's API.
@@ -271,6 +271,26 @@ impl SupabaseClient {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Service health (`GET /v1/projects/{ref}/health?services=…`). The vendor advises
+    /// waiting for every needed service to be `ACTIVE_HEALTHY` before configuring a new
+    /// project, beyond the project status itself.
+    pub async fn project_health(
+        &self,
+        project_ref: &str,
+        services: &[&str],
+    ) -> Result<Vec<ServiceHealth>, Error> {
+        let list = services.join(",");
+        let req = self
+            .project_request(
+                Method::GET,
+                project_ref,
+                &["health"],
+                "/v1/projects/{ref}/health",
+            )?
+            .query(&[("services", list.as_str())]);
+        self.http.send(req).await?.json()
     }
 
     /// `POST /v1/projects`. Sent exactly once: on a timeout, a lost connection or a 5xx the

@@ -321,3 +321,19 @@ pub struct BucketSummary {
     #[serde(default)]
     pub updated_at: Option<String>,
 }
+
+/// One service's health (`V1ServiceHealthResponse`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    pub name: String,
+    /// `COMING_UP`, `ACTIVE_HEALTHY` or `UNHEALTHY`.
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ServiceHealth {
+    pub fn is_healthy(&self) -> bool {
+        self.status == "ACTIVE_HEALTHY"
+    }
+}
