@@ -1257,6 +1257,25 @@ async fn state_persists_across_restart() {
         "create table kept (x int); insert into kept values (7)",
     )
     .await;
+    // Saved in the background shortly after the change, without waiting for shutdown; the
+    // file never holds the database password and is private to its owner.
+    let file = dir.path().join("supabase.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("https://persist.example") {
+            assert!(!text.contains("correct-horse"), "db_pass persisted");
+            break;
+        }
+        assert!(Instant::now() < deadline, "state not saved: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "state file readable by others: {mode:o}");
+    }
     sim1.shutdown().await.unwrap();
 
     let sim2 = start(c).await;

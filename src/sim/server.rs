@@ -199,7 +199,12 @@ impl SimHandle {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        self.supabase.shutdown().await
+        let cloudflare = self
+            .cloudflare
+            .flush()
+            .context("saving the simulated Cloudflare state");
+        self.supabase.shutdown().await?;
+        cloudflare
     }
 }
 

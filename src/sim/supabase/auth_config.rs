@@ -98,6 +98,31 @@ pub fn apply_patch(
     Ok(())
 }
 
+/// Serialise only the fields that differ from the defaults.
+pub fn serialize_overrides<S: serde::Serializer>(
+    config: &Map<String, Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let d = &vendored().defaults;
+    let diff: Map<String, Value> = config
+        .iter()
+        .filter(|(k, v)| d.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    diff.serialize(s)
+}
+
+/// Defaults with the saved differences applied.
+pub fn deserialize_overrides<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Map<String, Value>, D::Error> {
+    let diff = Map::<String, Value>::deserialize(d)?;
+    let mut out = defaults(None);
+    out.extend(diff);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,10 @@ pub struct SupabaseSim {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises saves so two writers cannot interleave their temp files.
     save_lock: Mutex<()>,
+    /// Set by every change; the background writer saves and clears it. Writing the whole
+    /// file per request would make a 1,000-project sandbox quadratic.
+    dirty: std::sync::atomic::AtomicBool,
+    wake_writer: tokio::sync::Notify,
 }
 
 struct Inner {
@@ -103,7 +107,12 @@ impl SupabaseSim {
             }),
             tasks: Mutex::new(Vec::new()),
             save_lock: Mutex::new(()),
+            dirty: std::sync::atomic::AtomicBool::new(false),
+            wake_writer: tokio::sync::Notify::new(),
         });
+        if sim.state_dir.is_some() {
+            spawn_writer(Arc::downgrade(&sim));
+        }
         // Finish what a previous run left half done.
         let pending: Vec<(String, String)> = lock(&sim.inner)
             .projects
@@ -201,11 +210,20 @@ impl SupabaseSim {
         self.persist();
     }
 
-    /// Save the state if a state directory is configured. A failed save is reported on
+    /// Note a change to save. The background writer coalesces bursts; `shutdown` flushes.
+    fn persist(&self) {
+        if self.state_dir.is_some() {
+            self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.wake_writer.notify_one();
+        }
+    }
+
+    /// Save the state now if a state directory is configured. A failed save is reported on
     /// stderr and the simulator keeps serving: losing a rehearsal's persistence must not take
     /// the API down mid-run.
-    fn persist(&self) {
+    fn save_now(&self) {
         let Some(dir) = &self.state_dir else { return };
+        self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
         let _guard = lock(&self.save_lock);
         let saved = {
             let inner = lock(&self.inner);
@@ -308,6 +326,8 @@ impl SupabaseSim {
     /// (the caller may be inside an async context, where blocking on a future is not allowed).
     pub fn drop_databases_blocking(&self) {
         if self.state_dir.is_some() {
+            // Kept state: make sure the last changes are on disk instead.
+            self.save_now();
             return;
         }
         for t in std::mem::take(&mut *lock(&self.tasks)) {
@@ -347,7 +367,7 @@ impl SupabaseSim {
             let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
         }
         if self.state_dir.is_some() {
-            self.persist();
+            self.save_now();
             return Ok(());
         }
         // Taken out of the map so a later drop of the handle has nothing left to do.
@@ -366,6 +386,29 @@ impl SupabaseSim {
             None => Ok(()),
         }
     }
+}
+
+/// Saves the state shortly after changes, off the request path. Holds only a weak reference
+/// so it ends with the simulator.
+fn spawn_writer(sim: std::sync::Weak<SupabaseSim>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(s) = sim.upgrade() else { return };
+            if !s.dirty.load(std::sync::atomic::Ordering::SeqCst) {
+                // `notify_one` leaves a permit when nobody waits, so a change made between
+                // the check and this wait is not missed. The timeout lets the loop notice the
+                // simulator is gone.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), s.wake_writer.notified()).await;
+                continue;
+            }
+            drop(s);
+            // Let a burst of changes land in one write.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let Some(s) = sim.upgrade() else { return };
+            let _ = tokio::task::spawn_blocking(move || s.save_now()).await;
+        }
+    });
 }
 
 /// The Supabase routes: Management API under `/v1`, Storage API under

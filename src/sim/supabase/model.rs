@@ -34,7 +34,12 @@ pub struct Project {
     pub created_at: String,
     pub status: String,
     pub keys: ProjectKeys,
-    /// Auth settings in clear; secret fields are masked on the way out.
+    /// Auth settings in clear; secret fields are masked on the way out. Saved as the
+    /// differences from the defaults (most of its 237 fields never change).
+    #[serde(
+        serialize_with = "super::auth_config::serialize_overrides",
+        deserialize_with = "super::auth_config::deserialize_overrides"
+    )]
     pub auth_config: Map<String, Value>,
     /// Database on the simulator's PostgreSQL server (`sim_<ref>`).
     pub db_name: String,
