@@ -20,6 +20,7 @@
 //! pub async fn serve_host(sim: &CloudflareSim, host: &str, path: &str) -> Option<Response>
 //! CloudflareSim::stats(&self) -> serde_json::Value
 //! CloudflareSim::dump(&self) -> serde_json::Value               // no secrets, no asset bytes
+//! CloudflareSim::flush(&self) -> Result<(), CloudflareSimError> // write the state file now
 //! pub fn asset_key(content: &[u8], extension: &str) -> String   // wrangler's asset hash
 //! ```
 //!
@@ -30,9 +31,32 @@
 //! `<subdomain>.pages.dev` / `<short_id>.<subdomain>` / `<branch>.<subdomain>`; the core calls it
 //! before routing and falls through on `None`.
 //!
+//! Routes (relative to `/client/v4`; all answer in the v4 envelope, unknown routes 404/7003):
+//!
+//! ```text
+//! GET|POST          /accounts/{a}/pages/projects                      (list: page, per_page)
+//! GET|PATCH|DELETE  /accounts/{a}/pages/projects/{p}
+//! GET               /accounts/{a}/pages/projects/{p}/upload-token     → {jwt} (HS256, exp, max_file_count_allowed)
+//! GET|POST          /accounts/{a}/pages/projects/{p}/deployments      (list: env, page, per_page; create: multipart)
+//! GET|DELETE        /accounts/{a}/pages/projects/{p}/deployments/{id} (DELETE: ?force=true for aliased)
+//! POST              /accounts/{a}/pages/projects/{p}/deployments/{id}/rollback | /retry
+//! GET               /accounts/{a}/pages/projects/{p}/deployments/{id}/history/logs
+//! GET|POST          /accounts/{a}/pages/projects/{p}/domains
+//! GET|PATCH|DELETE  /accounts/{a}/pages/projects/{p}/domains/{name}
+//! POST              /pages/assets/check-missing | /pages/assets/upload | /pages/assets/upsert-hashes  (upload JWT)
+//! GET               /zones (name with operators, account.id, page, per_page) · /zones/{z}
+//! GET|POST          /zones/{z}/dns_records (name[.exact|.contains|.startswith|.endswith], type, content,
+//!                   proxied, comment[...|.present|.absent], tag[...], search, match, order, direction, page, per_page)
+//! GET|PATCH|PUT|DELETE /zones/{z}/dns_records/{id}
+//! ```
+//!
+//! Error codes are listed (with where each comes from) in [`envelope::codes`].
+//!
 //! With `state_dir` set, everything (projects, deployments, domains, zones, DNS records and the
 //! asset bytes) is kept under that directory and survives a restart; give it a directory of its
-//! own (e.g. `.intelli/sandbox/cloudflare`).
+//! own (e.g. `.intelli/sandbox/cloudflare`). Asset bytes are written before the request returns;
+//! the state document is written by a background thread within ~100 ms of a change, and by
+//! `flush()` / on drop.
 
 mod assets;
 mod auth;
