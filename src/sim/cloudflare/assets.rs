@@ -164,27 +164,39 @@ pub async fn upload(
         decoded.push((item.key, content_type, content));
     }
     let files = decoded.len() as u64;
-    // Bytes first, index second: a key in the index always has its content.
-    for (key, _, content) in &decoded {
-        sim.blobs
-            .put(key, axum::body::Bytes::copy_from_slice(content))
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    codes::PAGES_UNKNOWN,
-                    format!("could not store asset: {e}"),
-                )
-            })?;
+    // Bytes first, index second: a key in the index always has its content. Writing up to
+    // 50 MiB of files is blocking I/O: keep it off the async workers.
+    let mut sizes = Vec::with_capacity(decoded.len());
+    let mut blobs = Vec::with_capacity(decoded.len());
+    for (key, content_type, content) in decoded {
+        sizes.push((key.clone(), content_type, content.len() as u64));
+        blobs.push((key, axum::body::Bytes::from(content)));
     }
+    let writer = sim.clone();
+    tokio::task::spawn_blocking(move || {
+        blobs
+            .into_iter()
+            .try_for_each(|(key, content)| writer.blobs.put(&key, content))
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|written| written)
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::PAGES_UNKNOWN,
+            format!("could not store asset: {e}"),
+        )
+    })?;
     let now = Utc::now();
     sim.mutate(|state| {
-        for (key, content_type, content) in &decoded {
+        for (key, content_type, size) in &sizes {
             let upserted = state.assets.get(key).is_some_and(|a| a.upserted);
             state.assets.insert(
                 key.clone(),
                 AssetMeta {
                     content_type: content_type.clone(),
-                    size: content.len() as u64,
+                    size: *size,
                     uploaded_on: now,
                     upserted,
                 },
