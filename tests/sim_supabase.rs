@@ -1478,3 +1478,83 @@ fn yaml_config_covers_both_vendors() {
     assert_eq!(cf.rate_limit_scale, 0.1);
     assert!(SimConfig::from_yaml("cloudflare:\n  acount_ids: []\n").is_err());
 }
+
+#[tokio::test]
+async fn project_url_template_by_host_reaches_the_project() {
+    let mut c = config();
+    c.project_url_template = Some("http://{ref}.localhost:{port}".into());
+    let sim = start(c).await;
+    let api = Api::new(&sim);
+    let r = create_active(&api, &unique("host")).await;
+    let port = sim.addr().port();
+    assert_eq!(sim.project_url(&r), format!("http://{r}.localhost:{port}"));
+    // `*.localhost` may not resolve here: connect to the loopback address and name the
+    // project in the Host header, as a resolver would.
+    let key = service_key(&api, &r, true).await;
+    let resp = http()
+        .post(format!("{}/storage/v1/bucket", sim.base_url()))
+        .header("host", format!("{r}.localhost:{port}"))
+        .header("apikey", &key)
+        .bearer_auth(&key)
+        .json(&json!({ "name": "by-host" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = http()
+        .get(format!("{}/storage/v1/bucket/by-host", sim.base_url()))
+        .header("host", format!("{r}.localhost"))
+        .header("apikey", &key)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["id"], "by-host");
+
+    // A renamed project keeps its ref (PATCH /v1/projects/{ref}).
+    let (st, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/projects/{r}"),
+            Some(json!({ "name": "renamed" })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    check_response("/v1/projects/{ref}", "patch", "200", &v);
+    assert_eq!(v["name"], "renamed");
+    sim.shutdown().await.unwrap();
+}
+
+#[test]
+fn vendored_spec_names_its_source_and_covers_the_served_operations() {
+    let from = &spec()["x-vendored-from"];
+    assert_eq!(from["repo"], "supabase/cli");
+    assert!(from["commit"].as_str().unwrap().len() >= 40);
+    let ops: Vec<String> = from["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap().to_owned())
+        .collect();
+    for op in [
+        "GET /v1/organizations",
+        "POST /v1/projects",
+        "GET /v1/projects",
+        "GET /v1/organizations/{slug}/projects",
+        "GET /v1/projects/{ref}",
+        "PATCH /v1/projects/{ref}",
+        "DELETE /v1/projects/{ref}",
+        "POST /v1/projects/{ref}/pause",
+        "POST /v1/projects/{ref}/restore",
+        "GET /v1/projects/{ref}/health",
+        "GET /v1/projects/{ref}/api-keys",
+        "POST /v1/projects/{ref}/database/query",
+        "GET /v1/projects/{ref}/config/auth",
+        "PATCH /v1/projects/{ref}/config/auth",
+        "GET /v1/projects/{ref}/storage/buckets",
+    ] {
+        assert!(ops.contains(&op.to_string()), "{op} not vendored");
+        let (method, path) = op.split_once(' ').unwrap();
+        operation(path, &method.to_lowercase());
+    }
+}

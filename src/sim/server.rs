@@ -75,7 +75,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle> {
         .project_url_template
         .clone()
         .unwrap_or_else(|| "{base}/__projects/{ref}".to_string())
-        .replace("{base}", &base_url);
+        .replace("{base}", &base_url)
+        .replace("{port}", &addr.port().to_string());
 
     let seed = config.seed.unwrap_or_else(rand::random::<u64>);
     let inst = Arc::new(Instruments::new(
@@ -253,7 +254,7 @@ fn build_router(
 
     let app = Router::new()
         .merge(admin)
-        .merge(crate::sim::supabase::router(supabase, &inst))
+        .merge(crate::sim::supabase::router(supabase.clone(), &inst))
         .nest(
             "/client/v4",
             instrument(
@@ -270,19 +271,25 @@ fn build_router(
         .fallback(fallback);
     // Deployed sites answer by `Host` (pages.dev names, custom domains) before any routing,
     // so a browser pointed at them through a hosts entry or `curl -H Host:` sees the site.
-    app.layer(axum::middleware::from_fn_with_state(
-        HostCtx {
-            inst,
-            cloudflare,
-            own_host: addr.ip().to_string(),
-        },
-        host_dispatch,
-    ))
+    // `Router::layer` would run after routing (too late to rewrite the path for `<ref>.host`),
+    // so the whole app becomes the fallback service of an outer router that has the layer.
+    Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::from_fn_with_state(
+            HostCtx {
+                inst,
+                supabase,
+                cloudflare,
+                own_host: addr.ip().to_string(),
+            },
+            host_dispatch,
+        ))
 }
 
 #[derive(Clone)]
 struct HostCtx {
     inst: Arc<Instruments>,
+    supabase: Arc<SupabaseSim>,
     cloudflare: Arc<CloudflareSim>,
     own_host: String,
 }
@@ -318,6 +325,24 @@ async fn host_dispatch(
     if let Some(host) = host
         && !is_own_host(&host, &ctx.own_host)
     {
+        // `<ref>.<anything>`: a project URL template like `http://{ref}.localhost:{port}`
+        // (the shape of the vendor's `https://{ref}.supabase.co`) reaches that project's APIs.
+        let first = host.split('.').next().unwrap_or("");
+        if first.len() == 20
+            && first.bytes().all(|b| b.is_ascii_lowercase())
+            && ctx.supabase.has_project(first)
+        {
+            let mut req = req;
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            if let Ok(uri) = format!("/__projects/{first}{pq}").parse::<axum::http::Uri>() {
+                *req.uri_mut() = uri;
+            }
+            return next.run(req).await;
+        }
         let path = req.uri().path().to_owned();
         if let Some(resp) = cloudflare::serve_host(&ctx.cloudflare, &host, &path).await {
             ctx.inst.record_request(

@@ -49,8 +49,10 @@ pub struct SimConfig {
     /// Directory where the Supabase side's state is saved as JSON and reloaded at start. Without
     /// it state lives in memory and the project databases are dropped at shutdown.
     pub state_dir: Option<PathBuf>,
-    /// Per-project base URL template with `{ref}` (and optionally `{base}` = this server's base
-    /// URL). Default `{base}/__projects/{ref}`, where the simulated Storage API lives.
+    /// Per-project base URL template with `{ref}`, and optionally `{base}` (this server's base
+    /// URL) and `{port}` (its port). Default `{base}/__projects/{ref}`, where the simulated
+    /// Storage API lives. `http://{ref}.localhost:{port}` works too: a request whose `Host`
+    /// starts with a project's ref is routed to that project.
     pub project_url_template: Option<String>,
     /// Supabase-side knobs.
     pub supabase: SupabaseConfig,

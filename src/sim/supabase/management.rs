@@ -19,6 +19,9 @@ use crate::sim::server::middleware::lock;
 
 type Sim = State<Arc<SupabaseSim>>;
 
+/// Largest request body accepted (SQL included).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
 pub fn routes(sim: Arc<SupabaseSim>) -> Router {
     Router::new()
         .route("/v1/organizations", get(list_orgs))
@@ -40,6 +43,9 @@ pub fn routes(sim: Arc<SupabaseSim>) -> Router {
             get(get_auth).patch(patch_auth),
         )
         .route("/v1/projects/{ref}/storage/buckets", get(list_buckets))
+        // Migration files and seeds go through `database/query`; axum's 2 MiB default is
+        // smaller than some real ones.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(sim)
 }
 

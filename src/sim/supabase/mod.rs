@@ -162,6 +162,11 @@ impl SupabaseSim {
         pg::with_database(&self.db_server, &name).ok()
     }
 
+    /// Whether a project with this ref exists.
+    pub fn has_project(&self, project_ref: &str) -> bool {
+        lock(&self.inner).projects.contains_key(project_ref)
+    }
+
     /// A copy of one project's record.
     pub fn project(&self, project_ref: &str) -> Option<Project> {
         lock(&self.inner).projects.get(project_ref).cloned()
