@@ -1558,3 +1558,40 @@ fn vendored_spec_names_its_source_and_covers_the_served_operations() {
         operation(path, &method.to_lowercase());
     }
 }
+
+#[tokio::test]
+async fn many_projects_and_queries_at_once_queue_instead_of_failing() {
+    let mut c = config();
+    c.supabase.max_db_connections = 3;
+    c.supabase.provisioning_delay_ms = 0;
+    let sim = start(c).await;
+    let api = std::sync::Arc::new(Api::new(&sim));
+    let tag = unique("burst");
+    let creates = (0..8).map(|i| {
+        let api = api.clone();
+        let name = format!("{tag}-{i}");
+        tokio::spawn(async move { create_active(&api, &name).await })
+    });
+    let mut refs = Vec::new();
+    for h in creates {
+        refs.push(h.await.unwrap());
+    }
+    let queries = (0..40).map(|i| {
+        let api = api.clone();
+        let r = refs[i % refs.len()].clone();
+        tokio::spawn(async move {
+            sql(
+                &api,
+                &r,
+                &format!("select {i} as i, pg_sleep(0.01)::text as s"),
+            )
+            .await
+        })
+    });
+    for (i, h) in queries.enumerate() {
+        let (st, v) = h.await.unwrap();
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v[0]["i"], i);
+    }
+    sim.shutdown().await.unwrap();
+}

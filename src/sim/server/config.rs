@@ -109,6 +109,9 @@ pub struct SupabaseConfig {
     pub rate_limit_requests: u32,
     /// Length of a rate-limit window before `rate_limit_scale`, in ms (vendor: one minute).
     pub rate_limit_window_ms: u64,
+    /// Most connections open at once to project databases (queries and Storage calls wait
+    /// for a slot). Keep it under the PostgreSQL server's `max_connections`.
+    pub max_db_connections: usize,
 }
 
 impl Default for SupabaseConfig {
@@ -119,6 +122,7 @@ impl Default for SupabaseConfig {
             organizations: vec![OrgConfig::default()],
             rate_limit_requests: 120,
             rate_limit_window_ms: 60_000,
+            max_db_connections: 40,
         }
     }
 }

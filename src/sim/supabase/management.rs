@@ -447,7 +447,9 @@ async fn delete_project(State(sim): Sim, Path(r): Path<String>) -> Response {
     // still creating it, the provisioning task drops it when it notices the project is gone.
     let server = sim.db_server.clone();
     let db_name = p.db_name.clone();
+    let sim2 = sim.clone();
     let task = tokio::spawn(async move {
+        let _permit = sim2.admin_slots.acquire().await;
         let _ = crate::pg::drop_database(&server, &db_name).await;
     });
     sim.track(task);
@@ -595,7 +597,7 @@ async fn run_query(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> Respo
     let Some(url) = sim.database_url(&r) else {
         return not_found();
     };
-    match db::run_query(&url, &query, &params, read_only).await {
+    match sim.query(&url, &query, &params, read_only).await {
         Ok(rows) => (StatusCode::CREATED, Json(rows)).into_response(),
         Err(e) => bad_request(e.message),
     }
@@ -647,7 +649,7 @@ async fn list_buckets(State(sim): Sim, Path(r): Path<String>) -> Response {
              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at, \
              to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at, \
              coalesce(public, false) AS public FROM storage.buckets ORDER BY name";
-    match db::run_query(&url, q, &[], true).await {
+    match sim.query(&url, q, &[], true).await {
         Ok(rows) => Json(rows).into_response(),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

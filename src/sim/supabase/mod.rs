@@ -49,6 +49,11 @@ pub struct SupabaseSim {
     /// file per request would make a 1,000-project sandbox quadratic.
     dirty: std::sync::atomic::AtomicBool,
     wake_writer: tokio::sync::Notify,
+    /// Bounds connections to project databases: PostgreSQL's default `max_connections` is
+    /// 100, and a 1,000-client apply must queue here rather than fail there.
+    query_slots: tokio::sync::Semaphore,
+    /// Bounds concurrent CREATE/DROP DATABASE and bootstraps (each is heavy and holds locks).
+    admin_slots: tokio::sync::Semaphore,
 }
 
 struct Inner {
@@ -109,6 +114,8 @@ impl SupabaseSim {
             save_lock: Mutex::new(()),
             dirty: std::sync::atomic::AtomicBool::new(false),
             wake_writer: tokio::sync::Notify::new(),
+            query_slots: tokio::sync::Semaphore::new(config.supabase.max_db_connections.max(1)),
+            admin_slots: tokio::sync::Semaphore::new(ADMIN_CONCURRENCY),
         });
         if sim.state_dir.is_some() {
             spawn_writer(Arc::downgrade(&sim));
@@ -128,6 +135,24 @@ impl SupabaseSim {
             }
         }
         Ok(sim)
+    }
+
+    /// Run SQL on a project database, waiting for a connection slot first.
+    pub(crate) async fn query(
+        &self,
+        url: &str,
+        sql: &str,
+        params: &[Value],
+        read_only: bool,
+    ) -> std::result::Result<Value, db::QueryError> {
+        let _permit = self
+            .query_slots
+            .acquire()
+            .await
+            .map_err(|_| db::QueryError {
+                message: "Failed to run sql query: the simulator is shutting down".into(),
+            })?;
+        db::run_query(url, sql, params, read_only).await
     }
 
     /// A token this simulator accepts (for printing and for tests).
@@ -259,7 +284,10 @@ impl SupabaseSim {
                 return;
             };
             let started = tokio::time::Instant::now();
-            let made = db::ensure_database(&sim.db_server, &db_name).await;
+            let made = {
+                let _permit = sim.admin_slots.acquire().await;
+                db::ensure_database(&sim.db_server, &db_name).await
+            };
             {
                 let mut inner = lock(&sim.inner);
                 if let Some(p) = inner.projects.get_mut(&project_ref) {
@@ -295,6 +323,7 @@ impl SupabaseSim {
             if deleted {
                 // Deleted while provisioning: the delete could not drop a database that did
                 // not exist yet, so do it now.
+                let _permit = sim.admin_slots.acquire().await;
                 let _ = pg::drop_database(&sim.db_server, &db_name).await;
             }
             sim.persist();
@@ -415,6 +444,9 @@ fn spawn_writer(sim: std::sync::Weak<SupabaseSim>) {
         }
     });
 }
+
+/// Concurrent database creations/drops.
+const ADMIN_CONCURRENCY: usize = 4;
 
 /// The Supabase routes: Management API under `/v1`, Storage API under
 /// `/__projects/{ref}/storage/v1`, each instrumented (counting, latency, faults).

@@ -287,7 +287,7 @@ async fn create_bucket(
     // (the id and the name are both unique).
     let q = "INSERT INTO storage.buckets (id, name, public, type, file_size_limit, allowed_mime_types) \
              VALUES ($1, $2, $3, $4, $5::text::bigint, $6) ON CONFLICT DO NOTHING RETURNING name";
-    match db::run_query(&url, q, &params, false).await {
+    match sim.query(&url, q, &params, false).await {
         Ok(Value::Array(rows)) if rows.is_empty() => storage_error(
             409,
             "BucketAlreadyExists",
@@ -355,7 +355,7 @@ async fn list_buckets(
         json!(limit.map(|l| l.to_string())),
         json!(offset.to_string()),
     ];
-    match db::run_query(&url, &q, &params, true).await {
+    match sim.query(&url, &q, &params, true).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => db_failure(e),
     }
@@ -371,7 +371,7 @@ async fn get_bucket(
         Err(resp) => return resp,
     };
     let q = format!("SELECT {BUCKET_COLUMNS} FROM storage.buckets WHERE id = $1");
-    match db::run_query(&url, &q, &[json!(id)], true).await {
+    match sim.query(&url, &q, &[json!(id)], true).await {
         Ok(Value::Array(mut rows)) if !rows.is_empty() => Json(rows.swap_remove(0)).into_response(),
         Ok(_) => bucket_not_found(),
         Err(e) => db_failure(e),
@@ -434,7 +434,7 @@ async fn update_bucket(
         json!(mimes.is_some()),
         json!(mimes.flatten()),
     ];
-    match db::run_query(&url, q, &params, false).await {
+    match sim.query(&url, q, &params, false).await {
         Ok(Value::Array(rows)) if rows.is_empty() => bucket_not_found(),
         Ok(_) => Json(json!({ "message": "Successfully updated" })).into_response(),
         Err(e) => db_failure(e),
@@ -455,7 +455,7 @@ async fn delete_bucket(
                         FROM storage.buckets WHERE id = $1), \
              d AS (DELETE FROM storage.buckets WHERE id = $1 AND NOT (SELECT busy FROM b) RETURNING id) \
              SELECT (SELECT count(*) FROM b) AS found, (SELECT count(*) FROM d) AS deleted";
-    match db::run_query(&url, q, &[json!(id)], false).await {
+    match sim.query(&url, q, &[json!(id)], false).await {
         Ok(Value::Array(rows)) => {
             let row = rows.first().cloned().unwrap_or(Value::Null);
             let found = row["found"].as_i64().unwrap_or(0);
