@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::model::{Project, status};
-use super::{SupabaseSim, auth_config, db, error, keys::ProjectKeys, new_ref};
+use super::{SupabaseSim, auth_config, error, keys::ProjectKeys, new_ref};
 use crate::sim::server::middleware::lock;
 
 type Sim = State<Arc<SupabaseSim>>;
