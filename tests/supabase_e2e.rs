@@ -1,0 +1,463 @@
+//! `intelli plan` / `intelli apply` on the Supabase side, end to end: the real binary, talking
+//! HTTP to the simulator, whose projects are real PostgreSQL databases.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use intelli::sim::server::{FaultKind, FaultRule, OrgConfig, SimConfig, SimHandle, Vendor};
+
+use common::{copy_dir, repo_root};
+
+/// A scratch repository (fleet, migrations, a frontend dir) and a simulator for it.
+struct World {
+    sim: SimHandle,
+    dir: tempfile::TempDir,
+    /// Everything the binary printed, for the secret scan.
+    outputs: Vec<String>,
+}
+
+impl World {
+    async fn new() -> World {
+        let mut config = SimConfig::default();
+        config.supabase.organizations = vec![OrgConfig {
+            slug: "intelliservice".into(),
+            name: "IntelliService".into(),
+        }];
+        config.supabase.provisioning_delay_ms = 300;
+        config.seed = Some(7);
+        // Rate-limit windows (and the waits injected 429s ask for) scaled from 60 s to 3 s.
+        config.rate_limit_scale = 0.05;
+        let sim = intelli::sim::server::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL: DATABASE_URL or 127.0.0.1:5432): {e:#}"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo_root().join("fleet"), &dir.path().join("fleet"));
+        copy_dir(
+            &repo_root().join("migrations"),
+            &dir.path().join("migrations"),
+        );
+        std::fs::create_dir_all(dir.path().join("examples/web")).expect("frontend dir");
+        World {
+            sim,
+            dir,
+            outputs: Vec::new(),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run the binary against the simulator as if it were the real vendor.
+    fn run(&mut self, args: &[&str]) -> Output {
+        let out = Command::cargo_bin("intelli")
+            .expect("binary")
+            .current_dir(self.root())
+            .env("SUPABASE_ACCESS_TOKEN", self.sim.supabase_token())
+            .env("SUPABASE_API_URL", self.sim.supabase_api_url())
+            .env(
+                "SUPABASE_PROJECT_URL_TEMPLATE",
+                self.sim.project_url_template(),
+            )
+            .env("INTELLI_POLL_MS", "100")
+            .env("INTELLI_HEALTHY_TIMEOUT_SECS", "60")
+            .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .expect("run intelli");
+        self.outputs
+            .push(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.outputs
+            .push(String::from_utf8_lossy(&out.stderr).into_owned());
+        out
+    }
+
+    fn run_ok(&mut self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "intelli {args:?} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn project_ref(&self, name: &str) -> String {
+        let matching: Vec<_> = self
+            .sim
+            .supabase()
+            .projects()
+            .into_iter()
+            .filter(|p| p.name == name)
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "exactly one project named {name}: {matching:?}"
+        );
+        matching[0].project_ref.clone()
+    }
+
+    async fn db(&self, project: &str) -> tokio_postgres::Client {
+        let r = self.project_ref(project);
+        let url = self
+            .sim
+            .supabase()
+            .database_url(&r)
+            .expect("project database");
+        intelli::pg::connect(&url)
+            .await
+            .expect("connect to the project's database")
+    }
+
+    /// No secret the run could have seen appears in anything it printed or wrote.
+    fn assert_no_secrets(&self, extra_files: &[PathBuf]) {
+        let mut secrets = vec![self.sim.supabase_token()];
+        for p in self.sim.supabase().projects() {
+            if let Some(full) = self.sim.supabase().project(&p.project_ref) {
+                secrets.extend([
+                    full.keys.jwt_secret.clone(),
+                    full.keys.anon.clone(),
+                    full.keys.service_role.clone(),
+                    full.keys.secret.clone(),
+                ]);
+            }
+        }
+        let mut texts = self.outputs.clone();
+        for f in extra_files {
+            texts.push(std::fs::read_to_string(f).unwrap_or_default());
+        }
+        for (i, t) in texts.iter().enumerate() {
+            for s in &secrets {
+                assert!(
+                    !s.is_empty() && !t.contains(s.as_str()),
+                    "output {i} contains a secret"
+                );
+            }
+            // Generated database passwords are 64 hex characters; the only such strings allowed
+            // in output are the digests a plan records (seed and desired state).
+            let mut allowed = vec![seed_sha256()];
+            for text in &texts {
+                if let Some(rest) = text.split("\"desired_digest\": \"").nth(1) {
+                    allowed.push(rest.chars().take_while(char::is_ascii_hexdigit).collect());
+                }
+            }
+            for word in t.split(|c: char| !c.is_ascii_hexdigit()) {
+                assert!(
+                    word.len() < 64 || allowed.iter().any(|a| a == word),
+                    "output {i} contains a 64-hex-digit string that is not a known digest"
+                );
+            }
+        }
+    }
+}
+
+fn seed_sha256() -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(repo_root().join("migrations/seed/client.sql")).expect("seed");
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn count(stdout: &str, needle: &str) -> usize {
+    stdout.matches(needle).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn example_fleet_from_empty_then_a_new_migration_rolls_out() {
+    let mut w = World::new().await;
+    let out = w.run_ok(&["apply", "--yes"]);
+    assert!(out.contains("Apply complete: 3 client(s)"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+
+    for (project, slug, domain, extra_bucket) in [
+        ("intelli-acme", "acme", "acme.intelliservice.io", None),
+        (
+            "intelli-globex",
+            "globex",
+            "globex.intelliservice.io",
+            Some("site-surveys"),
+        ),
+        (
+            "intelli-initech",
+            "initech",
+            "service.initech.intelliservice.io",
+            None,
+        ),
+    ] {
+        let db = w.db(project).await;
+        let applied: i64 = db
+            .query_one("select count(*) from supabase_migrations.schema_migrations where statements is not null and name <> ''", &[])
+            .await
+            .expect("history")
+            .get(0);
+        assert_eq!(
+            applied, 7,
+            "{project}: every migration recorded the CLI's way"
+        );
+        let row = db
+            .query_one("select c.slug, s.domain, s.site_url from companies c join company_settings s on s.company_id = c.id", &[])
+            .await
+            .expect("seeded company");
+        assert_eq!(row.get::<_, String>(0), slug);
+        assert_eq!(row.get::<_, String>(1), domain);
+        assert_eq!(row.get::<_, String>(2), format!("https://{domain}"));
+        let seeds: i64 = db
+            .query_one("select count(*) from supabase_migrations.seed_files where path = 'migrations/seed/client.sql'", &[])
+            .await
+            .expect("seed row")
+            .get(0);
+        assert_eq!(seeds, 1);
+        let buckets: Vec<(String, bool, Option<i64>)> = db
+            .query(
+                "select id, public, file_size_limit from storage.buckets order by id",
+                &[],
+            )
+            .await
+            .expect("buckets")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let mut want = vec!["estimate-documents", "ticket-photos"];
+        want.extend(extra_bucket);
+        want.sort();
+        assert_eq!(
+            buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(),
+            want,
+            "{project}"
+        );
+        let photos = buckets
+            .iter()
+            .find(|b| b.0 == "ticket-photos")
+            .expect("photos bucket");
+        assert_eq!(
+            photos.2,
+            Some(10 * 1024 * 1024),
+            "fleet settings win over the migration's insert"
+        );
+        let auth = w
+            .sim
+            .supabase()
+            .project(&w.project_ref(project))
+            .expect("project")
+            .auth_config;
+        assert_eq!(auth["site_url"], format!("https://{domain}"));
+        assert!(
+            auth["uri_allow_list"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("https://{domain}/**")),
+            "{auth:?}"
+        );
+    }
+
+    let clean = w.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("No changes"));
+
+    // A new migration in the master mold reaches every client.
+    std::fs::write(
+        w.root().join("migrations/20250401120000_ticket_priority_index.sql"),
+        "create index if not exists tickets_priority_idx on public.tickets (company_id, priority);\n",
+    )
+    .expect("new migration");
+    let planned = w.run(&["plan", "--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&planned.stdout).into_owned();
+    assert_eq!(planned.status.code(), Some(2), "{text}");
+    assert_eq!(count(&text, "apply 1 migration"), 3, "{text}");
+    assert_eq!(count(&text, "20250401120000"), 3, "{text}");
+    w.run_ok(&["apply", "--yes"]);
+    let clean = w.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+
+    w.assert_no_secrets(&[]);
+    w.sim.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_in_one_client_does_not_stop_the_others() {
+    let mut w = World::new().await;
+    w.run_ok(&["apply", "--yes", "--only", "acme"]);
+    // Edit a migration acme has applied; globex and initech have applied nothing yet.
+    let file = w.root().join("migrations/20250122143000_tickets.sql");
+    let mut sql = std::fs::read_to_string(&file).expect("read");
+    sql.push_str("\ncomment on table public.tickets is 'edited after the fact';\n");
+    std::fs::write(&file, sql).expect("edit");
+
+    let out = w.run(&["plan"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "errors make plan fail:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("migration 20250122143000 was applied, but")
+            && stdout.contains("20250122143000_tickets.sql has changed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("! acme"), "acme is in error:\n{stdout}");
+    assert!(
+        stdout.contains("~ globex") && stdout.contains("~ initech"),
+        "the others still plan:\n{stdout}"
+    );
+    assert!(stdout.contains("1 client with errors"), "{stdout}");
+    w.sim.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_written_by_the_supabase_cli_is_recognised() {
+    let mut w = World::new().await;
+    w.run_ok(&["apply", "--yes", "--only", "initech"]);
+    let db = w.db("intelli-initech").await;
+    // Rewrite the history as another tool might have: same SQL, split differently (one element
+    // holding the whole file with its comments), inserted with the CLI's own statement.
+    let files = intelli::migrate::discover(&w.root().join("migrations")).expect("files");
+    db.batch_execute("delete from supabase_migrations.schema_migrations")
+        .await
+        .expect("clear");
+    for f in &files {
+        db.execute(
+            "INSERT INTO supabase_migrations.schema_migrations(version, name, statements) VALUES($1, $2, $3)",
+            &[&f.version, &f.name, &vec![f.sql.clone()]],
+        )
+        .await
+        .expect("cli-style insert");
+    }
+    let out = w.run(&["plan", "--only", "initech", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a database migrated by the CLI is current:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    w.sim.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_create_answer_never_makes_a_second_project_and_faults_converge() {
+    let mut w = World::new().await;
+    w.sim.set_faults(vec![
+        // Every create commits, then the connection is reset before the answer.
+        FaultRule {
+            vendor: Some(Vendor::Supabase),
+            method: Some("POST".into()),
+            path: "/v1/projects".into(),
+            probability: 1.0,
+            kind: FaultKind::CommitThenDrop,
+            times: Some(3),
+        },
+        FaultRule {
+            vendor: Some(Vendor::Supabase),
+            method: Some("GET".into()),
+            path: "/v1/projects/*".into(),
+            probability: 0.3,
+            kind: FaultKind::Status(503),
+            times: Some(10),
+        },
+        FaultRule {
+            vendor: Some(Vendor::Supabase),
+            method: Some("GET".into()),
+            path: "/v1/organizations/*".into(),
+            probability: 0.3,
+            kind: FaultKind::RateLimited,
+            times: Some(5),
+        },
+        FaultRule {
+            vendor: Some(Vendor::Storage),
+            method: None,
+            path: "*".into(),
+            probability: 0.2,
+            kind: FaultKind::Status(502),
+            times: Some(3),
+        },
+    ]);
+    let out = w.run(&["apply", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Whatever the faults did to this run, a second one converges and nothing is duplicated.
+    w.sim.set_faults(Vec::new());
+    w.run_ok(&["apply", "--yes"]);
+    for name in ["intelli-acme", "intelli-globex", "intelli-initech"] {
+        let _ = w.project_ref(name); // asserts exactly one
+    }
+    assert!(
+        stderr.contains("looking it up before trying again"),
+        "the lost answers were noticed and handled by looking up:\n{stderr}"
+    );
+    let stats = w.sim.stats();
+    assert_eq!(
+        stats.faults_injected.get("commit_then_drop").copied(),
+        Some(3),
+        "{:?}",
+        stats.faults_injected
+    );
+    let clean = w.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    w.assert_no_secrets(&[]);
+    w.sim.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
+    let mut w = World::new().await;
+    let plan_file = w.root().join("plan.json");
+    let plan_arg = plan_file.to_string_lossy().into_owned();
+    w.run_ok(&["plan", "--only", "acme", "--out", &plan_arg]);
+    // Someone creates acme's project behind our back: the saved plan (create) is now wrong.
+    w.run_ok(&["apply", "--yes", "--only", "acme"]);
+    let out = w.run(&["apply", &plan_arg, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the saved plan is stale") && stderr.contains("acme:"),
+        "{stderr}"
+    );
+    assert_eq!(
+        w.sim
+            .supabase()
+            .projects()
+            .iter()
+            .filter(|p| p.name == "intelli-acme")
+            .count(),
+        1
+    );
+
+    // A fresh saved plan applies; a change to the fleet files makes it stale too.
+    w.run_ok(&["plan", "--only", "globex", "--out", &plan_arg]);
+    let fleet_file = w.root().join("fleet/globex.yaml");
+    let text = std::fs::read_to_string(&fleet_file).expect("read");
+    std::fs::write(
+        &fleet_file,
+        text.replace("Globex Facilities", "Globex Facilities Ltd"),
+    )
+    .expect("write");
+    let out = w.run(&["apply", &plan_arg, "--yes"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fleet files, migrations or seed changed")
+    );
+    std::fs::write(&fleet_file, text).expect("restore");
+    let out = w.run_ok(&["apply", &plan_arg, "--yes"]);
+    assert!(out.contains("Apply complete: 1 client(s)"), "{out}");
+    w.assert_no_secrets(&[plan_file]);
+    w.sim.shutdown().await.expect("shutdown");
+}
