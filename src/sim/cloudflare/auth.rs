@@ -257,3 +257,69 @@ pub async fn rate_limit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_blocks_on_breach_then_recovers() {
+        let limiter = RateLimiter::new(3, Duration::from_secs(10), Duration::from_secs(20));
+        let t0 = Instant::now();
+        for expected in [2, 1, 0] {
+            assert!(
+                matches!(limiter.check("a", t0), Verdict::Allowed { remaining } if remaining == expected)
+            );
+        }
+        // The 4th request in the window breaches: blocked for the block duration…
+        assert!(
+            matches!(limiter.check("a", t0), Verdict::Blocked { retry_after } if retry_after == Duration::from_secs(20))
+        );
+        // …even after the window would have rolled over, and for every call of that key;
+        let t1 = t0 + Duration::from_secs(15);
+        assert!(
+            matches!(limiter.check("a", t1), Verdict::Blocked { retry_after } if retry_after == Duration::from_secs(5))
+        );
+        // other keys have their own budget.
+        assert!(matches!(limiter.check("b", t1), Verdict::Allowed { .. }));
+        // After the block: a fresh window.
+        let t2 = t0 + Duration::from_secs(20);
+        assert!(matches!(
+            limiter.check("a", t2),
+            Verdict::Allowed { remaining: 2 }
+        ));
+    }
+
+    #[test]
+    fn window_rolls_over_without_breach() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(10), Duration::from_secs(10));
+        let t0 = Instant::now();
+        limiter.check("a", t0);
+        limiter.check("a", t0);
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(matches!(
+            limiter.check("a", t1),
+            Verdict::Allowed { remaining: 1 }
+        ));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  xyz "),
+        );
+        assert_eq!(bearer(&h), Some("xyz"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+    }
+}
