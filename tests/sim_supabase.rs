@@ -1597,3 +1597,39 @@ async fn many_projects_and_queries_at_once_queue_instead_of_failing() {
     }
     sim.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn sim_reset_drops_kept_databases_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = SimConfig::sandbox(dir.path());
+    c.supabase.provisioning_delay_ms = 100;
+    let sim = start(c).await;
+    let api = Api::new(&sim);
+    let r = create_active(&api, &unique("reset")).await;
+    sim.shutdown().await.unwrap();
+    assert!(dir.path().join("supabase.json").exists());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .args(["sim", "reset", "--state"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 project database dropped"));
+    assert!(!dir.path().join("supabase.json").exists());
+    let admin = intelli::pg::connect(&intelli::pg::server_url())
+        .await
+        .unwrap();
+    let left = admin
+        .query_opt(
+            "select 1 from pg_database where datname = $1",
+            &[&format!("sim_{r}")],
+        )
+        .await
+        .unwrap();
+    assert!(left.is_none());
+}

@@ -19,6 +19,18 @@ pub enum SimCommand {
     /// project is a real database on the PostgreSQL server (DATABASE_URL or the local default).
     /// Without --state everything is in memory and the project databases are dropped on exit.
     Serve(ServeArgs),
+    /// Delete a kept simulator state: drop the project databases it lists and remove its files.
+    ///
+    /// For a state directory made with `serve --state` (or `--sandbox`) that is no longer
+    /// wanted. Stop the simulator using it first.
+    Reset {
+        /// The state directory.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// PostgreSQL server holding the project databases.
+        #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +58,20 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
         SimCommand::Serve(args) => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCommand::Reset {
+            state,
+            database_url,
+        } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let db = database_url.unwrap_or_else(pg::server_url);
+            let n = rt.block_on(crate::sim::supabase::destroy_saved_state(&state, &db))?;
+            println!(
+                "removed the simulator state in {} ({n} project database{} dropped)",
+                state.display(),
+                if n == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

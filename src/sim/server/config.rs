@@ -87,6 +87,18 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// Settings for an in-process sandbox (`--sandbox`): state kept under `dir` so a second
+    /// command sees what the first made, and delays short enough for interactive use.
+    pub fn sandbox(dir: &std::path::Path) -> SimConfig {
+        let mut c = SimConfig {
+            state_dir: Some(dir.to_path_buf()),
+            ..SimConfig::default()
+        };
+        c.supabase.provisioning_delay_ms = 500;
+        c.cloudflare.domain_activation_delay_ms = 500;
+        c
+    }
+
     /// Parse a YAML settings file (the `--config` of `intelli sim serve`).
     pub fn from_yaml(text: &str) -> anyhow::Result<SimConfig> {
         serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("invalid simulator config: {e}"))

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use axum::Router;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -420,6 +420,29 @@ impl SupabaseSim {
             None => Ok(()),
         }
     }
+}
+
+/// Delete what a kept simulator state under `dir` holds: every project database it lists (on
+/// `db_server`) and the state files of both vendors. Returns how many databases were dropped.
+/// Used by `intelli sim reset`; the simulator must not be running on `dir`.
+pub async fn destroy_saved_state(dir: &std::path::Path, db_server: &str) -> Result<usize> {
+    let saved = model::load(dir)?;
+    let mut dropped = 0;
+    for p in saved.projects.values() {
+        pg::drop_database(db_server, &p.db_name).await?;
+        dropped += 1;
+    }
+    let file = model::state_file(dir);
+    match std::fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", file.display())),
+    }
+    let cf = dir.join("cloudflare");
+    if cf.exists() {
+        std::fs::remove_dir_all(&cf).with_context(|| format!("removing {}", cf.display()))?;
+    }
+    Ok(dropped)
 }
 
 /// Saves the state shortly after changes, off the request path. Holds only a weak reference
