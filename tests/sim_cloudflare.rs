@@ -333,6 +333,7 @@ const LOGS: &str =
     "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}/history/logs";
 const DOMAINS: &str = "/accounts/{account_id}/pages/projects/{project_name}/domains";
 const DOMAIN: &str = "/accounts/{account_id}/pages/projects/{project_name}/domains/{domain_name}";
+const VERIFY: &str = "/user/tokens/verify";
 const ZONES: &str = "/zones";
 const ZONE_ONE: &str = "/zones/{zone_id}";
 const RECORDS: &str = "/zones/{zone_id}/dns_records";
@@ -479,6 +480,8 @@ impl Spec {
                 "dns-records"
             } else if template.starts_with("/zones") {
                 "zones"
+            } else if template.starts_with("/user") {
+                "iam"
             } else {
                 "pages"
             };
@@ -624,6 +627,21 @@ async fn auth_envelope_and_not_found_codes() {
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.expect("json");
     reference_failure(&body);
+
+    // Token verification.
+    let r = s
+        .api(Method::GET, VERIFY, VERIFY, Some(RO_TOKEN), None)
+        .await;
+    assert_eq!(
+        (r.status, &r.body["result"]["status"]),
+        (StatusCode::OK, &json!("active"))
+    );
+    let id = r.body["result"]["id"].clone();
+    let r = s.api(Method::GET, VERIFY, VERIFY, Some(TOKEN), None).await;
+    assert_ne!(r.body["result"]["id"], id, "one id per token");
+    assert!(!r.body.to_string().contains(TOKEN));
+    let r = s.api(Method::GET, VERIFY, VERIFY, Some("nope"), None).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::UNAUTHORIZED, 10000));
 
     // Rate-limit headers on every authenticated reply.
     let r = s.call(Method::GET, &list, Some(TOKEN), None).await;
@@ -1680,9 +1698,23 @@ async fn zones_and_dns_records_filters_pagination_and_errors() {
             Some(json!({"ttl": 300})),
         )
         .await;
+    // The record is proxied: its TTL stays automatic (1); the comment is kept.
     assert_eq!(
         (&r.body["result"]["ttl"], &r.body["result"]["comment"]),
-        (&json!(300), &json!("managed-by: intelli"))
+        (&json!(1), &json!("managed-by: intelli"))
+    );
+    let r = s
+        .api(
+            Method::PATCH,
+            RECORD,
+            &one,
+            Some(TOKEN),
+            Some(json!({"proxied": false})),
+        )
+        .await;
+    assert_eq!(
+        r.body["result"]["ttl"], 300,
+        "DNS-only records show their TTL"
     );
     let r = s
         .api(Method::PUT, RECORD, &one, Some(TOKEN),

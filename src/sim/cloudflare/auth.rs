@@ -147,6 +147,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `GET /user/tokens/verify`: whether the bearer token is valid (what `intelli plan` can use to
+/// check credentials without touching anything).
+pub async fn verify_token(
+    State(sim): State<std::sync::Arc<CloudflareSim>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    sim.authenticate(&headers, false)?;
+    let token = bearer(&headers).unwrap_or_default();
+    // A stable id per token that reveals nothing about it.
+    let id = blake3::hash(format!("token-id:{token}").as_bytes()).to_hex()[..32].to_owned();
+    Ok(super::envelope::ok(serde_json::json!({
+        "id": id,
+        "status": "active",
+    })))
+}
+
 /// Fixed-window limiter per token: `limit` requests per `window`; the request that breaches it
 /// blocks the token for `block` (Cloudflare: 1200 / 5 min, blocked for the next 5 min).
 pub struct RateLimiter {

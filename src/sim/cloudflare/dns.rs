@@ -62,7 +62,9 @@ pub fn record_json(r: &DnsRecord) -> Value {
         "content": r.content,
         "proxiable": PROXIABLE.contains(&r.record_type.as_str()),
         "proxied": r.proxied,
-        "ttl": r.ttl,
+        // Proxied records always have an automatic TTL: the API reports 1 whatever was sent,
+        // so a client that compares `ttl` on a proxied record must expect 1.
+        "ttl": if r.proxied { 1 } else { r.ttl },
         "locked": false,
         "settings": {},
         "meta": {"auto_added": false, "managed_by_apps": false,

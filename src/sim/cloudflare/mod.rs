@@ -44,6 +44,7 @@
 //! GET|POST          /accounts/{a}/pages/projects/{p}/domains
 //! GET|PATCH|DELETE  /accounts/{a}/pages/projects/{p}/domains/{name}
 //! POST              /pages/assets/check-missing | /pages/assets/upload | /pages/assets/upsert-hashes  (upload JWT)
+//! GET               /user/tokens/verify
 //! GET               /zones (name with operators, account.id, page, per_page) · /zones/{z}
 //! GET|POST          /zones/{z}/dns_records (name[.exact|.contains|.startswith|.endswith], type, content,
 //!                   proxied, comment[...|.present|.absent], tag[...], search, match, order, direction, page, per_page)
@@ -518,6 +519,7 @@ pub fn router(sim: Arc<CloudflareSim>) -> Router {
         .route("/pages/assets/check-missing", post(assets::check_missing))
         .route("/pages/assets/upload", post(assets::upload))
         .route("/pages/assets/upsert-hashes", post(assets::upsert_hashes))
+        .route("/user/tokens/verify", get(auth::verify_token))
         .route("/zones", get(dns::list_zones))
         .route("/zones/{zone_id}", get(dns::get_zone))
         .route(
