@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::fleet::{self, Fleet};
+use crate::fleet::Fleet;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,15 +73,17 @@ pub enum Command {
     /// Exit status 0 when the fleet is valid, 1 otherwise. Reads only the files; needs no
     /// credentials and no network.
     Validate,
-    /// Print the JSON Schema of a fleet file kind, generated from intelli's own types.
+    /// Print the JSON Schema of a fleet file kind or of a saved plan, generated from intelli's
+    /// own types.
     ///
-    /// Editors use it through the `# yaml-language-server: $schema=…` line at the top of each
-    /// fleet file. With --out-dir, write both kinds there (this is how schema/ is refreshed).
+    /// Editors use the fleet ones through the `# yaml-language-server: $schema=…` line at the
+    /// top of each fleet file. With --out-dir, write every kind there (this is how schema/ is
+    /// refreshed).
     Schema {
-        /// Which file kind: `fleet` (fleet.yaml) or `client` (<client>.yaml).
-        #[arg(value_parser = ["fleet", "client"], required_unless_present = "out_dir")]
+        /// Which kind: `fleet` (fleet.yaml), `client` (<client>.yaml) or `plan` (a saved plan).
+        #[arg(value_parser = ["fleet", "client", "plan"], required_unless_present = "out_dir")]
         kind: Option<String>,
-        /// Write fleet.schema.json and client.schema.json into this directory instead.
+        /// Write every kind (fleet, client, plan .schema.json) into this directory instead.
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
@@ -168,14 +170,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema { kind, out_dir } => {
             if let Some(dir) = out_dir {
                 std::fs::create_dir_all(&dir)?;
-                for (kind, file) in fleet::schema::KINDS {
-                    let text = fleet::schema::render(kind)
+                for (kind, file) in crate::schema::KINDS {
+                    let text = crate::schema::render(kind)
                         .ok_or_else(|| anyhow::anyhow!("unknown kind {kind}"))?;
                     std::fs::write(dir.join(file), text)?;
                     println!("wrote {}", dir.join(file).display());
                 }
             } else if let Some(kind) = kind {
-                let text = fleet::schema::render(&kind)
+                let text = crate::schema::render(&kind)
                     .ok_or_else(|| anyhow::anyhow!("unknown kind {kind}"))?;
                 print!("{text}");
             }

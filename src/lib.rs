@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod observe;
 pub mod pg;
 pub mod plan;
+pub mod schema;
 pub mod sim;
 pub mod supabase;
 pub mod workspace;

@@ -1,21 +1,26 @@
-//! JSON Schema of both fleet file kinds, generated from the Rust types so it cannot drift.
+//! JSON Schemas generated from intelli's own types, so they cannot drift from the code: the two
+//! fleet file kinds, and the saved plan (`intelli plan --format json` / `--out`).
 //!
-//! A committed copy lives in `schema/` (editors find it through the `yaml-language-server`
-//! comment at the top of each fleet file); a test fails when that copy is stale.
+//! Committed copies live in `schema/` (editors find the fleet ones through the
+//! `yaml-language-server` comment at the top of each fleet file; tools consuming plans can
+//! validate against plan.schema.json); a test fails when a copy is stale.
 
-use super::model::{ClientFile, FleetFile};
+use crate::fleet::model::{ClientFile, FleetFile};
+use crate::plan::Plan;
 
-/// The file kinds, with the name their committed schema file has under `schema/`.
+/// Each kind, with the name of its committed file under `schema/`.
 pub const KINDS: &[(&str, &str)] = &[
     ("fleet", "fleet.schema.json"),
     ("client", "client.schema.json"),
+    ("plan", "plan.schema.json"),
 ];
 
-/// Pretty JSON Schema for `kind` (`fleet` or `client`), newline-terminated.
+/// Pretty JSON Schema for `kind`, newline-terminated.
 pub fn render(kind: &str) -> Option<String> {
     let schema = match kind {
         "fleet" => schemars::schema_for!(FleetFile),
         "client" => schemars::schema_for!(ClientFile),
+        "plan" => schemars::schema_for!(Plan),
         _ => return None,
     };
     let mut text = serde_json::to_string_pretty(&schema).ok()?;

@@ -5,7 +5,8 @@ mod common;
 use std::path::Path;
 
 use assert_cmd::Command;
-use intelli::fleet::{ClientState, Fleet, schema};
+use intelli::fleet::{ClientState, Fleet};
+use intelli::schema;
 
 use common::{copy_dir, repo_root};
 

@@ -5,7 +5,6 @@
 
 pub mod merge;
 pub mod model;
-pub mod schema;
 pub mod secrets;
 pub mod source;
 mod validate;

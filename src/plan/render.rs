@@ -322,3 +322,135 @@ pub fn json(plan: &Plan) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::ClientState;
+    use crate::observe::OrphanProject;
+    use crate::plan::model::{BucketSpec, ClientPlan, FORMAT_VERSION};
+
+    /// A plan with one of each situation, built by hand so the snapshot is deterministic.
+    fn sample() -> Plan {
+        let bucket = |public| BucketSpec {
+            name: "ticket-photos".into(),
+            public,
+            file_size_limit: Some(10 * 1024 * 1024),
+            allowed_mime_types: vec!["image/png".into(), "image/jpeg".into()],
+        };
+        Plan {
+            format_version: FORMAT_VERSION,
+            intelli_version: "0.0.0-test".into(),
+            desired_digest: "d".repeat(64),
+            clients: vec![
+                ClientPlan {
+                    client: "acme".into(),
+                    state: ClientState::Active,
+                    project_name: "intelli-acme".into(),
+                    project_ref: None,
+                    actions: vec![
+                        Action::CreateProject {
+                            name: "intelli-acme".into(),
+                            organization_slug: "org".into(),
+                            region: "eu-west-2".into(),
+                            instance_size: Some("small".into()),
+                        },
+                        Action::UpdateAuthConfig {
+                            site_url: Change {
+                                before: None,
+                                after: "https://acme.example.io".into(),
+                            },
+                            redirect_urls: Change {
+                                before: None,
+                                after: vec!["https://acme.example.io/**".into()],
+                            },
+                        },
+                        Action::CreateBucket { bucket: bucket(false) },
+                        Action::ApplyMigrations {
+                            versions: vec!["20250101090000".into(), "20250108120000".into()],
+                        },
+                        Action::ApplySeed {
+                            path: "migrations/seed/client.sql".into(),
+                            sha256: "ab".repeat(32),
+                        },
+                    ],
+                    errors: vec![],
+                    notes: vec![],
+                },
+                ClientPlan {
+                    client: "globex".into(),
+                    state: ClientState::Active,
+                    project_name: "intelli-globex".into(),
+                    project_ref: Some("abcdefghijklmnopqrst".into()),
+                    actions: vec![
+                        Action::UpdateBucket {
+                            before: bucket(false),
+                            after: bucket(true),
+                        },
+                        Action::UpdateAuthConfig {
+                            site_url: Change {
+                                before: Some("https://globex.example.io".into()),
+                                after: "https://globex.example.io".into(),
+                            },
+                            redirect_urls: Change {
+                                before: Some(vec!["https://globex.example.io/**".into(), "http://old/**".into()]),
+                                after: vec!["https://globex.example.io/**".into(), "http://new/**".into()],
+                            },
+                        },
+                    ],
+                    errors: vec![],
+                    notes: vec!["bucket `legacy` exists but is not in the fleet files; intelli leaves it alone".into()],
+                },
+                ClientPlan {
+                    client: "hooli".into(),
+                    state: ClientState::Active,
+                    project_name: "intelli-hooli".into(),
+                    project_ref: Some("bcdefghijklmnopqrstu".into()),
+                    actions: vec![],
+                    errors: vec!["migration 20250101090000 was applied, but migrations/x.sql has changed since".into()],
+                    notes: vec![],
+                },
+                ClientPlan {
+                    client: "initech".into(),
+                    state: ClientState::Active,
+                    project_name: "intelli-initech".into(),
+                    project_ref: Some("cdefghijklmnopqrstuv".into()),
+                    actions: vec![],
+                    errors: vec![],
+                    notes: vec![],
+                },
+            ],
+            orphans: vec![OrphanProject {
+                name: "intelli-oldco".into(),
+                project_ref: "defghijklmnopqrstuvw".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(markdown(&sample()));
+    }
+
+    #[test]
+    fn text_snapshot() {
+        insta::assert_snapshot!(text(&sample(), Style { color: false }));
+    }
+
+    #[test]
+    fn json_matches_the_published_schema_and_round_trips() {
+        let plan = sample();
+        let value: serde_json::Value = serde_json::from_str(&json(&plan)).expect("json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&crate::schema::render("plan").expect("schema"))
+                .expect("schema json");
+        let validator = jsonschema::validator_for(&schema).expect("valid schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let back: Plan = serde_json::from_value(value).expect("round trip");
+        assert_eq!(back, plan);
+    }
+}
