@@ -1633,3 +1633,22 @@ async fn sim_reset_drops_kept_databases_and_state() {
         .unwrap();
     assert!(left.is_none());
 }
+
+#[test]
+fn the_config_example_in_the_help_parses() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .args(["sim", "serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let start = help.find("  listen:").expect("example in help");
+    let end = help.find("\nAdmin endpoints").expect("end of example");
+    let yaml: String = help[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = SimConfig::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e:#}\n{yaml}"));
+    assert_eq!(c.seed, Some(42));
+    assert_eq!(c.faults.len(), 2);
+}

@@ -11,6 +11,37 @@ use clap::{Args, Subcommand};
 use super::server::{SimConfig, SimHandle, start};
 use crate::pg;
 
+/// Shown by `intelli sim serve --help`: every knob of the `--config` file, with defaults.
+const CONFIG_EXAMPLE: &str = "\
+Example --config file (every field optional; defaults shown or described):
+
+  listen: 127.0.0.1:8787           # default 127.0.0.1:0 (a free port)
+  seed: 42                         # replay the same faults and jitter
+  project_url_template: '{base}/__projects/{ref}'   # or 'http://{ref}.localhost:{port}'
+  rate_limit_scale: 1.0            # multiplies rate-limit windows (0.05: 1 minute -> 3 s)
+  supabase:
+    provisioning_delay_ms: 2000    # COMING_UP -> ACTIVE_HEALTHY
+    tokens: []                     # empty: any sbp_... token
+    organizations: [{slug: intelli-sim, name: Intelli Simulated Org}]
+    rate_limit_requests: 120       # per token, scope and endpoint, per window
+    rate_limit_window_ms: 60000
+    max_db_connections: 40
+  cloudflare:
+    account_ids: [5a11ce0000000000000000000000c0de]
+    zone_names: [intelliservice.io]
+    tokens: [sim-cloudflare-token]
+    domain_activation_delay_ms: 5000
+    rate_limit_requests: 1200      # per 5 minutes (scaled)
+  latency:                         # per vendor: supabase, storage, cloudflare
+    supabase: {fixed_ms: 80, jitter_ms: 40}
+  faults:                          # first matching rule whose dice roll hits applies
+    - {path: /v1/projects, method: POST, kind: commit_then_drop, probability: 0.2}
+    - {vendor: cloudflare, path: '*/deployments', kind: '503', probability: 0.1, times: 3}
+    # kinds: '500' '502' '503' '524' '429' reset commit_then_drop
+
+Admin endpoints: GET /__sim/stats, POST /__sim/stats/reset, GET /__sim/state,
+GET|PUT /__sim/faults, GET|PUT /__sim/latency (same shapes as the file).";
+
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Serve the simulated Supabase and Cloudflare APIs on one local port until Ctrl-C.
@@ -18,6 +49,7 @@ pub enum SimCommand {
     /// Prints the base URLs and the environment variables to export. Each simulated Supabase
     /// project is a real database on the PostgreSQL server (DATABASE_URL or the local default).
     /// Without --state everything is in memory and the project databases are dropped on exit.
+    #[command(after_long_help = CONFIG_EXAMPLE)]
     Serve(ServeArgs),
     /// Delete a kept simulator state: drop the project databases it lists and remove its files.
     ///
