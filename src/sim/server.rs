@@ -79,11 +79,10 @@ pub async fn start(config: SimConfig) -> Result<SimHandle> {
         .replace("{port}", &addr.port().to_string());
 
     let seed = config.seed.unwrap_or_else(rand::random::<u64>);
-    let inst = Arc::new(Instruments::new(
-        seed,
-        config.faults.clone(),
-        config.latency.clone(),
-    ));
+    let inst = Arc::new(
+        Instruments::new(seed, config.faults.clone(), config.latency.clone())
+            .with_rate_limit_scale(config.rate_limit_scale),
+    );
     let cloudflare = Arc::new(
         CloudflareSim::new(config.cloudflare_config())
             .context("starting the simulated Cloudflare")?,

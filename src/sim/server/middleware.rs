@@ -115,6 +115,9 @@ struct ActiveRule {
 /// Shared state of the instrumentation: knobs that can change at run time, and counters.
 pub struct Instruments {
     seed: u64,
+    /// The shared rate-limit scale, so an injected 429 announces a window as long as the
+    /// simulated vendor's real one would be.
+    rate_limit_scale: f64,
     rng: Mutex<SplitMix64>,
     faults: Mutex<Vec<ActiveRule>>,
     latency: Mutex<BTreeMap<Vendor, Latency>>,
@@ -131,6 +134,7 @@ impl Instruments {
     pub fn new(seed: u64, faults: Vec<FaultRule>, latency: BTreeMap<Vendor, Latency>) -> Self {
         Instruments {
             seed,
+            rate_limit_scale: 1.0,
             rng: Mutex::new(SplitMix64::new(seed)),
             faults: Mutex::new(
                 faults
@@ -145,6 +149,23 @@ impl Instruments {
 
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Set the rate-limit scale used for injected 429s (builder style, at construction).
+    pub fn with_rate_limit_scale(mut self, scale: f64) -> Self {
+        if scale.is_finite() && scale > 0.0 {
+            self.rate_limit_scale = scale;
+        }
+        self
+    }
+
+    /// Seconds an injected 429 tells the client to wait: the vendor's window, scaled.
+    fn fault_reset_secs(&self, vendor: Vendor) -> u64 {
+        let window = match vendor {
+            Vendor::Cloudflare => 300.0,
+            Vendor::Supabase | Vendor::Storage => 60.0,
+        };
+        (window * self.rate_limit_scale).ceil().max(1.0) as u64
     }
 
     /// Replace the fault rules (their injection counts restart from zero).
@@ -364,7 +385,9 @@ async fn sim_layer(State(ctx): State<VendorCtx>, req: Request, next: Next) -> Re
             ctx.inst.record_fault(kind);
             match kind {
                 FaultKind::Status(code) => fault_response(ctx.vendor, code),
-                FaultKind::RateLimited => rate_limited_response(ctx.vendor, 60),
+                FaultKind::RateLimited => {
+                    rate_limited_response(ctx.vendor, ctx.inst.fault_reset_secs(ctx.vendor))
+                }
                 FaultKind::Reset | FaultKind::CommitThenDrop => {
                     let mutation = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
                     if kind == FaultKind::CommitThenDrop && mutation {
