@@ -817,6 +817,8 @@ async fn direct_upload_end_to_end_then_served() {
         ("assets/app.js", APP_V1),
         ("assets/logo.png", LOGO),
         ("copy-of-logo.png", LOGO),
+        ("about.html", b"about us"),
+        ("docs-home/index.html", b"docs home"),
     ];
     let (d, missing) = s
         .deploy(
@@ -832,8 +834,8 @@ async fn direct_upload_end_to_end_then_served() {
             ],
         )
         .await;
-    // Identical content + extension = one key: 3 distinct hashes for 4 files.
-    assert_eq!(missing.len(), 3);
+    // Identical content + extension = one key: 5 distinct hashes for 6 files.
+    assert_eq!(missing.len(), 5);
     assert_eq!(d["environment"], "production");
     assert_eq!(d["deployment_trigger"]["type"], "ad_hoc");
     assert_eq!(
@@ -915,6 +917,26 @@ async fn direct_upload_end_to_end_then_served() {
     );
     let (st, _, body) = s.site("/__sites/intelli-acme/app/settings", None).await;
     assert_eq!((st, body.as_bytes()), (StatusCode::OK, INDEX));
+    // Pretty URLs: about.html is /about; /about.html and /index.html redirect (308).
+    let (st, _, body) = s.site("/__sites/intelli-acme/about", None).await;
+    assert_eq!((st, body.as_str()), (StatusCode::OK, "about us"));
+    let (st, h, _) = s.site("/__sites/intelli-acme/about.html?x=1", None).await;
+    assert_eq!(
+        (st, h["location"].to_str().unwrap_or("")),
+        (StatusCode::PERMANENT_REDIRECT, "/about?x=1")
+    );
+    let (st, h, _) = s.site("/__sites/intelli-acme/index.html", None).await;
+    assert_eq!(
+        (st, h["location"].to_str().unwrap_or("")),
+        (StatusCode::PERMANENT_REDIRECT, "/")
+    );
+    let (st, h, _) = s.site("/__sites/intelli-acme/docs-home", None).await;
+    assert_eq!(
+        (st, h["location"].to_str().unwrap_or("")),
+        (StatusCode::PERMANENT_REDIRECT, "/docs-home/")
+    );
+    let (st, _, body) = s.site("/__sites/intelli-acme/docs-home/", None).await;
+    assert_eq!((st, body.as_str()), (StatusCode::OK, "docs home"));
     // SPA fallback (no 404.html): unknown paths get index.html with 200.
     let (st, _, body) = s.site("/__sites/intelli-acme/clients/42?tab=x", None).await;
     assert_eq!((st, body.as_bytes()), (StatusCode::OK, INDEX));

@@ -4,13 +4,19 @@
 //! redirects, 200 rewrites, 404 with a custom page; splats and `:placeholders`), then the asset
 //! (`/x`, `/x.html`, `/x/index.html`), then the nearest `404.html` with status 404, else — no
 //! 404 page at all — single-page-app fallback to `/index.html`; `_headers` rules (path globs,
-//! `! Name` to detach) are applied to the response.
+//! `! Name` to detach) are applied to the response. Pretty URLs as on Pages: `/about` serves
+//! `about.html`, and `/about.html`, `/dir/index.html`, `/dir` (only `dir/index.html` exists)
+//! redirect with 308.
+//!
+//! `/__sites/{project}/…` is for curl and tests: redirects and a Vite build's absolute asset
+//! URLs point at `/…`, outside the prefix. In a browser use the host form, which needs no DNS:
+//! `http://<project>.pages.dev.localhost:PORT/` or `http://<custom domain>.localhost:PORT/`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -39,15 +45,24 @@ fn canonical(state: &SimState, project: &super::state::Project) -> Target {
 pub async fn site_root(
     State(sim): State<Arc<CloudflareSim>>,
     Path(project): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    serve_project(&sim, &project, "/").await
+    serve_project(&sim, &project, &with_query("/", query)).await
 }
 
 pub async fn site_path(
     State(sim): State<Arc<CloudflareSim>>,
     Path((project, path)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    serve_project(&sim, &project, &format!("/{path}")).await
+    serve_project(&sim, &project, &with_query(&format!("/{path}"), query)).await
+}
+
+fn with_query(path: &str, query: Option<String>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    }
 }
 
 async fn serve_project(sim: &CloudflareSim, project: &str, path: &str) -> Response {
@@ -149,6 +164,7 @@ fn respond(sim: &CloudflareSim, target: Target, raw_path: &str) -> Response {
 
     let mut status = StatusCode::OK;
     let mut lookup = path.clone();
+    let mut rewritten = false;
     if let Some(rules) = &deployment.redirects_file {
         for rule in parse_redirects(rules) {
             let Some(caps) = match_pattern(&rule.from, &path) else {
@@ -156,9 +172,13 @@ fn respond(sim: &CloudflareSim, target: Target, raw_path: &str) -> Response {
             };
             let to = substitute(&rule.to, &caps);
             match rule.status {
-                200 => lookup = to,
+                200 => {
+                    lookup = to;
+                    rewritten = true;
+                }
                 404 => {
                     lookup = to;
+                    rewritten = true;
                     status = StatusCode::NOT_FOUND;
                 }
                 code => {
@@ -176,6 +196,21 @@ fn respond(sim: &CloudflareSim, target: Target, raw_path: &str) -> Response {
         }
     }
 
+    // Pages' pretty URLs: `/about.html` → `/about`, `/dir/index.html` → `/dir/`, `/dir` →
+    // `/dir/` when only `dir/index.html` exists (308, query string kept).
+    if !rewritten && let Some(location) = pretty_url_redirect(&deployment, &path) {
+        let query = raw_path
+            .split_once('?')
+            .map(|(_, q)| format!("?{q}"))
+            .unwrap_or_default();
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+        if let Ok(v) = HeaderValue::from_str(&format!("{location}{query}")) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        apply_headers(&deployment, &path, &mut response);
+        return response;
+    }
     let found = find_asset(&deployment, &lookup).or_else(|| {
         // No such file: nearest 404.html (status 404), else SPA fallback to /index.html.
         if let Some(page) = nearest_404(&deployment, &lookup) {
@@ -204,6 +239,23 @@ fn respond(sim: &CloudflareSim, target: Target, raw_path: &str) -> Response {
     }
     apply_headers(&deployment, &path, &mut response);
     response
+}
+
+fn pretty_url_redirect(d: &Deployment, path: &str) -> Option<String> {
+    let has = |p: &str| d.manifest.contains_key(p);
+    if let Some(dir) = path.strip_suffix("/index.html") {
+        return has(path).then(|| format!("{dir}/"));
+    }
+    if let Some(stem) = path.strip_suffix(".html") {
+        return (has(path) && !stem.is_empty()).then(|| stem.to_owned());
+    }
+    if let Some(stem) = path.strip_suffix('/') {
+        let html = format!("{stem}.html");
+        return (!stem.is_empty() && !has(&format!("{path}index.html")) && has(&html))
+            .then(|| stem.to_owned());
+    }
+    (!has(path) && !has(&format!("{path}.html")) && has(&format!("{path}/index.html")))
+        .then(|| format!("{path}/"))
 }
 
 fn find_asset(d: &Deployment, path: &str) -> Option<String> {
