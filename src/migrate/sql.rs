@@ -18,10 +18,13 @@ create table if not exists supabase_migrations.schema_migrations (version text n
 alter table supabase_migrations.schema_migrations add column if not exists statements text[];
 alter table supabase_migrations.schema_migrations add column if not exists name text;
 create table if not exists supabase_migrations.seed_files (path text not null primary key, hash text not null);
+set local lock_timeout to default;
 ";
 
 /// Serialises intelli's writes to one database: advisory locks are per database, and the
-/// `xact` form is released by the transaction's end, whatever happens to the connection.
+/// `xact` form is released by the transaction's end, whatever happens to the connection. Taken
+/// first, before the history DDL: concurrent `create schema if not exists` can otherwise race
+/// (found by `concurrent_appliers_never_apply_a_migration_twice`).
 const LOCK: &str = "select pg_advisory_xact_lock(hashtext('intelli:schema_migrations'));\n";
 
 /// `value` as a SQL string literal that cannot be broken out of.
@@ -93,7 +96,7 @@ pub fn apply_migration(file: &MigrationFile) -> String {
         format!("array[{}]::text[]", items.join(", "))
     };
     format!(
-        "{HISTORY_DDL}{LOCK}{guard}\n{body}\n;\ninsert into supabase_migrations.schema_migrations (version, name, statements) values ({v}, {n}, {array});\n",
+        "{LOCK}{HISTORY_DDL}{guard}\n{body}\n;\ninsert into supabase_migrations.schema_migrations (version, name, statements) values ({v}, {n}, {array});\n",
         guard = already_applied_guard(
             "select 1 from supabase_migrations.schema_migrations where version = ",
             &file.version
@@ -111,7 +114,7 @@ pub fn apply_seed(seed_sql: &str, path: &str, sha256: &str, settings: &[(&str, S
         .map(|(k, v)| format!("set_config({}, {}, true)", literal(k), literal(v)))
         .collect();
     format!(
-        "{HISTORY_DDL}{LOCK}{guard}\nselect {sets};\n{seed_sql}\n;\ninsert into supabase_migrations.seed_files (path, hash) values ({p}, {h}) on conflict (path) do update set hash = excluded.hash;\n",
+        "{LOCK}{HISTORY_DDL}{guard}\nselect {sets};\n{seed_sql}\n;\ninsert into supabase_migrations.seed_files (path, hash) values ({p}, {h}) on conflict (path) do update set hash = excluded.hash;\n",
         guard = already_applied_guard(
             "select 1 from supabase_migrations.seed_files where path = ",
             path

@@ -1,0 +1,162 @@
+//! A scratch repository and a simulator for end-to-end tests of the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use intelli::sim::server::{OrgConfig, SimConfig, SimHandle};
+
+use super::{copy_dir, repo_root};
+
+/// A scratch repository (fleet, migrations, a frontend dir) and a simulator for it.
+pub struct World {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+    /// Everything the binary printed, for the secret scan.
+    pub outputs: Vec<String>,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let mut config = SimConfig::default();
+        config.supabase.organizations = vec![OrgConfig {
+            slug: "intelliservice".into(),
+            name: "IntelliService".into(),
+        }];
+        config.supabase.provisioning_delay_ms = 300;
+        config.seed = Some(7);
+        // Rate-limit windows (and the waits injected 429s ask for) scaled from 60 s to 3 s.
+        config.rate_limit_scale = 0.05;
+        let sim = intelli::sim::server::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL: DATABASE_URL or 127.0.0.1:5432): {e:#}"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo_root().join("fleet"), &dir.path().join("fleet"));
+        copy_dir(
+            &repo_root().join("migrations"),
+            &dir.path().join("migrations"),
+        );
+        std::fs::create_dir_all(dir.path().join("examples/web")).expect("frontend dir");
+        World {
+            sim,
+            dir,
+            outputs: Vec::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run the binary against the simulator as if it were the real vendor.
+    pub fn run(&mut self, args: &[&str]) -> Output {
+        let out = Command::cargo_bin("intelli")
+            .expect("binary")
+            .current_dir(self.root())
+            .env("SUPABASE_ACCESS_TOKEN", self.sim.supabase_token())
+            .env("SUPABASE_API_URL", self.sim.supabase_api_url())
+            .env(
+                "SUPABASE_PROJECT_URL_TEMPLATE",
+                self.sim.project_url_template(),
+            )
+            .env("INTELLI_POLL_MS", "100")
+            .env("INTELLI_HEALTHY_TIMEOUT_SECS", "60")
+            .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .expect("run intelli");
+        self.outputs
+            .push(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.outputs
+            .push(String::from_utf8_lossy(&out.stderr).into_owned());
+        out
+    }
+
+    pub fn run_ok(&mut self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "intelli {args:?} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn project_ref(&self, name: &str) -> String {
+        let matching: Vec<_> = self
+            .sim
+            .supabase()
+            .projects()
+            .into_iter()
+            .filter(|p| p.name == name)
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "exactly one project named {name}: {matching:?}"
+        );
+        matching[0].project_ref.clone()
+    }
+
+    pub async fn db(&self, project: &str) -> tokio_postgres::Client {
+        let r = self.project_ref(project);
+        let url = self
+            .sim
+            .supabase()
+            .database_url(&r)
+            .expect("project database");
+        intelli::pg::connect(&url)
+            .await
+            .expect("connect to the project's database")
+    }
+
+    /// No secret the run could have seen appears in anything it printed or wrote.
+    pub fn assert_no_secrets(&self, extra_files: &[PathBuf]) {
+        let mut secrets = vec![self.sim.supabase_token()];
+        for p in self.sim.supabase().projects() {
+            if let Some(full) = self.sim.supabase().project(&p.project_ref) {
+                secrets.extend([
+                    full.keys.jwt_secret.clone(),
+                    full.keys.anon.clone(),
+                    full.keys.service_role.clone(),
+                    full.keys.secret.clone(),
+                ]);
+            }
+        }
+        let mut texts = self.outputs.clone();
+        for f in extra_files {
+            texts.push(std::fs::read_to_string(f).unwrap_or_default());
+        }
+        for (i, t) in texts.iter().enumerate() {
+            for s in &secrets {
+                assert!(
+                    !s.is_empty() && !t.contains(s.as_str()),
+                    "output {i} contains a secret"
+                );
+            }
+            // Generated database passwords are 64 hex characters; the only such strings allowed
+            // in output are the digests a plan records (seed and desired state).
+            let mut allowed = vec![seed_sha256()];
+            for text in &texts {
+                if let Some(rest) = text.split("\"desired_digest\": \"").nth(1) {
+                    allowed.push(rest.chars().take_while(char::is_ascii_hexdigit).collect());
+                }
+            }
+            for word in t.split(|c: char| !c.is_ascii_hexdigit()) {
+                assert!(
+                    word.len() < 64 || allowed.iter().any(|a| a == word),
+                    "output {i} contains a 64-hex-digit string that is not a known digest"
+                );
+            }
+        }
+    }
+}
+
+pub fn seed_sha256() -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(repo_root().join("migrations/seed/client.sql")).expect("seed");
+    hex::encode(sha2::Sha256::digest(bytes))
+}
