@@ -49,6 +49,7 @@
 //! GET|POST          /zones/{z}/dns_records (name[.exact|.contains|.startswith|.endswith], type, content,
 //!                   proxied, comment[...|.present|.absent], tag[...], search, match, order, direction, page, per_page)
 //! GET|PATCH|PUT|DELETE /zones/{z}/dns_records/{id}
+//! POST              /zones/{z}/dns_records/batch  {deletes, patches, puts, posts}: in order, all or nothing
 //! ```
 //!
 //! Error codes are listed (with where each comes from) in [`envelope::codes`].
@@ -525,6 +526,10 @@ pub fn router(sim: Arc<CloudflareSim>) -> Router {
         .route(
             "/zones/{zone_id}/dns_records",
             get(dns::list_records).post(dns::create_record),
+        )
+        .route(
+            "/zones/{zone_id}/dns_records/batch",
+            post(dns::batch_records),
         )
         .route(
             "/zones/{zone_id}/dns_records/{record_id}",
