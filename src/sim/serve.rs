@@ -171,9 +171,40 @@ pub fn print_banner(sim: &SimHandle, state: Option<&std::path::Path>, db: &str) 
     println!("export SUPABASE_API_URL={}", sim.supabase_api_url());
     println!("export SUPABASE_ACCESS_TOKEN={}", sim.supabase_token());
     println!(
+        "export SUPABASE_PROJECT_URL_TEMPLATE='{}'",
+        sim.project_url_template()
+    );
+    println!(
         "export CLOUDFLARE_API_BASE_URL={}",
         sim.cloudflare_api_url()
     );
+    println!("export CLOUDFLARE_API_TOKEN={}", sim.cloudflare_token());
+    println!(
+        "export CLOUDFLARE_ACCOUNT_ID={}",
+        sim.cloudflare_account_id()
+    );
+    // The direct-to-Postgres path (optional): printed only when the server URL carries no
+    // password, which must never reach a terminal or a log.
+    match direct_template(db) {
+        Some(t) => println!(
+            "export INTELLI_DATABASE_URL_TEMPLATE='{t}'   # optional: SQL over a direct connection"
+        ),
+        None => println!(
+            "# INTELLI_DATABASE_URL_TEMPLATE: your server URL with database sim_{{ref}} (not printed: it has a password)"
+        ),
+    }
     println!();
     println!("Press Ctrl-C to stop.");
+}
+
+/// `db` with its database name replaced by `sim_{ref}`, unless it holds a password.
+fn direct_template(db: &str) -> Option<String> {
+    let u = url::Url::parse(db).ok()?;
+    if u.password().is_some() {
+        return None;
+    }
+    // Built by hand: `Url::set_path` would percent-encode the braces of the placeholder.
+    let marker = "intelli_sim_ref_placeholder";
+    let with = pg::with_database(db, &format!("sim_{marker}")).ok()?;
+    Some(with.replace(marker, "{ref}"))
 }
