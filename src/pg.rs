@@ -108,3 +108,140 @@ mod tests {
         assert!(check_db_name("Robert'); drop").is_err());
     }
 }
+
+/// A PostgreSQL server this process started (for the sandbox) and must stop.
+pub struct LocalServer {
+    pg_ctl: std::path::PathBuf,
+    data: std::path::PathBuf,
+    run_as_postgres: bool,
+}
+
+impl LocalServer {
+    /// Stop the server (fast shutdown). Errors are ignored: the data directory stays valid.
+    pub fn stop(self) {
+        let _ = pg_command(&self.pg_ctl, self.run_as_postgres)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .output();
+    }
+}
+
+/// A server for the sandbox: `DATABASE_URL` when set, else one answering on 127.0.0.1:5432,
+/// else a private cluster in `dir` started with the system's `initdb`/`pg_ctl` (kept across
+/// runs so the sandbox's databases persist), else an error saying what to install.
+/// `INTELLI_PG=throwaway` skips the first two, as in scripts/test.
+pub async fn find_or_start(dir: &std::path::Path) -> Result<(String, Option<LocalServer>)> {
+    let forced = std::env::var("INTELLI_PG").is_ok_and(|v| v == "throwaway");
+    if !forced {
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.trim().is_empty()
+        {
+            connect(&url).await?;
+            return Ok((url, None));
+        }
+        if connect(DEFAULT_URL).await.is_ok() {
+            return Ok((DEFAULT_URL.to_string(), None));
+        }
+    }
+    let (Some(initdb), Some(pg_ctl)) = (find_pg_binary("initdb"), find_pg_binary("pg_ctl")) else {
+        bail!(
+            "no PostgreSQL server answers on 127.0.0.1:5432, DATABASE_URL is not set, and initdb/pg_ctl \
+             were not found to start one: install PostgreSQL (Debian: apt-get install postgresql) or set DATABASE_URL"
+        );
+    };
+    // initdb refuses to run as root; the postgres system user is there wherever the package is.
+    let as_root = is_root();
+    let data = dir.join("pgdata");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if as_root {
+        let _ = std::process::Command::new("chown").args(["-R", "postgres"]).arg(dir).status();
+    }
+    if !data.join("PG_VERSION").exists() {
+        let out = pg_command(&initdb, as_root)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .output()
+            .context("running initdb")?;
+        if !out.status.success() {
+            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let port = 55433;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let server = LocalServer {
+        pg_ctl: pg_ctl.clone(),
+        data: data.clone(),
+        run_as_postgres: as_root,
+    };
+    // Left running by a run that was killed: use it, and stop it this time.
+    let running = pg_command(&pg_ctl, as_root)
+        .arg("-D")
+        .arg(&data)
+        .arg("status")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if running {
+        return Ok((url, Some(server)));
+    }
+    let log = dir.join("server.log");
+    let out = pg_command(&pg_ctl, as_root)
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(&log)
+        .arg("-o")
+        .arg(format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            dir.display()
+        ))
+        .args(["-w", "start"])
+        .output()
+        .context("running pg_ctl start")?;
+    if !out.status.success() {
+        bail!(
+            "pg_ctl could not start the sandbox's PostgreSQL (see {}): {}",
+            log.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((url, Some(server)))
+}
+
+fn pg_command(bin: &std::path::Path, as_postgres: bool) -> std::process::Command {
+    if as_postgres {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        std::process::Command::new(bin)
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `name` from PATH, else from Debian's versioned directories (newest first).
+fn find_pg_binary(name: &str) -> Option<std::path::PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}

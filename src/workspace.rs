@@ -100,6 +100,7 @@ pub struct Connections {
     pub supabase: SupabaseClient,
     pub sql: SqlExecutor,
     sim: Option<SimHandle>,
+    local_pg: Option<crate::pg::LocalServer>,
 }
 
 impl Connections {
@@ -121,6 +122,7 @@ impl Connections {
             supabase,
             sql,
             sim: None,
+            local_pg: None,
         })
     }
 
@@ -129,9 +131,10 @@ impl Connections {
     pub async fn sandbox(fleet: &Fleet) -> Result<Connections> {
         let state = fleet.root.join(".intelli/sandbox");
         std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+        let (database_url, local_pg) = crate::pg::find_or_start(&state.join("postgres")).await?;
         let mut config = SimConfig {
             state_dir: Some(state),
-            database_url: Some(crate::pg::server_url()),
+            database_url: Some(database_url),
             ..SimConfig::default()
         };
         config.supabase.organizations = vec![crate::sim::server::config::OrgConfig {
@@ -150,14 +153,19 @@ impl Connections {
             sql: SqlExecutor::ManagementApi(supabase.clone()),
             supabase,
             sim: Some(sim),
+            local_pg,
         })
     }
 
     /// Stop the sandbox simulator, if any, saving its state.
     pub async fn close(self) -> Result<()> {
-        if let Some(sim) = self.sim {
-            sim.shutdown().await?;
+        let result = match self.sim {
+            Some(sim) => sim.shutdown().await,
+            None => Ok(()),
+        };
+        if let Some(pg) = self.local_pg {
+            pg.stop();
         }
-        Ok(())
+        result
     }
 }
