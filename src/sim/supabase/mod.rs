@@ -409,10 +409,28 @@ impl SupabaseSim {
             .into_values()
             .map(|p| p.db_name)
             .collect();
-        let mut first_err = None;
+        // A few at a time: sequential drops make a big simulated fleet slow to stop, and
+        // unbounded ones would exhaust the server's connections.
+        let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONCURRENCY));
+        let mut drops = tokio::task::JoinSet::new();
         for n in names {
-            if let Err(e) = pg::drop_database(&self.db_server, &n).await {
-                first_err.get_or_insert(e);
+            let server = self.db_server.clone();
+            let slots = slots.clone();
+            drops.spawn(async move {
+                let _permit = slots.acquire_owned().await;
+                pg::drop_database(&server, &n).await
+            });
+        }
+        let mut first_err = None;
+        while let Some(joined) = drops.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(anyhow::anyhow!("dropping a project database: {e}"));
+                }
             }
         }
         match first_err {
