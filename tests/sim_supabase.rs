@@ -1207,6 +1207,14 @@ async fn admin_endpoints() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    let (st, v) = api.get("/v1/no/such/route").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(v["message"].is_string());
+    assert_eq!(
+        sim.stats()
+            .count_status(Vendor::Supabase, "GET", "<unmatched>", 404),
+        1
+    );
     assert_eq!(sim.base_url(), sim.supabase_api_url());
     assert_eq!(
         sim.cloudflare_api_url(),

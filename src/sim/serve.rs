@@ -140,9 +140,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let db = config.database_url.clone().unwrap_or_else(pg::server_url);
     let sim = start(config).await?;
     print_banner(&sim, state.as_deref(), &db);
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    wait_for_stop_signal().await?;
     eprintln!("intelli sim: shutting down");
     sim.shutdown().await
 }
@@ -207,4 +205,21 @@ fn direct_template(db: &str) -> Option<String> {
     let marker = "intelli_sim_ref_placeholder";
     let with = pg::with_database(db, &format!("sim_{marker}")).ok()?;
     Some(with.replace(marker, "{ref}"))
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI runners send) on Unix.
+async fn wait_for_stop_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
 }

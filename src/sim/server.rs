@@ -267,7 +267,10 @@ fn build_router(
             Vendor::Cloudflare,
             cloudflare::sites_router(cloudflare.clone()),
         ))
-        .fallback(fallback);
+        .fallback({
+            let inst = inst.clone();
+            move |req: Request| fallback(inst, req)
+        });
     // Deployed sites answer by `Host` (pages.dev names, custom domains) before any routing,
     // so a browser pointed at them through a hosts entry or `curl -H Host:` sees the site.
     // `Router::layer` would run after routing (too late to rewrite the path for `<ref>.host`),
@@ -357,9 +360,23 @@ async fn host_dispatch(
 }
 
 /// Unknown paths: answer like the vendor whose prefix the path has.
-async fn fallback(req: Request) -> Response {
+async fn fallback(inst: Arc<Instruments>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    let vendor = if path.starts_with("/client/v4") || path.starts_with("/__sites") {
+        Vendor::Cloudflare
+    } else if path.starts_with("/__projects/") {
+        Vendor::Storage
+    } else {
+        Vendor::Supabase
+    };
+    let resp = fallback_response(&method, &path);
+    // Counted too: a client calling a path the simulator lacks should show up in the stats.
+    inst.record_request(vendor, &method, "<unmatched>", resp.status().as_u16());
+    resp
+}
+
+fn fallback_response(method: &axum::http::Method, path: &str) -> Response {
     if path.starts_with("/client/v4") {
         return (
             StatusCode::NOT_FOUND,
@@ -373,7 +390,7 @@ async fn fallback(req: Request) -> Response {
             .into_response();
     }
     if path.starts_with("/__projects/") {
-        return crate::sim::supabase::storage_not_found_route(&method, &path);
+        return crate::sim::supabase::storage_not_found_route(method, path);
     }
     (
         StatusCode::NOT_FOUND,
