@@ -558,6 +558,24 @@ async fn database_query_round_trip_transactions_and_errors() {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v, json!([{"note": "c"}]));
 
+    // Multi-statement results keep their types, and scripts with their own transaction
+    // control or dollar-quoted bodies work.
+    let (st, v) = sql(
+        &api,
+        &r,
+        "select 1 as a; select 2 as b, true as c, '{\"x\":1}'::jsonb as j",
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v, json!([{"b": 2, "c": true, "j": {"x": 1}}]));
+    let script = "begin;\ncreate function f() returns int language plpgsql as $$ begin return 41 + 1; end; $$;\ncommit;\nselect f() as v;";
+    let (st, v) = sql(&api, &r, script).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v, json!([{"v": 42}]));
+    let (st, v) = sql(&api, &r, "select 1; show server_version_num").await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert!(v[0]["server_version_num"].is_string(), "{v}");
+
     // SQL errors are 400 with the Postgres message.
     let (st, v) = sql(&api, &r, "select * from missing_table").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);

@@ -61,13 +61,16 @@ impl QueryError {
 }
 
 /// Run `query` on the project database at `url` and return the rows of its (last) result
-/// set as a JSON array of objects, like the vendor.
+/// set as a JSON array of objects, like the vendor (whose driver types the values).
 ///
-/// - A multi-statement query runs through the simple protocol, which makes it one implicit
-///   transaction (what the vendor does); its row values are then Postgres' text forms.
-/// - A single statement runs through the extended protocol; if it returns rows they are
-///   converted by Postgres itself (`json_agg`), so numbers, booleans and JSON keep their types.
-/// - `read_only` runs it in a `READ ONLY` transaction.
+/// - A single statement runs through the extended protocol; rows are rendered by Postgres
+///   itself (`json_agg`), so numbers, booleans and JSON keep their types.
+/// - A multi-statement query is one transaction, as with the vendor: it is split like the
+///   Supabase CLI splits migrations, run inside `BEGIN … COMMIT`, and the last statement is
+///   run as a single one (typed rows). If the splitter finds fewer than two statements where
+///   Postgres sees several, the text runs as one simple-protocol query (still one implicit
+///   transaction; values are then Postgres' text forms).
+/// - `read_only` makes the session read-only.
 pub async fn run_query(
     url: &str,
     query: &str,
@@ -85,18 +88,10 @@ pub async fn run_query(
             .await
             .map_err(QueryError::from_pg)?;
     }
-    run_in(&client, query, params).await
-}
-
-async fn run_in(
-    client: &Client,
-    query: &str,
-    params: &[Value],
-) -> std::result::Result<Value, QueryError> {
-    let stmt = match client.prepare(query).await {
-        Ok(s) => s,
+    match client.prepare(query).await {
+        Ok(stmt) => run_single(&client, query, &stmt, params, false).await,
         // Postgres refuses to prepare several statements at once; that is how a
-        // multi-statement query is recognised without parsing SQL here.
+        // multi-statement query is recognised.
         Err(e) if is_multi_statement(&e) => {
             if !params.is_empty() {
                 return Err(QueryError {
@@ -104,48 +99,104 @@ async fn run_in(
                         .into(),
                 });
             }
-            return simple_rows(client, query).await;
+            run_multi(&client, query).await
         }
-        Err(e) => return Err(QueryError::from_pg(e)),
+        Err(e) => Err(QueryError::from_pg(e)),
+    }
+}
+
+async fn run_multi(client: &Client, query: &str) -> std::result::Result<Value, QueryError> {
+    let statements = crate::migrate::split::split_statements(query);
+    let Some((last, first)) = statements.split_last().filter(|(_, f)| !f.is_empty()) else {
+        return simple_rows(client, query).await;
     };
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(QueryError::from_pg)?;
+    let outcome = async {
+        for s in first {
+            client.batch_execute(s).await.map_err(QueryError::from_pg)?;
+        }
+        let stmt = client.prepare(last).await.map_err(QueryError::from_pg)?;
+        run_single(client, last, &stmt, &[], true).await
+    }
+    .await;
+    match outcome {
+        Ok(rows) => {
+            // A script may have ended the transaction itself (`…; COMMIT;`): then this COMMIT
+            // only warns.
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(QueryError::from_pg)?;
+            Ok(rows)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Run one prepared statement. `in_tx`: inside our explicit transaction, where a failed
+/// prepare would abort it, so the JSON wrapper is tried under a savepoint.
+async fn run_single(
+    client: &Client,
+    query: &str,
+    stmt: &tokio_postgres::Statement,
+    params: &[Value],
+    in_tx: bool,
+) -> std::result::Result<Value, QueryError> {
     let bound = bind_params(stmt.params(), params)?;
     let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref() as _).collect();
     if stmt.columns().is_empty() {
         client
-            .execute(&stmt, &refs)
+            .execute(stmt, &refs)
             .await
             .map_err(QueryError::from_pg)?;
         return Ok(Value::Array(vec![]));
     }
     // Let Postgres render the rows as JSON. A data-modifying statement with RETURNING works
     // inside WITH as well; anything that cannot be wrapped (SHOW, EXPLAIN, a trailing
-    // comment...) falls back to text values.
+    // comment...) is converted by column type instead.
     let trimmed = query.trim().trim_end_matches(';').trim_end();
     let wrapped = format!(
         "WITH __intelli_sim_q AS ({trimmed}\n) SELECT coalesce(json_agg(__intelli_sim_q), '[]'::json)::text FROM __intelli_sim_q"
     );
-    if let Ok(wstmt) = client.prepare(&wrapped).await {
-        let rows = client
-            .query(&wstmt, &refs)
+    let savepoint = in_tx
+        && client
+            .batch_execute("SAVEPOINT __intelli_sim_wrap")
             .await
-            .map_err(QueryError::from_pg)?;
-        let text: String = rows
-            .first()
-            .and_then(|r| r.try_get::<_, String>(0).ok())
-            .unwrap_or_else(|| "[]".into());
-        return serde_json::from_str(&text).map_err(|e| QueryError {
-            message: format!("Failed to run sql query: unreadable result: {e}"),
-        });
+            .is_ok();
+    match client.prepare(&wrapped).await {
+        Ok(wstmt) => {
+            let rows = client
+                .query(&wstmt, &refs)
+                .await
+                .map_err(QueryError::from_pg)?;
+            let text: String = rows
+                .first()
+                .and_then(|r| r.try_get::<_, String>(0).ok())
+                .unwrap_or_else(|| "[]".into());
+            serde_json::from_str(&text).map_err(|e| QueryError {
+                message: format!("Failed to run sql query: unreadable result: {e}"),
+            })
+        }
+        Err(_) => {
+            if savepoint {
+                client
+                    .batch_execute("ROLLBACK TO SAVEPOINT __intelli_sim_wrap")
+                    .await
+                    .map_err(QueryError::from_pg)?;
+            }
+            let rows = client
+                .query(stmt, &refs)
+                .await
+                .map_err(QueryError::from_pg)?;
+            Ok(Value::Array(rows.iter().map(row_to_json).collect()))
+        }
     }
-    if params.is_empty() {
-        return simple_rows(client, query).await;
-    }
-    // With parameters the simple protocol is not available: convert by column type.
-    let rows = client
-        .query(&stmt, &refs)
-        .await
-        .map_err(QueryError::from_pg)?;
-    Ok(Value::Array(rows.iter().map(row_to_json).collect()))
 }
 
 /// A row as a JSON object, by column type (used only when Postgres cannot render it).
