@@ -5,9 +5,11 @@
 
 pub mod apply;
 pub mod cli;
+pub mod cloudflare;
 pub mod commands;
 pub mod diag;
 pub mod fleet;
+pub mod frontend;
 pub mod http;
 pub mod migrate;
 pub mod observe;

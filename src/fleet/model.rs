@@ -69,10 +69,15 @@ fn default_branch() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetFrontend {
+    /// The master-mold frontend, relative to the repository root.
     pub dir: String,
+    /// Run once per apply (per lockfile) before the builds, in `dir`.
     pub install_command: String,
+    /// Run once per client, in `dir`, with the client's `VITE_*` values in its environment.
+    /// `{out_dir}` is replaced by a private output directory per client, which lets builds run
+    /// concurrently; without it builds run one at a time and `output_dir` is collected.
     pub build_command: String,
-    /// Build output directory, relative to `dir`.
+    /// Build output directory, relative to `dir`, used when `build_command` has no `{out_dir}`.
     pub output_dir: String,
 }
 
@@ -81,7 +86,7 @@ impl Default for FleetFrontend {
         FleetFrontend {
             dir: "examples/web".into(),
             install_command: "npm ci".into(),
-            build_command: "npm run build".into(),
+            build_command: "npm run build -- --outDir {out_dir} --emptyOutDir".into(),
             output_dir: "dist".into(),
         }
     }

@@ -1,0 +1,195 @@
+//! The master-mold frontend: what a client's site is built from (the fingerprint) and building it.
+//!
+//! Owns: the build fingerprint, running the install and build commands. Must not: talk to a
+//! vendor, or write the client's values to disk (they travel in the child's environment only).
+//!
+//! The fingerprint is what lets `plan` know, without building, whether a client's live site is
+//! current: it is written into the deployment's `commit_hash` / `commit_message` at deploy time
+//! and read back from the Pages project's `canonical_deployment`.
+
+pub mod build;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// Bumped when what goes into a fingerprint changes, so every site redeploys once.
+const FORMAT: &str = "intelli-fp-1";
+
+/// Digest of the frontend sources (gitignore-aware walk of the frontend directory, which
+/// includes the lockfile) and of the install and build commands. Computed once per run.
+pub fn source_digest(dir: &Path, install_command: &str, build_command: &str) -> Result<String> {
+    let mut files = Vec::new();
+    let walker = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(false)
+        .git_global(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != "node_modules")
+        .build();
+    for entry in walker {
+        let entry = entry.with_context(|| format!("walking {}", dir.display()))?;
+        if entry.file_type().is_some_and(|t| t.is_file()) {
+            files.push(entry.into_path());
+        }
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    h.update(FORMAT.as_bytes());
+    h.update([0]);
+    h.update(install_command.as_bytes());
+    h.update([0]);
+    h.update(build_command.as_bytes());
+    h.update([0]);
+    for f in &files {
+        let rel = f.strip_prefix(dir).unwrap_or(f);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(file_sha256(f)?);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// SHA-256 of a file, read in chunks so memory does not grow with its size.
+fn file_sha256(path: &Path) -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// Digest of a client's build-time values (names and values, sorted). Values may be secret-ish
+/// (the anon key): only the digest ever leaves this function.
+pub fn env_digest(env: &BTreeMap<String, SecretString>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in env {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.expose_secret().as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// What a deployment carries so that plan can tell whether a site is current, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub sources: String,
+    pub env: String,
+}
+
+impl Fingerprint {
+    /// 40 hex characters, the shape of a git commit hash (what Pages shows in its dashboard).
+    pub fn commit_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.sources.as_bytes());
+        h.update(self.env.as_bytes());
+        hex::encode(h.finalize())[..40].to_string()
+    }
+
+    /// The deployment's commit message: human-readable, and parsed back by [`Fingerprint::parse`].
+    pub fn commit_message(&self) -> String {
+        format!(
+            "intelli deploy {FORMAT} sources={} env={}",
+            &self.sources[..16.min(self.sources.len())],
+            &self.env[..16.min(self.env.len())]
+        )
+    }
+
+    /// The fingerprint recorded in a deployment made by intelli, if it was.
+    pub fn parse(commit_message: &str) -> Option<(String, String)> {
+        let rest = commit_message.strip_prefix(&format!("intelli deploy {FORMAT} "))?;
+        let mut sources = None;
+        let mut env = None;
+        for part in rest.split_whitespace() {
+            if let Some(v) = part.strip_prefix("sources=") {
+                sources = Some(v.to_string());
+            } else if let Some(v) = part.strip_prefix("env=") {
+                env = Some(v.to_string());
+            }
+        }
+        Some((sources?, env?))
+    }
+
+    /// Why a live deployment recorded as `(sources, env)` is not this fingerprint, if it is not.
+    pub fn stale_reason(&self, live: Option<&(String, String)>) -> Option<String> {
+        let short = |s: &str| s[..16.min(s.len())].to_string();
+        match live {
+            None => {
+                Some("the live deployment was not made by intelli (or has no fingerprint)".into())
+            }
+            Some((src, env)) => {
+                let src_changed = *src != short(&self.sources);
+                let env_changed = *env != short(&self.env);
+                match (src_changed, env_changed) {
+                    (false, false) => None,
+                    (true, false) => Some("frontend sources changed".into()),
+                    (false, true) => Some("build-time values changed".into()),
+                    (true, true) => Some("frontend sources and build-time values changed".into()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_round_trip_and_reasons() {
+        let fp = Fingerprint {
+            sources: "a".repeat(64),
+            env: "b".repeat(64),
+        };
+        let live = Fingerprint::parse(&fp.commit_message()).expect("parses");
+        assert_eq!(fp.stale_reason(Some(&live)), None);
+        let changed = Fingerprint {
+            sources: "c".repeat(64),
+            env: "b".repeat(64),
+        };
+        assert_eq!(
+            changed.stale_reason(Some(&live)).as_deref(),
+            Some("frontend sources changed")
+        );
+        assert!(Fingerprint::parse("manual deploy from laptop").is_none());
+        assert_eq!(fp.commit_hash().len(), 40);
+    }
+
+    #[test]
+    fn source_digest_follows_content_and_gitignore() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join(".gitignore"), "dist\n").expect("write");
+        std::fs::write(d.path().join("a.js"), "1").expect("write");
+        std::fs::create_dir_all(d.path().join("dist")).expect("mkdir");
+        let before = source_digest(d.path(), "i", "b").expect("digest");
+        std::fs::write(d.path().join("dist/out.js"), "ignored").expect("write");
+        assert_eq!(
+            before,
+            source_digest(d.path(), "i", "b").expect("digest"),
+            "ignored files do not count"
+        );
+        std::fs::write(d.path().join("a.js"), "2").expect("write");
+        assert_ne!(before, source_digest(d.path(), "i", "b").expect("digest"));
+        assert_ne!(
+            before,
+            source_digest(d.path(), "i", "b2").expect("digest"),
+            "the build command counts"
+        );
+    }
+}
