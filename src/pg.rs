@@ -96,19 +96,6 @@ pub async fn drop_database(server_url: &str, name: &str) -> Result<()> {
 /// `storage`). Idempotent.
 pub const SUPABASE_BOOTSTRAP: &str = include_str!("../sql/supabase-bootstrap.sql");
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_swap_and_redaction() {
-        let u = with_database("postgres://u:pw@h:5432/postgres?sslmode=disable", "x_1").unwrap();
-        assert_eq!(u, "postgres://u:pw@h:5432/x_1?sslmode=disable");
-        assert_eq!(redact(&u), "postgres://u:***@h:5432/x_1?sslmode=disable");
-        assert!(check_db_name("Robert'); drop").is_err());
-    }
-}
-
 /// A PostgreSQL server this process started (for the sandbox) and must stop.
 pub struct LocalServer {
     pg_ctl: std::path::PathBuf,
@@ -155,7 +142,10 @@ pub async fn find_or_start(dir: &std::path::Path) -> Result<(String, Option<Loca
     let data = dir.join("pgdata");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     if as_root {
-        let _ = std::process::Command::new("chown").args(["-R", "postgres"]).arg(dir).status();
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(dir)
+            .status();
     }
     if !data.join("PG_VERSION").exists() {
         let out = pg_command(&initdb, as_root)
@@ -244,4 +234,17 @@ fn find_pg_binary(name: &str) -> Option<std::path::PathBuf> {
         .collect();
     versions.sort();
     versions.pop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_swap_and_redaction() {
+        let u = with_database("postgres://u:pw@h:5432/postgres?sslmode=disable", "x_1").unwrap();
+        assert_eq!(u, "postgres://u:pw@h:5432/x_1?sslmode=disable");
+        assert_eq!(redact(&u), "postgres://u:***@h:5432/x_1?sslmode=disable");
+        assert!(check_db_name("Robert'); drop").is_err());
+    }
 }
