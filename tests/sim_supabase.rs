@@ -1306,7 +1306,7 @@ async fn state_persists_across_restart() {
     }
     sim1.shutdown().await.unwrap();
 
-    let sim2 = start(c).await;
+    let sim2 = start(c.clone()).await;
     let api = Api::new(&sim2);
     let (st, p) = api.get(&format!("/v1/projects/{r}")).await;
     assert_eq!(st, StatusCode::OK, "{p}");
@@ -1325,6 +1325,26 @@ async fn state_persists_across_restart() {
         sql(&api, &r, "select x from kept").await.1,
         json!([{"x": 7}])
     );
+    // A lost database (throwaway server, reset) is provisioned again, empty, at the next start.
+    let url = sim2.supabase().database_url(&r).unwrap();
+    let db_name = format!("sim_{r}");
+    sim2.shutdown().await.unwrap();
+    intelli::pg::drop_database(&intelli::pg::server_url(), &db_name)
+        .await
+        .unwrap();
+    let sim2 = start(c.clone()).await;
+    let api = Api::new(&sim2);
+    wait_status(&api, &r, "ACTIVE_HEALTHY").await;
+    assert_eq!(sim2.supabase().database_url(&r).unwrap(), url);
+    let (st, v) = sql(
+        &api,
+        &r,
+        "select count(*) as n from pg_tables where tablename = 'kept'",
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v, json!([{"n": 0}]));
+
     // Clean up: delete the project (drops its database), then stop.
     let (st, _) = api
         .call(reqwest::Method::DELETE, &format!("/v1/projects/{r}"), None)

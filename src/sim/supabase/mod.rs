@@ -120,6 +120,7 @@ impl SupabaseSim {
         if sim.state_dir.is_some() {
             spawn_writer(Arc::downgrade(&sim));
         }
+        sim.recover_missing_databases().await?;
         // Finish what a previous run left half done.
         let pending: Vec<(String, String)> = lock(&sim.inner)
             .projects
@@ -153,6 +154,43 @@ impl SupabaseSim {
                 message: "Failed to run sql query: the simulator is shutting down".into(),
             })?;
         db::run_query(url, sql, params, read_only).await
+    }
+
+    /// Kept state may outlive its databases (a throwaway PostgreSQL cluster, a server reset).
+    /// Such projects are provisioned again, empty, as if just created, so the reconciler
+    /// sees a fresh database and re-applies what it needs instead of failing on every query.
+    async fn recover_missing_databases(&self) -> Result<()> {
+        let names: Vec<String> = lock(&self.inner)
+            .projects
+            .values()
+            .filter(|p| p.db_ready)
+            .map(|p| p.db_name.clone())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let admin = pg::connect(&self.db_server).await?;
+        let rows = admin
+            .query(
+                "SELECT datname FROM pg_database WHERE datname = ANY($1)",
+                &[&names],
+            )
+            .await
+            .context("listing the project databases")?;
+        let present: std::collections::HashSet<String> =
+            rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+        let mut inner = lock(&self.inner);
+        for p in inner.projects.values_mut() {
+            if p.db_ready && !present.contains(&p.db_name) {
+                eprintln!(
+                    "intelli sim: project {} ({}) lost its database {}; provisioning it again, empty",
+                    p.project_ref, p.name, p.db_name
+                );
+                p.db_ready = false;
+                p.status = status::COMING_UP.into();
+            }
+        }
+        Ok(())
     }
 
     /// A token this simulator accepts (for printing and for tests).
