@@ -5,6 +5,7 @@
 //! - `/v1/...`                               Supabase Management API
 //! - `/__projects/{ref}/storage/v1/...`      per-project Supabase Storage API
 //! - `/client/v4/...`                        Cloudflare v4 API (see `crate::sim::cloudflare`)
+//! - `/__sites/{project}/...`                deployed Pages sites (also served by `Host`)
 //! - `/__sim/...`                            admin: stats, state dump, faults, latency
 //!
 //! Connections are accepted by our own loop (not `axum::serve`) so that a fault can reset a
@@ -41,8 +42,9 @@ pub use middleware::{ConnControl, Instruments, RequestCount, Stats, instrument};
 use crate::sim::cloudflare::{self, CloudflareSim};
 use crate::sim::supabase::SupabaseSim;
 
-/// A running simulator. Dropping it without [`SimHandle::shutdown`] stops serving (the
-/// server task is aborted) but skips cleanup of the project databases.
+/// A running simulator. Prefer [`SimHandle::shutdown`]; dropping it instead stops serving
+/// (the server task is aborted) and, in memory-only mode, still drops the project databases
+/// (best effort, from a helper thread).
 pub struct SimHandle {
     addr: SocketAddr,
     base_url: String,
@@ -133,6 +135,11 @@ impl SimHandle {
     /// A Supabase access token the simulator accepts.
     pub fn supabase_token(&self) -> String {
         self.supabase.example_token()
+    }
+    /// Direct connection string of a simulated project's database (`sim_<ref>` on the
+    /// simulator's PostgreSQL server, with that server's credentials: do not print it).
+    pub fn database_url(&self, project_ref: &str) -> Option<String> {
+        self.supabase.database_url(project_ref)
     }
     /// The simulated Supabase side (projects, database URLs).
     pub fn supabase(&self) -> &Arc<SupabaseSim> {
