@@ -449,7 +449,7 @@ async fn delete_project(State(sim): Sim, Path(r): Path<String>) -> Response {
     let db_name = p.db_name.clone();
     let sim2 = sim.clone();
     let task = tokio::spawn(async move {
-        let _permit = sim2.admin_slots.acquire().await;
+        let _permit = sim2.drop_slots.acquire().await;
         let _ = crate::pg::drop_database(&server, &db_name).await;
     });
     sim.track(task);

@@ -54,6 +54,9 @@ pub struct SupabaseSim {
     query_slots: tokio::sync::Semaphore,
     /// Bounds concurrent CREATE/DROP DATABASE and bootstraps (each is heavy and holds locks).
     admin_slots: tokio::sync::Semaphore,
+    /// Bounds concurrent DROP DATABASE. Each forces a checkpoint; concurrent ones share it,
+    /// so drops are much faster many at a time than one by one.
+    drop_slots: tokio::sync::Semaphore,
 }
 
 struct Inner {
@@ -116,6 +119,7 @@ impl SupabaseSim {
             wake_writer: tokio::sync::Notify::new(),
             query_slots: tokio::sync::Semaphore::new(config.supabase.max_db_connections.max(1)),
             admin_slots: tokio::sync::Semaphore::new(ADMIN_CONCURRENCY),
+            drop_slots: tokio::sync::Semaphore::new(DROP_CONCURRENCY),
         });
         if sim.state_dir.is_some() {
             spawn_writer(Arc::downgrade(&sim));
@@ -361,7 +365,7 @@ impl SupabaseSim {
             if deleted {
                 // Deleted while provisioning: the delete could not drop a database that did
                 // not exist yet, so do it now.
-                let _permit = sim.admin_slots.acquire().await;
+                let _permit = sim.drop_slots.acquire().await;
                 let _ = pg::drop_database(&sim.db_server, &db_name).await;
             }
             sim.persist();
@@ -422,8 +426,11 @@ impl SupabaseSim {
                 return;
             };
             rt.block_on(async {
-                for n in names {
-                    let _ = pg::drop_database(&server, &n).await;
+                for chunk in names.chunks(DROP_CONCURRENCY) {
+                    futures_util::future::join_all(
+                        chunk.iter().map(|n| pg::drop_database(&server, n)),
+                    )
+                    .await;
                 }
             });
         });
@@ -447,9 +454,10 @@ impl SupabaseSim {
             .into_values()
             .map(|p| p.db_name)
             .collect();
-        // A few at a time: sequential drops make a big simulated fleet slow to stop, and
-        // unbounded ones would exhaust the server's connections.
-        let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONCURRENCY));
+        // Many at a time: each DROP DATABASE forces a checkpoint and concurrent ones share it
+        // (8 drops: ~13 s one by one, ~0.6 s together here); bounded so the server's
+        // connections are not exhausted.
+        let slots = Arc::new(tokio::sync::Semaphore::new(DROP_CONCURRENCY));
         let mut drops = tokio::task::JoinSet::new();
         for n in names {
             let server = self.db_server.clone();
@@ -526,6 +534,9 @@ fn spawn_writer(sim: std::sync::Weak<SupabaseSim>) {
 
 /// Concurrent database creations/drops.
 const ADMIN_CONCURRENCY: usize = 4;
+
+/// Concurrent database drops.
+const DROP_CONCURRENCY: usize = 16;
 
 /// The Supabase routes: Management API under `/v1`, Storage API under
 /// `/__projects/{ref}/storage/v1`, each instrumented (counting, latency, faults).
