@@ -2283,3 +2283,48 @@ async fn dns_batch_is_ordered_and_atomic() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// A body over the simulator's limit is refused up front (from `Content-Length`) in the v4
+/// envelope, not with a plain-text 413 that wrangler would report as a malformed response.
+#[tokio::test]
+async fn oversized_body_gets_an_envelope() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(config()).await;
+    s.create_project("p1").await;
+    let jwt = s.upload_jwt("p1").await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /client/v4/pages/assets/upload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {jwt}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n[",
+        200 * 1024 * 1024
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // Read until the JSON body is in (the server may keep the connection open to drain the
+    // announced body, so don't wait for EOF).
+    let mut response = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => response.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+        let text = String::from_utf8_lossy(&response);
+        if let Some((_, body)) = text.split_once("\r\n\r\n")
+            && body.contains("\"success\"")
+            && body.trim_end().ends_with(['}', '0'])
+        {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    // The body may be chunked: take the JSON object inside.
+    let json_text = &body[body.find('{').unwrap_or(0)..=body.rfind('}').unwrap_or(0)];
+    let body: Value = serde_json::from_str(json_text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    reference_failure(&body);
+    assert_eq!(body["errors"][0]["code"], 8000097);
+}

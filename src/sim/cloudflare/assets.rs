@@ -76,7 +76,7 @@ impl CloudflareSim {
 pub async fn check_missing(
     State(sim): Sim,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.jwt_or_count(&headers)?;
     let body: Hashes = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
@@ -112,7 +112,7 @@ struct UploadItem {
 pub async fn upload(
     State(sim): Sim,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.jwt_or_count(&headers)?;
     let items: Vec<UploadItem> = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
@@ -225,7 +225,7 @@ fn too_large(message: String) -> ApiError {
 pub async fn upsert_hashes(
     State(sim): Sim,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.jwt_or_count(&headers)?;
     let body: Hashes = parse_json(&body, codes::PAGES_BAD_REQUEST)?;

@@ -567,7 +567,7 @@ pub async fn create_record(
     State(sim): Sim,
     Path(zone_id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
     let body: Map<String, Value> = parse_json(&body, codes::DNS_BAD_REQUEST)?;
@@ -581,7 +581,7 @@ async fn update_record(
     zone_id: String,
     record_id: String,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
     full: bool,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
@@ -594,7 +594,7 @@ pub async fn patch_record(
     State(sim): Sim,
     Path((zone_id, record_id)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     update_record(sim, zone_id, record_id, headers, body, false).await
 }
@@ -603,7 +603,7 @@ pub async fn put_record(
     State(sim): Sim,
     Path((zone_id, record_id)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     update_record(sim, zone_id, record_id, headers, body, true).await
 }
@@ -629,7 +629,7 @@ pub async fn batch_records(
     State(sim): Sim,
     Path(zone_id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
     let body: Map<String, Value> = parse_json(&body, codes::DNS_BAD_REQUEST)?;

@@ -140,7 +140,7 @@ pub async fn add_domain(
     State(sim): Sim,
     Path((account_id, project)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
     sim.check_account(&account_id)?;

@@ -208,8 +208,28 @@ pub fn ok_list(result: Vec<Value>, result_info: Value) -> Response {
     .into_response()
 }
 
+/// A request body as handlers take it: the rejection (body over the limit, broken stream) is
+/// kept so it can be answered in the v4 envelope rather than axum's plain text.
+pub type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+
 /// Parses a JSON request body, turning a syntax error into a v4 error with `code`.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], code: u32) -> Result<T, ApiError> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &Body, code: u32) -> Result<T, ApiError> {
+    let body = body.as_ref().map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let code = if code == codes::PAGES_BAD_REQUEST {
+                codes::PAGES_ASSET_TOO_LARGE
+            } else {
+                code
+            };
+            return ApiError::new(status, code, "Request body too large.");
+        }
+        ApiError::new(
+            status,
+            code,
+            format!("Could not read the request body: {rejection}"),
+        )
+    })?;
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

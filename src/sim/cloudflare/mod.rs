@@ -545,7 +545,30 @@ pub fn router(sim: Arc<CloudflareSim>) -> Router {
             auth::rate_limit,
         ))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY))
+        .layer(axum::middleware::from_fn(reject_oversized))
         .with_state(sim)
+}
+
+/// Refuses a request whose announced `Content-Length` is over the limit before reading it (the
+/// body limit alone only trips once that many bytes have arrived), in the v4 envelope.
+async fn reject_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_UPLOAD_BODY as u64) {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            envelope::codes::PAGES_ASSET_TOO_LARGE,
+            "Request body too large.",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn no_route() -> Response {

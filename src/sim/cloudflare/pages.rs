@@ -234,7 +234,7 @@ pub async fn create_project(
     State(sim): Sim,
     Path(account_id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
     sim.check_account(&account_id)?;
@@ -346,7 +346,7 @@ pub async fn patch_project(
     State(sim): Sim,
     Path((account_id, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
     sim.check_account(&account_id)?;
@@ -618,6 +618,18 @@ pub async fn deployment_logs(
     ))
 }
 
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::PAGES_ASSET_TOO_LARGE,
+            "Request body too large.",
+        )
+    } else {
+        ApiError::pages_bad_request(format!("Malformed multipart body: {e}"))
+    }
+}
+
 pub async fn create_deployment(
     State(sim): Sim,
     Path((account_id, name)): Path<(String, String)>,
@@ -633,16 +645,10 @@ pub async fn create_deployment(
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     let mut uses_functions = false;
     loop {
-        let field = multipart
-            .next_field()
-            .await
-            .map_err(|e| ApiError::pages_bad_request(format!("Malformed multipart body: {e}")))?;
+        let field = multipart.next_field().await.map_err(multipart_error)?;
         let Some(field) = field else { break };
         let field_name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::pages_bad_request(format!("Malformed multipart body: {e}")))?;
+        let bytes = field.bytes().await.map_err(multipart_error)?;
         match field_name.as_str() {
             "_worker.bundle" | "_worker.js" => uses_functions = true,
             "manifest" | "branch" | "commit_hash" | "commit_message" | "commit_dirty"
