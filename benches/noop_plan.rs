@@ -1,0 +1,454 @@
+//! Benchmark: a no-op `plan` at fleet scale (issue 4, item 7).
+//!
+//! For each fleet size N (default 10, 100 and 1,000; pass others after `--`):
+//!
+//! 1. write a scratch repository with N client files (`bench-0001` …), `fleet.yaml` and
+//!    `migrations/` copied from this repository;
+//! 2. converge it once against a simulator with no latency and rate limits lifted (setup only:
+//!    the library's `observe` → `plan` → `apply`), keeping the simulator's state on disk;
+//! 3. restart the simulator on that state with 50 ms latency per request and the vendor's real
+//!    rate limits (120 requests per minute per scope and endpoint, one-minute windows), and
+//!    time a no-op plan twice: the library path the `plan` command runs (`observe` + `plan`,
+//!    same parallelism rule), then the binary (`intelli plan --detailed-exitcode`, end to end:
+//!    process start, fleet load, observe, plan, render);
+//! 4. print wall time, requests, requests per client and the ratio to the lower bound; drop
+//!    every project database.
+//!
+//! Run with `cargo bench --bench noop_plan` (needs PostgreSQL like the tests). Not part of
+//! `cargo test`: without `--bench` (which only `cargo bench` passes) it prints how to run it and
+//! exits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use intelli::apply::{self, Waits};
+use intelli::migrate::exec::SqlExecutor;
+use intelli::observe;
+use intelli::plan::{self, PlanOptions};
+use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
+use intelli::supabase::{SupabaseClient, SupabaseConfig};
+use intelli::workspace::Workspace;
+use secrecy::SecretString;
+
+const LATENCY: Duration = Duration::from_millis(50);
+const ORG: &str = "intelliservice";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("noop_plan is a benchmark: run it with `cargo bench --bench noop_plan`");
+        return;
+    }
+    let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    if sizes.is_empty() {
+        sizes = vec![10, 100, 1_000];
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut rows = Vec::new();
+    for n in sizes {
+        rows.push(rt.block_on(run(n)));
+    }
+    println!(
+        "\n== no-op plan, {} ms per request, vendor rate limits",
+        LATENCY.as_millis()
+    );
+    println!(
+        "{:>6} {:>10} {:>9} {:>9} {:>10} {:>10} {:>7} {:>11} {:>8}",
+        "N",
+        "wall",
+        "requests",
+        "req/cli",
+        "sb req/cli",
+        "bound",
+        "ratio",
+        "binary wall",
+        "bin/bnd"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>9.2}s {:>9} {:>9.2} {:>10.2} {:>9.2}s {:>7.2} {:>10.2}s {:>8.2}",
+            r.n,
+            r.wall.as_secs_f64(),
+            r.requests,
+            r.requests as f64 / r.n as f64,
+            r.supabase_per_client,
+            r.bound.as_secs_f64(),
+            r.wall.as_secs_f64() / r.bound.as_secs_f64(),
+            r.binary_wall.as_secs_f64(),
+            r.binary_wall.as_secs_f64() / r.bound.as_secs_f64(),
+        );
+    }
+    println!(
+        "targets: Supabase requests per client <= 3; wall time <= 1.5 x bound at 1,000 clients"
+    );
+}
+
+struct Row {
+    n: usize,
+    wall: Duration,
+    requests: u64,
+    supabase_per_client: f64,
+    bound: Duration,
+    binary_wall: Duration,
+}
+
+async fn run(n: usize) -> Row {
+    println!("\n=== N = {n}");
+    let dir = tempfile::Builder::new()
+        .prefix("intelli-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let state = root.join("sim-state");
+    // Declared first so it is dropped last: whatever happens, the project databases go.
+    let _cleanup = DropDatabases(state.clone());
+    write_repository(&root, n);
+    let fleet_dir = root.join("fleet");
+    let ws = Workspace::load(&fleet_dir).expect("the generated fleet loads");
+
+    // Setup: converge once, fast.
+    let t = Instant::now();
+    let sim = start_sim(&state, true).await;
+    converge(&ws, &sim).await;
+    sim.shutdown().await.expect("simulator shutdown");
+    println!(
+        "setup (create and converge {n} projects): {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Measurement: 50 ms per request, the vendor's limits on both sides.
+    let sim = start_sim(&state, false).await;
+    let client = client_for(&sim, true);
+    let sql = SqlExecutor::ManagementApi(client.clone());
+    let selected = ws.select(&[], &[]).expect("select all");
+    // What `commands::make_plan` uses.
+    let parallelism = (ws.fleet.settings.parallelism as usize).max(8);
+    sim.reset_stats();
+    let t = Instant::now();
+    let observed = observe::supabase::observe(
+        &client,
+        &sql,
+        &ws.fleet,
+        &selected,
+        &ws.migrations,
+        parallelism,
+    )
+    .await
+    .expect("observe");
+    let p = plan::plan(&ws.desired(), &selected, &observed, PlanOptions::default());
+    let wall = t.elapsed();
+    let stats = sim.stats();
+    assert!(
+        !p.has_changes() && p.totals().with_errors == 0,
+        "the plan after converging is not a no-op: {}",
+        plan::render::text(&p, plan::render::Style { color: false })
+    );
+
+    let bound = Bound::new(n, parallelism, &client_limits());
+    let requests = total(&stats);
+    let supabase = vendor_total(&stats, Vendor::Supabase);
+    println!("library path (observe + plan), parallelism {parallelism}:");
+    println!("  wall time            {:.3}s", wall.as_secs_f64());
+    print_requests(&stats, n);
+    println!(
+        "  effective concurrency {:.1} requests in flight on average (requests x latency / wall)",
+        requests as f64 * LATENCY.as_secs_f64() / wall.as_secs_f64()
+    );
+    bound.print(requests);
+    println!(
+        "  ratio wall / bound   {:.2}",
+        wall.as_secs_f64() / bound.total.as_secs_f64()
+    );
+
+    sim.reset_stats();
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .current_dir(&root)
+        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
+        .env("SUPABASE_API_URL", sim.supabase_api_url())
+        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
+        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+        .env("NO_COLOR", "1")
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .expect("run intelli plan");
+    let binary_wall = t.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "intelli plan --detailed-exitcode did not report a no-op:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bstats = sim.stats();
+    println!("binary (`intelli plan --detailed-exitcode`, end to end):");
+    println!(
+        "  wall time            {:.3}s (ratio to bound {:.2}), {} requests",
+        binary_wall.as_secs_f64(),
+        binary_wall.as_secs_f64() / bound.total.as_secs_f64(),
+        total(&bstats)
+    );
+    sim.shutdown().await.expect("simulator shutdown");
+    Row {
+        n,
+        wall,
+        requests,
+        supabase_per_client: supabase as f64 / n as f64,
+        bound: bound.total,
+        binary_wall,
+    }
+}
+
+/// A scratch repository like `tests/common/world.rs` makes, with `n` minimal clients.
+fn write_repository(root: &Path, n: usize) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let fleet = root.join("fleet");
+    std::fs::create_dir_all(&fleet).expect("fleet dir");
+    std::fs::copy(repo.join("fleet/fleet.yaml"), fleet.join("fleet.yaml")).expect("fleet.yaml");
+    copy_dir(&repo.join("migrations"), &root.join("migrations"));
+    std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
+    for i in 1..=n {
+        let slug = format!("bench-{i:04}");
+        std::fs::write(
+            fleet.join(format!("{slug}.yaml")),
+            format!("client: {slug}\n"),
+        )
+        .expect("client file");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let dest = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy file");
+        }
+    }
+}
+
+/// A simulator keeping its state in `state`. `setup`: no latency, no rate limits, instant
+/// provisioning; otherwise 50 ms per request and the vendor's limits.
+async fn start_sim(state: &Path, setup: bool) -> SimHandle {
+    let mut config = SimConfig {
+        state_dir: Some(state.to_path_buf()),
+        seed: Some(7),
+        ..SimConfig::default()
+    };
+    config.supabase.organizations = vec![OrgConfig {
+        slug: ORG.into(),
+        name: "IntelliService".into(),
+    }];
+    if setup {
+        config.supabase.provisioning_delay_ms = 0;
+        config.supabase.rate_limit_requests = u32::MAX;
+    } else {
+        let l = Latency {
+            fixed_ms: LATENCY.as_millis() as u64,
+            jitter_ms: 0,
+        };
+        config.latency = BTreeMap::from([(Vendor::Supabase, l), (Vendor::Storage, l)]);
+        // The vendor's: 120 per one-minute window (the defaults, stated for the reader).
+        config.supabase.rate_limit_requests = 120;
+        config.supabase.rate_limit_window_ms = 60_000;
+        config.rate_limit_scale = 1.0;
+    }
+    intelli::sim::server::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+}
+
+/// The client-side limiter of the measured run: the client's defaults.
+fn client_limits() -> SupabaseConfig {
+    SupabaseConfig::new(SecretString::from("sbp_unused".to_owned()))
+}
+
+fn client_for(sim: &SimHandle, vendor_limits: bool) -> SupabaseClient {
+    let mut c = SupabaseConfig::new(SecretString::from(sim.supabase_token()));
+    c.api_url = url::Url::parse(&sim.supabase_api_url()).expect("simulator URL");
+    c.project_url_template = sim.project_url_template().to_string();
+    if !vendor_limits {
+        c.rate_limit_per_minute = 0;
+    }
+    SupabaseClient::new(c).expect("Supabase client")
+}
+
+/// Plan and apply until nothing is left to do.
+async fn converge(ws: &Workspace, sim: &SimHandle) {
+    let client = client_for(sim, false);
+    let sql = SqlExecutor::ManagementApi(client.clone());
+    let selected = ws.select(&[], &[]).expect("select all");
+    let desired = ws.desired();
+    let progress = |_: &str| {};
+    for round in 0..3 {
+        let observed =
+            observe::supabase::observe(&client, &sql, &ws.fleet, &selected, &ws.migrations, 32)
+                .await
+                .expect("observe during setup");
+        let p = plan::plan(&desired, &selected, &observed, PlanOptions::default());
+        if !p.has_changes() {
+            return;
+        }
+        let ctx = apply::Context {
+            supabase: &client,
+            sql: &sql,
+            fleet: &ws.fleet,
+            desired: &desired,
+            migrations: &ws.migrations,
+            seed_sql: &ws.seed_sql,
+            options: PlanOptions::default(),
+            waits: Waits {
+                poll: Duration::from_millis(100),
+                healthy_timeout: Duration::from_secs(600),
+            },
+            progress: &progress,
+        };
+        let report = apply::apply(&ctx, &p.clients, 16).await;
+        if report.failed() > 0 {
+            eprintln!("setup round {round}: {} client(s) failed", report.failed());
+        }
+    }
+    panic!("the fleet did not converge in three rounds");
+}
+
+fn total(s: &Stats) -> u64 {
+    s.requests.iter().map(|r| r.count).sum()
+}
+
+fn vendor_total(s: &Stats, v: Vendor) -> u64 {
+    s.requests
+        .iter()
+        .filter(|r| r.vendor == v)
+        .map(|r| r.count)
+        .sum()
+}
+
+fn print_requests(s: &Stats, n: usize) {
+    let mut by_route: BTreeMap<(String, String, u16), u64> = BTreeMap::new();
+    for r in &s.requests {
+        *by_route
+            .entry((r.method.clone(), r.route.clone(), r.status))
+            .or_default() += r.count;
+    }
+    let t = total(s);
+    println!(
+        "  requests             {t} ({:.2} per client; Supabase {:.2} per client)",
+        t as f64 / n as f64,
+        vendor_total(s, Vendor::Supabase) as f64 / n as f64
+    );
+    for ((method, route, status), count) in by_route {
+        println!("    {count:>6}  {method} {route} -> {status}");
+    }
+    let limited: u64 = s.rate_limited.values().sum();
+    println!("  refused by the simulated rate limit: {limited}");
+}
+
+/// The lower bound on a no-op plan's wall time.
+struct Bound {
+    pages: u64,
+    per_client: u64,
+    concurrency: u64,
+    pages_time: Duration,
+    clients_time: Duration,
+    rate_time: Duration,
+    total: Duration,
+}
+
+impl Bound {
+    /// - The organisation's project list is read page by page (100 per page), each page
+    ///   after the previous one: `pages x L`.
+    /// - Then per client, two requests (auth settings and the observation query) that run at
+    ///   once, `parallelism` clients at a time: `ceil(2N / (2 x parallelism)) x L`.
+    /// - Rate limits: every per-client request has its own (project, endpoint) budget, so only
+    ///   the list endpoint, one (org, endpoint) budget, can be held back: by the client's
+    ///   limiter (burst B, then (120 - B) per minute) and by the vendor's fixed window (120 per
+    ///   minute). Pages beyond those cost `max(pages - B, 0) / ((120 - B) / 60 s)` and
+    ///   `floor((pages - 1) / 120) x 60 s`; the larger, when above the latency bound, is the
+    ///   bound.
+    fn new(n: usize, parallelism: usize, limits: &SupabaseConfig) -> Bound {
+        let n = n as u64;
+        let pages = n.div_ceil(limits.page_size as u64).max(1);
+        let per_client = 2;
+        let concurrency = per_client * parallelism as u64;
+        let pages_time = LATENCY * pages as u32;
+        let clients_time = LATENCY * (n * per_client).div_ceil(concurrency) as u32;
+        let quota = limits.rate_limit_per_minute as u64;
+        let burst = limits
+            .rate_limit_burst
+            .map(u64::from)
+            .unwrap_or((quota / 4).max(1));
+        let window = limits.rate_limit_window.as_secs_f64();
+        let client_rate = pages.saturating_sub(burst) as f64 * window
+            / (quota.saturating_sub(burst).max(1)) as f64;
+        let vendor_rate = ((pages - 1) / 120) as f64 * 60.0;
+        let rate_time = Duration::from_secs_f64(client_rate.max(vendor_rate));
+        let total = (pages_time + clients_time).max(rate_time + LATENCY);
+        Bound {
+            pages,
+            per_client,
+            concurrency,
+            pages_time,
+            clients_time,
+            rate_time,
+            total,
+        }
+    }
+
+    fn print(&self, requests: u64) {
+        let l = LATENCY.as_millis();
+        println!(
+            "  lower bound          {:.3}s = max(latency bound, rate-limit bound + L)",
+            self.total.as_secs_f64()
+        );
+        println!(
+            "    latency bound      pages x L + ceil(N x {} / concurrency {}) x L = {} x {l} ms + {:.3}s = {:.3}s",
+            self.per_client,
+            self.concurrency,
+            self.pages,
+            self.clients_time.as_secs_f64(),
+            (self.pages_time + self.clients_time).as_secs_f64()
+        );
+        println!(
+            "    rate-limit bound   {:.3}s (list pages over the org budget; per-project endpoints get one request each)",
+            self.rate_time.as_secs_f64()
+        );
+        println!(
+            "    (requests counted: {requests}; the bound assumes {} list pages + {} per client)",
+            self.pages, self.per_client
+        );
+    }
+}
+
+/// Drops every project database a kept simulator state lists, and the state itself.
+struct DropDatabases(PathBuf);
+
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        if !self.0.exists() {
+            return;
+        }
+        let dir = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            match rt.block_on(intelli::sim::supabase::destroy_saved_state(
+                &dir,
+                &intelli::pg::server_url(),
+            )) {
+                Ok(k) => println!("dropped {k} project databases"),
+                Err(e) => eprintln!("dropping the project databases: {e:#}"),
+            }
+        })
+        .join();
+    }
+}
