@@ -13,7 +13,90 @@ use serde_json::{Map, Value};
 struct Vendored {
     defaults: Map<String, Value>,
     secret_fields: Vec<String>,
-    updatable_fields: Vec<String>,
+    /// `UpdateAuthConfigBody` fields with their constraints.
+    updatable_fields: std::collections::BTreeMap<String, FieldRule>,
+}
+
+/// The subset of a field's schema the simulator enforces.
+#[derive(Deserialize, Default)]
+struct FieldRule {
+    #[serde(rename = "type", default)]
+    ty: Option<String>,
+    #[serde(default)]
+    nullable: bool,
+    #[serde(default)]
+    minimum: Option<f64>,
+    #[serde(default)]
+    maximum: Option<f64>,
+    #[serde(rename = "enum", default)]
+    allowed: Option<Vec<Value>>,
+    #[serde(default)]
+    pattern: Option<String>,
+}
+
+impl FieldRule {
+    /// Why `v` is not acceptable for field `k`, in the vendor's (class-validator) wording.
+    fn check(&self, k: &str, v: &Value) -> Option<String> {
+        if v.is_null() {
+            return (!self.nullable).then(|| format!("{k} should not be null"));
+        }
+        let type_ok = match self.ty.as_deref() {
+            Some("integer") => v.is_i64() || v.is_u64(),
+            Some("number") => v.is_number(),
+            Some("boolean") => v.is_boolean(),
+            Some("string") => v.is_string(),
+            _ => true,
+        };
+        if !type_ok {
+            let want = match self.ty.as_deref() {
+                Some("integer") => "an integer number",
+                Some("number") => "a number",
+                Some("boolean") => "a boolean value",
+                _ => "a string",
+            };
+            return Some(format!("{k} must be {want}"));
+        }
+        if let Some(n) = v.as_f64() {
+            if let Some(min) = self.minimum
+                && n < min
+            {
+                return Some(format!("{k} must not be less than {min}"));
+            }
+            if let Some(max) = self.maximum
+                && n > max
+            {
+                return Some(format!("{k} must not be greater than {max}"));
+            }
+        }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(v)
+        {
+            return Some(format!(
+                "{k} must be one of the following values: {}",
+                join(allowed)
+            ));
+        }
+        // The one pattern intelli depends on (`site_url`: a single URL, not a comma list);
+        // the others are left to the real service.
+        if self.pattern.as_deref() == Some("^[^,]+$")
+            && v.as_str().is_some_and(|s| s.is_empty() || s.contains(','))
+        {
+            return Some(format!("{k} must match /^[^,]+$/ regular expression"));
+        }
+        None
+    }
+}
+
+fn join(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn vendored() -> &'static Vendored {
@@ -24,7 +107,7 @@ fn vendored() -> &'static Vendored {
             Vendored {
                 defaults: Map::new(),
                 secret_fields: Vec::new(),
-                updatable_fields: Vec::new(),
+                updatable_fields: Default::default(),
             }
         })
     })
@@ -54,9 +137,10 @@ pub fn masked(config: &Map<String, Value>) -> Map<String, Value> {
     out
 }
 
-/// Apply a PATCH body. Unknown fields and wrong types are refused, like the vendor's
-/// validation; `site_url` must be one URL (no commas); a masked value sent back is ignored so
-/// a read-modify-write round trip does not overwrite the secret with the mask.
+/// Apply a PATCH body. Unknown fields, wrong types, values out of range or not in the enum
+/// are refused like the vendor's validation does (all problems in one message); a masked
+/// value sent back is ignored so a read-modify-write round trip does not overwrite the
+/// secret with the mask.
 pub fn apply_patch(
     config: &mut Map<String, Value>,
     body: &Map<String, Value>,
@@ -64,26 +148,9 @@ pub fn apply_patch(
     let v = vendored();
     let mut errors = Vec::new();
     for (k, val) in body {
-        if !v.updatable_fields.iter().any(|f| f == k) {
-            errors.push(format!("property {k} should not exist"));
-            continue;
-        }
-        let template = v.defaults.get(k).unwrap_or(&Value::Null);
-        let ok = match val {
-            Value::Null => true,
-            Value::Bool(_) => template.is_boolean() || template.is_null(),
-            Value::Number(_) => template.is_number() || template.is_null(),
-            Value::String(_) => template.is_string() || template.is_null(),
-            _ => false,
-        };
-        if !ok {
-            errors.push(format!("{k} has the wrong type"));
-        }
-        if k == "site_url" && val.as_str().is_some_and(|s| s.contains(',')) {
-            errors.push("site_url must match /^[^,]+$/ regular expression".into());
-        }
-        if k == "jwt_exp" && val.as_i64().is_some_and(|n| !(0..=604_800).contains(&n)) {
-            errors.push("jwt_exp must not be greater than 604800".into());
+        match v.updatable_fields.get(k) {
+            None => errors.push(format!("property {k} should not exist")),
+            Some(rule) => errors.extend(rule.check(k, val)),
         }
     }
     if !errors.is_empty() {
@@ -138,7 +205,21 @@ mod tests {
         assert_eq!(c["smtp_pass"], "hunter2");
         assert_eq!(masked(&c)["smtp_pass"], MASK);
         assert_eq!(masked(&c)["site_url"], "https://b.example");
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"nope":1}"#).unwrap();
-        assert!(apply_patch(&mut c, &bad).is_err());
+        for bad in [
+            r#"{"nope":1}"#,
+            r#"{"jwt_exp":"3600"}"#,
+            r#"{"jwt_exp":604801}"#,
+            r#"{"password_min_length":2}"#,
+            r#"{"sms_provider":"pigeon"}"#,
+            r#"{"site_url":"https://a,https://b"}"#,
+            r#"{"disable_signup":"yes"}"#,
+        ] {
+            let bad: Map<String, Value> = serde_json::from_str(bad).unwrap();
+            assert!(apply_patch(&mut c, &bad).is_err(), "{bad:?} accepted");
+        }
+        let ok: Map<String, Value> =
+            serde_json::from_str(r#"{"jwt_exp":7200,"sms_provider":"twilio","site_url":null}"#)
+                .unwrap();
+        apply_patch(&mut c, &ok).unwrap();
     }
 }
