@@ -5,6 +5,27 @@
 //! the vendor's observed behaviour where the document is silent (error bodies
 //! `{"message": ...}`, 404 for unknown refs, rate-limit headers on every response).
 //! Each project is a real PostgreSQL database, `sim_<ref>`, on the simulator's server.
+//!
+//! Routes: `GET /v1/organizations`; `GET|POST /v1/projects`;
+//! `GET /v1/organizations/{slug}/projects`; `GET|PATCH|DELETE /v1/projects/{ref}`;
+//! `POST /v1/projects/{ref}/pause|restore`; `GET /v1/projects/{ref}/health`;
+//! `GET /v1/projects/{ref}/api-keys`; `POST /v1/projects/{ref}/database/query`;
+//! `GET|PATCH /v1/projects/{ref}/config/auth`; `GET /v1/projects/{ref}/storage/buckets`; and the
+//! Storage API `POST|GET /__projects/{ref}/storage/v1/bucket`,
+//! `GET|PUT|DELETE /__projects/{ref}/storage/v1/bucket/{id}`.
+//!
+//! Where the vendor's behaviour is not documented, the simulator picks (and tests) this:
+//! - secret auth settings that are set read back as `******`; sending that back keeps the
+//!   secret; the new `sb_secret_` key without `reveal=true` reads back as its prefix and dots;
+//! - an unknown organization is 404 `{"message":"Organization not found"}`;
+//! - SQL on a project that is not `ACTIVE_HEALTHY` is 400 (the database is not reachable);
+//! - delete removes the project at once (no `GOING_DOWN` phase); pause and restore take a
+//!   quarter of the provisioning delay;
+//! - `database/query` values are rendered by Postgres' `json_agg` (int8 and numeric as JSON
+//!   numbers); a multi-statement query is split like the Supabase CLI splits migrations and
+//!   run in one transaction, returning the last statement's rows;
+//! - Storage: a missing or foreign key is `InvalidJWT`, the anon key `AccessDenied` (both
+//!   HTTP 400 with the real code in `statusCode`, like every Storage 4xx).
 
 mod auth_config;
 mod db;
