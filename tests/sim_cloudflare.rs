@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-rw";
+const DOMAIN_DELAY: Duration = Duration::from_secs(2);
 const RO_TOKEN: &str = "test-token-ro";
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 const ZONE: &str = "intelliservice.io";
@@ -1364,7 +1365,10 @@ async fn upload_refuses_files_over_25_mib_and_oversized_batches() {
 
 #[tokio::test]
 async fn custom_domain_activation_timeline() {
-    let s = start(config()).await;
+    // 2 s: long enough that a loaded CI machine can't skip a phase between two calls.
+    let mut cfg = config();
+    cfg.domain_activation_delay = DOMAIN_DELAY;
+    let s = start(cfg).await;
     let project = s.create_project("intelli-acme").await;
     let subdomain = project["subdomain"].as_str().expect("subdomain").to_owned();
     s.deploy("intelli-acme", &[("index.html", INDEX)], &[])
@@ -1421,7 +1425,7 @@ async fn custom_domain_activation_timeline() {
     assert_eq!(r.body["result"].as_array().map(Vec::len), Some(1));
 
     // Past the delay but no CNAME: pending; the site isn't served under that host yet.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(DOMAIN_DELAY + Duration::from_millis(100)).await;
     let one = format!("{base}/{name}");
     let r = s.api(Method::GET, DOMAIN, &one, Some(TOKEN), None).await;
     assert_eq!(r.body["result"]["status"], "pending");
@@ -1440,7 +1444,7 @@ async fn custom_domain_activation_timeline() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let rid = r.body["result"]["id"].as_str().expect("id").to_owned();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(DOMAIN_DELAY + Duration::from_millis(100)).await;
     let r = s.api(Method::GET, DOMAIN, &one, Some(TOKEN), None).await;
     assert_eq!(r.body["result"]["status"], "pending");
 
@@ -1460,7 +1464,7 @@ async fn custom_domain_activation_timeline() {
     // PATCH re-triggers validation (restarts the clock): initializing again.
     let r = s.api(Method::PATCH, DOMAIN, &one, Some(TOKEN), None).await;
     assert_eq!(r.body["result"]["status"], "initializing");
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(DOMAIN_DELAY + Duration::from_millis(100)).await;
     let r = s.api(Method::GET, DOMAIN, &one, Some(TOKEN), None).await;
     assert_eq!(r.body["result"]["status"], "active", "{}", r.body);
     assert_eq!(r.body["result"]["verification_data"]["status"], "active");
