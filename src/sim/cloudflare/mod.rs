@@ -28,8 +28,10 @@
 //! breach blocks the token for 5 minutes; both durations × `rate_limit_scale`) and sets a body
 //! limit large enough for wrangler's upload batches (40 MiB raw ≈ 53 MiB of base64 JSON).
 //! `serve_host` answers for `Host: <custom domain>` (once the domain is active) and
-//! `<subdomain>.pages.dev` / `<short_id>.<subdomain>` / `<branch>.<subdomain>`; the core calls it
-//! before routing and falls through on `None`.
+//! `<subdomain>.pages.dev` / `<short_id>.<subdomain>` / `<branch>.<subdomain>`, each also with a
+//! `.localhost` suffix (browsers resolve `*.localhost` to loopback); the core calls it before
+//! routing and falls through on `None`. Pass the query string in `path` if there is one (pretty-URL
+//! redirects keep it).
 //!
 //! Routes (relative to `/client/v4`; all answer in the v4 envelope, unknown routes 404/7003):
 //!
