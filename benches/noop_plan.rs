@@ -137,10 +137,16 @@ async fn run(n: usize) -> Row {
         &selected,
         &ws.migrations,
         parallelism,
+        false,
     )
     .await
     .expect("observe");
-    let p = plan::plan(&ws.desired(), &selected, &observed, PlanOptions::default());
+    let p = plan::plan(
+        &ws.desired(None),
+        &selected,
+        &observed,
+        PlanOptions::default(),
+    );
     let wall = t.elapsed();
     let stats = sim.stats();
     assert!(
@@ -286,13 +292,20 @@ async fn converge(ws: &Workspace, sim: &SimHandle) {
     let client = client_for(sim, false);
     let sql = SqlExecutor::ManagementApi(client.clone());
     let selected = ws.select(&[], &[]).expect("select all");
-    let desired = ws.desired();
+    let desired = ws.desired(None);
     let progress = |_: &str| {};
     for round in 0..3 {
-        let observed =
-            observe::supabase::observe(&client, &sql, &ws.fleet, &selected, &ws.migrations, 32)
-                .await
-                .expect("observe during setup");
+        let observed = observe::supabase::observe(
+            &client,
+            &sql,
+            &ws.fleet,
+            &selected,
+            &ws.migrations,
+            32,
+            false,
+        )
+        .await
+        .expect("observe during setup");
         let p = plan::plan(&desired, &selected, &observed, PlanOptions::default());
         if !p.has_changes() {
             return;
@@ -306,10 +319,12 @@ async fn converge(ws: &Workspace, sim: &SimHandle) {
             seed_sql: &ws.seed_sql,
             options: PlanOptions::default(),
             waits: Waits {
+                domain_timeout: std::time::Duration::from_secs(60),
                 poll: Duration::from_millis(100),
                 healthy_timeout: Duration::from_secs(600),
             },
             progress: &progress,
+            site: None,
         };
         let report = apply::apply(&ctx, &p.clients, 16).await;
         if report.failed() > 0 {

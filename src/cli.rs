@@ -107,6 +107,9 @@ pub struct SelectArgs {
     /// Allow deleting the projects of clients declared `state: deleted`.
     #[arg(long)]
     pub allow_delete: bool,
+    /// Work on the Supabase side only (no builds, no Cloudflare; CLOUDFLARE_API_TOKEN not needed).
+    #[arg(long, env = "INTELLI_SKIP_FRONTEND")]
+    pub skip_frontend: bool,
 }
 
 impl SelectArgs {
@@ -116,6 +119,7 @@ impl SelectArgs {
             exclude: self.exclude.clone(),
             include_all: self.include_all,
             allow_delete: self.allow_delete,
+            skip_frontend: self.skip_frontend,
         }
     }
 }

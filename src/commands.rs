@@ -18,6 +18,8 @@ pub struct Selection {
     pub exclude: Vec<String>,
     pub include_all: bool,
     pub allow_delete: bool,
+    /// Plan and apply the Supabase side only.
+    pub skip_frontend: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,32 +29,60 @@ pub enum Format {
     Markdown,
 }
 
-async fn connect(ws: &Workspace, sandbox: bool) -> Result<Connections> {
+async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Connections> {
     if sandbox {
-        Connections::sandbox(&ws.fleet).await
+        Connections::sandbox(&ws.fleet, !sel.skip_frontend).await
     } else {
-        Connections::from_env()
+        Connections::from_env(&ws.fleet, !sel.skip_frontend)
     }
+}
+
+/// The desired state as `conns` can plan it (with the frontend side when Cloudflare is there).
+fn desired<'w>(ws: &'w Workspace, conns: &Connections) -> crate::plan::Desired<'w> {
+    let template = conns
+        .cloudflare
+        .as_ref()
+        .map(|_| conns.supabase.project_url("{ref}"));
+    ws.desired(template.as_deref())
 }
 
 async fn make_plan(ws: &Workspace, conns: &Connections, sel: &Selection) -> Result<Plan> {
     let selected = ws.select(&sel.only, &sel.exclude)?;
-    let parallelism = ws.fleet.settings.parallelism as usize;
-    let observed = observe::supabase::observe(
+    let parallelism = (ws.fleet.settings.parallelism as usize).max(8);
+    let supabase = observe::supabase::observe(
         &conns.supabase,
         &conns.sql,
         &ws.fleet,
         &selected,
         &ws.migrations,
-        parallelism.max(8),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("observing the fleet: {e}"))?;
+        parallelism,
+        conns.cloudflare.is_some(),
+    );
+    let sites = async {
+        match &conns.cloudflare {
+            Some(cf) => observe::cloudflare::observe(cf, &ws.fleet, &selected, parallelism)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (observed, sites) = tokio::join!(supabase, sites);
+    let mut observed = observed.map_err(|e| anyhow::anyhow!("observing Supabase: {e}"))?;
+    if let Some(sites) = sites.map_err(|e| anyhow::anyhow!("observing Cloudflare: {e}"))? {
+        for (slug, site) in sites {
+            observed.clients.entry(slug).or_default().site = site;
+        }
+    }
     let options = PlanOptions {
         include_all: sel.include_all,
         allow_delete: sel.allow_delete,
     };
-    Ok(plan::plan(&ws.desired(), &selected, &observed, options))
+    Ok(plan::plan(
+        &desired(ws, conns),
+        &selected,
+        &observed,
+        options,
+    ))
 }
 
 fn style() -> render::Style {
@@ -70,7 +100,7 @@ pub async fn plan_cmd(
     detailed_exitcode: bool,
 ) -> Result<ExitCode> {
     let ws = Workspace::load(fleet_dir)?;
-    let conns = connect(&ws, sandbox).await?;
+    let conns = connect(&ws, sandbox, sel).await?;
     let result = make_plan(&ws, &conns, sel).await;
     conns.close().await?;
     let plan = result?;
@@ -108,7 +138,7 @@ pub async fn apply_cmd(
     parallelism: Option<usize>,
 ) -> Result<ExitCode> {
     let ws = Workspace::load(fleet_dir)?;
-    let conns = connect(&ws, sandbox).await?;
+    let conns = connect(&ws, sandbox, sel).await?;
     let result = apply_with(&ws, &conns, sel, saved, yes, parallelism).await;
     let closed = conns.close().await;
     let code = result?;
@@ -150,7 +180,27 @@ async fn apply_with(
     }
 
     let progress = |line: &str| eprintln!("{line}");
-    let desired = ws.desired();
+    let desired = desired(ws, conns);
+    let builds =
+        tokio::sync::Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command));
+    let needs_build = plan.clients.iter().any(|c| {
+        c.errors.is_empty()
+            && c.actions
+                .iter()
+                .any(|a| matches!(a, crate::plan::Action::Deploy { .. }))
+    });
+    if needs_build {
+        let front = &ws.fleet.settings.frontend;
+        eprintln!("frontend: {} …", front.install_command);
+        crate::frontend::build::run(
+            &ws.fleet.root.join(&front.dir),
+            &front.install_command,
+            &Default::default(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("installing the frontend's dependencies: {e}"))?;
+    }
+    let waits = waits_from_env();
     let ctx = apply::Context {
         supabase: &conns.supabase,
         sql: &conns.sql,
@@ -162,8 +212,18 @@ async fn apply_with(
             include_all: sel.include_all,
             allow_delete: sel.allow_delete,
         },
-        waits: waits_from_env(sandbox_like(conns)),
+        waits,
         progress: &progress,
+        site: conns
+            .cloudflare
+            .as_ref()
+            .map(|cf| apply::site::SiteContext {
+                cloudflare: cf,
+                source_digest: ws.frontend_digest.clone(),
+                builds: &builds,
+                probe_base: conns.probe_base.clone(),
+                domain_timeout: waits.domain_timeout,
+            }),
     };
     let parallelism = parallelism.unwrap_or(ws.fleet.settings.parallelism as usize);
     let report = apply::apply(&ctx, &plan.clients, parallelism).await;
@@ -175,13 +235,19 @@ async fn apply_with(
     })
 }
 
-fn sandbox_like(_conns: &Connections) -> bool {
-    false
+/// Builds that may run at once: one per CPU when each client builds into its own directory,
+/// else one (they would share the frontend's output directory).
+fn build_slots(build_command: &str) -> usize {
+    if crate::frontend::build::supports_parallel_builds(build_command) {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        1
+    }
 }
 
 /// Poll interval and timeout for slow vendor operations (`INTELLI_POLL_MS`,
 /// `INTELLI_HEALTHY_TIMEOUT_SECS`); the defaults suit the real vendors.
-fn waits_from_env(_sandbox: bool) -> Waits {
+fn waits_from_env() -> Waits {
     let mut w = Waits::default();
     if let Some(ms) = std::env::var("INTELLI_POLL_MS")
         .ok()

@@ -24,6 +24,8 @@ pub struct Workspace {
     pub seed_sha256: String,
     /// Digest over the fleet files, the migrations and the seed.
     pub digest: String,
+    /// Digest of the frontend sources and build commands (see `frontend::source_digest`).
+    pub frontend_digest: String,
 }
 
 impl Workspace {
@@ -58,7 +60,15 @@ impl Workspace {
             h.update(m.sql.as_bytes());
         }
         h.update(&seed_bytes);
+        let front = &fleet.settings.frontend;
+        let frontend_digest = crate::frontend::source_digest(
+            &fleet.root.join(&front.dir),
+            &front.install_command,
+            &front.build_command,
+        )?;
+        h.update(frontend_digest.as_bytes());
         Ok(Workspace {
+            frontend_digest,
             fleet,
             migrations,
             seed_sql,
@@ -68,13 +78,31 @@ impl Workspace {
         })
     }
 
-    pub fn desired(&self) -> Desired<'_> {
+    /// The desired state for planning; `project_url_template` is `None` when only the Supabase
+    /// side is planned.
+    pub fn desired(&self, project_url_template: Option<&str>) -> Desired<'_> {
         Desired {
             fleet: &self.fleet,
             migrations: &self.migrations,
             seed_path: self.seed_path.clone(),
             seed_sha256: self.seed_sha256.clone(),
             digest: self.digest.clone(),
+            frontend: project_url_template.map(|t| crate::plan::FrontendDesired {
+                source_digest: self.frontend_digest.clone(),
+                project_url_template: t.to_string(),
+                client_env: self
+                    .fleet
+                    .clients
+                    .values()
+                    .map(|c| {
+                        let resolved = self
+                            .fleet
+                            .resolve_env(c, |n| std::env::var(n).ok())
+                            .map_err(|d| d.to_string());
+                        (c.slug.clone(), resolved)
+                    })
+                    .collect(),
+            }),
         }
     }
 
@@ -99,6 +127,10 @@ impl Workspace {
 pub struct Connections {
     pub supabase: SupabaseClient,
     pub sql: SqlExecutor,
+    /// The Cloudflare side; `None` when it is skipped.
+    pub cloudflare: Option<crate::cloudflare::CloudflareClient>,
+    /// Where sites are fetched for health checks (see `apply::site::SiteContext::probe_base`).
+    pub probe_base: Option<String>,
     sim: Option<SimHandle>,
     local_pg: Option<crate::pg::LocalServer>,
 }
@@ -106,7 +138,7 @@ pub struct Connections {
 impl Connections {
     /// Real vendors, configured from the environment (`SUPABASE_ACCESS_TOKEN`, `SUPABASE_API_URL`,
     /// `SUPABASE_PROJECT_URL_TEMPLATE`, `INTELLI_DATABASE_URL_TEMPLATE` for the direct path).
-    pub fn from_env() -> Result<Connections> {
+    pub fn from_env(fleet: &Fleet, with_cloudflare: bool) -> Result<Connections> {
         let mut config = SupabaseConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Ok(t) = std::env::var("SUPABASE_PROJECT_URL_TEMPLATE")
             && !t.trim().is_empty()
@@ -118,9 +150,27 @@ impl Connections {
             Ok(t) if !t.trim().is_empty() => SqlExecutor::Direct { url_template: t },
             _ => SqlExecutor::ManagementApi(supabase.clone()),
         };
+        let cloudflare = if with_cloudflare {
+            let config = crate::cloudflare::CloudflareConfig::from_env(Some(
+                &fleet.settings.cloudflare.account_id,
+            ))
+            .map_err(|e| {
+                anyhow::anyhow!("{e} (or pass --skip-frontend to work on the Supabase side only)")
+            })?;
+            Some(
+                crate::cloudflare::CloudflareClient::new(config)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+        } else {
+            None
+        };
         Ok(Connections {
             supabase,
             sql,
+            cloudflare,
+            probe_base: std::env::var("INTELLI_SITE_PROBE_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
             sim: None,
             local_pg: None,
         })
@@ -128,7 +178,7 @@ impl Connections {
 
     /// An in-process simulator with its state under `<root>/.intelli/sandbox/`, so successive
     /// commands see the same simulated fleet.
-    pub async fn sandbox(fleet: &Fleet) -> Result<Connections> {
+    pub async fn sandbox(fleet: &Fleet, with_cloudflare: bool) -> Result<Connections> {
         let state = fleet.root.join(".intelli/sandbox");
         std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
         let (database_url, local_pg) = crate::pg::find_or_start(&state.join("postgres")).await?;
@@ -142,16 +192,52 @@ impl Connections {
             name: fleet.settings.supabase.organization_slug.clone(),
         }];
         config.supabase.provisioning_delay_ms = 1_500;
-        let sim = crate::sim::server::start(config)
-            .await
-            .context("starting the sandbox simulator")?;
+        config.cloudflare.account_ids = vec![fleet.settings.cloudflare.account_id.clone()];
+        config.cloudflare.zone_names = vec![fleet.settings.cloudflare.zone.clone()];
+        config.cloudflare.domain_activation_delay_ms = 500;
+        // Sites are built with the simulator's per-project URL, which contains its port: keep
+        // the port across runs, or every run would redeploy every site.
+        let port_file = fleet.root.join(".intelli/sandbox/port");
+        let saved_port: Option<u16> = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        let pinned = saved_port.map(|port| {
+            let mut c = config.clone();
+            c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            c
+        });
+        let sim = match pinned {
+            Some(c) => match crate::sim::server::start(c).await {
+                Ok(sim) => sim,
+                // Port taken by something else: a new port (sites redeploy once).
+                Err(_) => crate::sim::server::start(config)
+                    .await
+                    .context("starting the sandbox simulator")?,
+            },
+            None => crate::sim::server::start(config)
+                .await
+                .context("starting the sandbox simulator")?,
+        };
+        let _ = std::fs::write(&port_file, sim.addr().port().to_string());
         let mut sb = SupabaseConfig::new(SecretString::from(sim.supabase_token()));
         sb.api_url = url::Url::parse(&sim.supabase_api_url())?;
         sb.project_url_template = sim.project_url_template().to_string();
         let supabase = SupabaseClient::new(sb).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cloudflare = if with_cloudflare {
+            let mut cf = crate::cloudflare::CloudflareConfig::new(
+                SecretString::from(sim.cloudflare_token()),
+                fleet.settings.cloudflare.account_id.clone(),
+            );
+            cf.api_base = url::Url::parse(&sim.cloudflare_api_url())?;
+            Some(crate::cloudflare::CloudflareClient::new(cf).map_err(|e| anyhow::anyhow!("{e}"))?)
+        } else {
+            None
+        };
         Ok(Connections {
             sql: SqlExecutor::ManagementApi(supabase.clone()),
             supabase,
+            cloudflare,
+            probe_base: Some(sim.base_url()),
             sim: Some(sim),
             local_pg,
         })

@@ -120,6 +120,7 @@ async fn direct_postgres_path_converges_like_the_api_path() {
             w.sim.project_url_template(),
         )
         .env("INTELLI_DATABASE_URL_TEMPLATE", &template)
+        .env("INTELLI_SKIP_FRONTEND", "true")
         .args(["apply", "--yes", "--only", "initech"])
         .output()
         .expect("run");

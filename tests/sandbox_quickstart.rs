@@ -24,6 +24,22 @@ fn intelli(root: &std::path::Path, args: &[&str]) -> std::process::Output {
         .expect("run intelli")
 }
 
+/// The frontend's sources without node_modules or build output (the install command runs).
+fn copy_frontend(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read frontend").flatten() {
+        let name = entry.file_name();
+        if name == "node_modules" || name == "dist" {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_frontend(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
 #[test]
 fn sandbox_apply_then_plan_is_clean() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -32,7 +48,10 @@ fn sandbox_apply_then_plan_is_clean() {
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     copy_dir(&repo_root().join("fleet"), &root.join("fleet"));
     copy_dir(&repo_root().join("migrations"), &root.join("migrations"));
-    std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
+    copy_frontend(
+        &repo_root().join("examples/web"),
+        &root.join("examples/web"),
+    );
 
     let apply = intelli(root, &["--sandbox", "apply", "--yes"]);
     let out = String::from_utf8_lossy(&apply.stdout);
@@ -41,7 +60,10 @@ fn sandbox_apply_then_plan_is_clean() {
         "sandbox apply failed:\n{out}\n{}",
         String::from_utf8_lossy(&apply.stderr)
     );
-    assert!(out.contains("Apply complete: 3 client(s)") && out.contains("0 failed"), "{out}");
+    assert!(
+        out.contains("Apply complete: 3 client(s)") && out.contains("0 failed"),
+        "{out}"
+    );
 
     let plan = intelli(root, &["--sandbox", "plan", "--detailed-exitcode"]);
     assert_eq!(
@@ -51,5 +73,8 @@ fn sandbox_apply_then_plan_is_clean() {
         String::from_utf8_lossy(&plan.stdout),
         String::from_utf8_lossy(&plan.stderr)
     );
-    assert!(root.join(".intelli/sandbox/supabase.json").exists(), "state kept for the next command");
+    assert!(
+        root.join(".intelli/sandbox/supabase.json").exists(),
+        "state kept for the next command"
+    );
 }

@@ -7,6 +7,7 @@
 //! planned again before going on.
 
 pub mod report;
+pub mod site;
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,8 @@ pub use report::{ApplyReport, ClientOutcome};
 pub struct Waits {
     pub poll: Duration,
     pub healthy_timeout: Duration,
+    /// How long to wait for a custom domain before reporting it pending (not failed).
+    pub domain_timeout: Duration,
 }
 
 impl Default for Waits {
@@ -34,6 +37,7 @@ impl Default for Waits {
         Waits {
             poll: Duration::from_secs(5),
             healthy_timeout: Duration::from_secs(15 * 60),
+            domain_timeout: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct Context<'a> {
     pub waits: Waits,
     /// Progress lines go here (stderr in the CLI).
     pub progress: &'a (dyn Fn(&str) + Send + Sync),
+    /// The Cloudflare side; `None` when only the Supabase side is applied.
+    pub site: Option<site::SiteContext<'a>>,
 }
 
 /// Apply every client's plan, `parallelism` clients at a time. One client's failure never
@@ -87,6 +93,7 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
         spec,
         project_ref: plan.project_ref.clone(),
         keys: None,
+        built_index: None,
         outcome: &mut outcome,
     };
     if let Err(e) = run.execute(plan.actions.clone()).await {
@@ -101,6 +108,8 @@ struct ClientRun<'r, 'a> {
     spec: &'r ClientSpec,
     project_ref: Option<String>,
     keys: Option<ApiKeys>,
+    /// index.html of the build this run deployed, for the health check.
+    built_index: Option<Vec<u8>>,
     outcome: &'r mut ClientOutcome,
 }
 
@@ -132,7 +141,17 @@ impl ClientRun<'_, '_> {
                         reason: "the project kept changing state; run apply again".into(),
                     });
                 }
-                queue = self.replan().await?.into();
+                // The Supabase side is planned again from what now exists; the site's steps
+                // were planned to run after it and work out their values when they run.
+                let site_rest: Vec<Action> = queue.drain(..).filter(Action::is_site).collect();
+                let mut next: Vec<Action> = self
+                    .replan()
+                    .await?
+                    .into_iter()
+                    .filter(|a| !a.is_site())
+                    .collect();
+                next.extend(site_rest);
+                queue = next.into();
             }
         }
         Ok(())
@@ -146,6 +165,10 @@ impl ClientRun<'_, '_> {
 
     /// Run one action; `Ok(true)` when the client must be observed and planned again.
     async fn step(&mut self, action: &Action) -> Result<bool, String> {
+        if action.is_site() {
+            self.site_step(action).await?;
+            return Ok(false);
+        }
         let sb = self.ctx.supabase;
         match action {
             Action::CreateProject {
@@ -267,6 +290,13 @@ impl ClientRun<'_, '_> {
                 }
                 Ok(false)
             }
+            // Dispatched to `site_step` above.
+            Action::CreatePagesProject { .. }
+            | Action::UpdatePagesProject { .. }
+            | Action::Deploy { .. }
+            | Action::AddDomain { .. }
+            | Action::UpsertDnsRecord { .. }
+            | Action::WaitForDomain { .. } => Ok(false),
         }
     }
 
@@ -380,6 +410,7 @@ impl ClientRun<'_, '_> {
             self.spec,
             vec![&project],
             self.ctx.migrations,
+            false,
         )
         .await;
         let plan = plan_client(self.ctx.desired, self.spec, &observed, self.ctx.options);
@@ -389,18 +420,24 @@ impl ClientRun<'_, '_> {
         Ok(plan.actions)
     }
 
-    async fn storage(&mut self) -> Result<crate::supabase::storage::StorageClient, String> {
+    /// The project's API keys, read once per client run.
+    async fn keys(&mut self) -> Result<ApiKeys, String> {
         let project_ref = self.project_ref()?.to_string();
         if self.keys.is_none() {
-            self.keys = Some(
-                self.ctx
-                    .supabase
-                    .api_keys(&project_ref)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            let keys = self
+                .ctx
+                .supabase
+                .api_keys(&project_ref)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.keys = Some(keys);
         }
-        let keys = self.keys.as_ref().ok_or("no API keys")?;
+        self.keys.clone().ok_or_else(|| "no API keys".to_string())
+    }
+
+    async fn storage(&mut self) -> Result<crate::supabase::storage::StorageClient, String> {
+        let project_ref = self.project_ref()?.to_string();
+        let keys = self.keys().await?;
         self.ctx
             .supabase
             .storage(&project_ref, &keys.service_role)
@@ -439,5 +476,11 @@ pub fn describe(a: &Action) -> String {
         Action::UpdateBucket { after, .. } => format!("update bucket {}", after.name),
         Action::ApplyMigrations { versions } => format!("apply {} migration(s)", versions.len()),
         Action::ApplySeed { path, .. } => format!("seed {path}"),
+        Action::CreatePagesProject { name, .. } => format!("create Pages project {name}"),
+        Action::UpdatePagesProject { name, .. } => format!("update Pages project {name}"),
+        Action::Deploy { project, .. } => format!("build and deploy {project}"),
+        Action::AddDomain { domain, .. } => format!("attach domain {domain}"),
+        Action::UpsertDnsRecord { name, .. } => format!("DNS record {name}"),
+        Action::WaitForDomain { domain, .. } => format!("wait for {domain}"),
     }
 }

@@ -9,6 +9,8 @@ pub struct ClientOutcome {
     pub done: Vec<String>,
     /// The step that failed and why; `None` when every step completed.
     pub failed: Option<(String, String)>,
+    /// States worth reporting that are not failures (a domain still validating).
+    pub notes: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -18,6 +20,7 @@ impl ClientOutcome {
             client: client.to_string(),
             done: Vec::new(),
             failed: None,
+            notes: Vec::new(),
             elapsed: Duration::ZERO,
         }
     }
@@ -54,7 +57,7 @@ impl ApplyReport {
         for o in &self.outcomes {
             let (result, detail) = match &o.failed {
                 None if o.done.is_empty() => ("ok", "no changes".to_string()),
-                None => ("ok", String::new()),
+                None => ("ok", o.notes.join("; ")),
                 Some((step, reason)) => ("FAILED", format!("{step}: {reason}")),
             };
             let _ = writeln!(

@@ -44,6 +44,8 @@ pub struct ClientSpec {
     pub resource_name: String,
     pub project_ref: Option<String>,
     pub pages_project: String,
+    /// Replace an existing DNS record for the domain that intelli does not own.
+    pub take_over_dns: bool,
     pub region: String,
     pub instance_size: Option<String>,
     pub buckets: BTreeMap<String, Bucket>,

@@ -128,6 +128,8 @@ pub struct ClientFile {
     pub project_ref: Option<String>,
     /// Adopt an existing Pages project instead of creating `<prefix><client>`.
     pub pages_project: Option<String>,
+    /// Let intelli replace an existing DNS record for the domain that it did not create.
+    pub take_over_dns: Option<bool>,
     pub supabase: Option<SupabaseSettings>,
     pub auth: Option<AuthSettings>,
     pub frontend: Option<FrontendSettings>,

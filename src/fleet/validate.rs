@@ -460,6 +460,7 @@ fn check_client(
         resource_name,
         project_ref: c.project_ref.clone(),
         pages_project,
+        take_over_dns: c.take_over_dns.unwrap_or(false),
         region: region.unwrap_or_default(),
         instance_size,
         buckets: buckets

@@ -86,6 +86,38 @@ pub fn env_digest(env: &BTreeMap<String, SecretString>) -> String {
     hex::encode(h.finalize())
 }
 
+/// The build-time values intelli provides plus the client's extras, with the anon key given
+/// by its SHA-256 (plan never holds the key; apply hashes the real key the same way).
+pub fn build_values(
+    supabase_url: &str,
+    anon_key_sha256: &str,
+    client_name: &str,
+    extras: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut v = extras.clone();
+    v.insert("VITE_SUPABASE_URL".into(), supabase_url.to_string());
+    v.insert(
+        "VITE_SUPABASE_ANON_KEY".into(),
+        format!("sha256:{anon_key_sha256}"),
+    );
+    v.insert("VITE_CLIENT_NAME".into(), client_name.to_string());
+    v
+}
+
+/// [`env_digest`] of plain values (see [`build_values`]).
+pub fn env_digest_plain(values: &BTreeMap<String, String>) -> String {
+    let wrapped: BTreeMap<String, SecretString> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), SecretString::from(v.clone())))
+        .collect();
+    env_digest(&wrapped)
+}
+
+/// SHA-256 of a secret, hex: how the anon key enters fingerprints.
+pub fn secret_sha256(s: &SecretString) -> String {
+    hex::encode(Sha256::digest(s.expose_secret().as_bytes()))
+}
+
 /// What a deployment carries so that plan can tell whether a site is current, and why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {

@@ -36,6 +36,45 @@ pub struct ObservedClient {
     pub database: Option<ObservedDatabase>,
     /// Why observation of this client stopped early, if it did.
     pub error: Option<String>,
+    /// SHA-256 of the project's anon key: it goes into the site's build, so a new key means a
+    /// rebuild, but the key itself is never kept in observed state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anon_key_sha256: Option<String>,
+    /// The client's site on Cloudflare Pages.
+    #[serde(default)]
+    pub site: ObservedSite,
+}
+
+/// The Cloudflare side of one client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedSite {
+    pub pages: Option<ObservedPages>,
+    /// The CNAME for the client's domain in the fleet's zone, if any record has that name.
+    pub dns: Option<ObservedDns>,
+    /// The custom domain's status, when it is attached and was read (see `observe::cloudflare`).
+    pub domain_status: Option<String>,
+    /// Why the site could not be observed, if it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedPages {
+    pub name: String,
+    /// `<name>[-suffix].pages.dev`: the CNAME target.
+    pub subdomain: String,
+    pub production_branch: String,
+    pub domains: Vec<String>,
+    /// `commit_message` of the live production deployment (it carries intelli's fingerprint).
+    pub live_commit_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedDns {
+    pub id: String,
+    pub record_type: String,
+    pub content: String,
+    pub proxied: bool,
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -26,6 +26,7 @@ pub async fn observe(
     selected: &[&ClientSpec],
     migrations: &[MigrationFile],
     parallelism: usize,
+    want_anon_key: bool,
 ) -> Result<ObservedFleet, crate::http::Error> {
     let org = &fleet.settings.supabase.organization_slug;
     let projects = client.list_org_projects(org).await?;
@@ -53,7 +54,8 @@ pub async fn observe(
     let results = futures::stream::iter(selected.iter().map(|spec| {
         let found = find_project(spec, &projects, &by_name);
         async move {
-            let observed = observe_client(client, executor, spec, found, migrations).await;
+            let observed =
+                observe_client(client, executor, spec, found, migrations, want_anon_key).await;
             (spec.slug.clone(), observed)
         }
     }))
@@ -90,6 +92,7 @@ pub async fn observe_client(
     spec: &ClientSpec,
     found: Vec<&Project>,
     migrations: &[MigrationFile],
+    want_anon_key: bool,
 ) -> ObservedClient {
     let mut out = ObservedClient::default();
     match found.as_slice() {
@@ -106,10 +109,28 @@ pub async fn observe_client(
     if !project.is_healthy() {
         return out;
     }
-    let (auth, db) = tokio::join!(
+    let keys = async {
+        if want_anon_key {
+            Some(client.api_keys(&project.project_ref).await)
+        } else {
+            None
+        }
+    };
+    let (auth, db, keys) = tokio::join!(
         client.auth_config(&project.project_ref),
-        observe_database(executor, &project.project_ref, migrations)
+        observe_database(executor, &project.project_ref, migrations),
+        keys
     );
+    match keys {
+        Some(Ok(k)) => out.anon_key_sha256 = Some(crate::frontend::secret_sha256(&k.anon)),
+        Some(Err(e)) => {
+            out.error = Some(format!(
+                "reading the API keys of {}: {e}",
+                spec.resource_name
+            ))
+        }
+        None => {}
+    }
     match auth {
         Ok(a) => {
             out.auth = Some(ObservedAuth {

@@ -19,6 +19,22 @@ pub struct Desired<'a> {
     pub seed_sha256: String,
     /// Digest of all of the above, recorded in the plan.
     pub digest: String,
+    /// The Cloudflare side, when it is planned (`None` with `--skip-frontend`).
+    pub frontend: Option<FrontendDesired>,
+}
+
+/// What the frontend side needs to know to decide, without building.
+#[derive(Debug, Clone)]
+pub struct FrontendDesired {
+    /// [`crate::frontend::source_digest`] of the master-mold frontend.
+    pub source_digest: String,
+    /// Per-project URL template (`https://{ref}.supabase.co`): the site's `VITE_SUPABASE_URL`.
+    pub project_url_template: String,
+    /// Extra build-time values per client, `${env:…}` resolved (or why they could not be).
+    pub client_env: std::collections::BTreeMap<
+        String,
+        Result<std::collections::BTreeMap<String, String>, String>,
+    >,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -116,6 +132,9 @@ pub fn plan_client(
                     opts,
                     &mut p,
                 );
+                if p.errors.is_empty() {
+                    plan_site(desired, spec, obs, &mut p);
+                }
             }
         }
         return p;
@@ -161,9 +180,148 @@ pub fn plan_client(
                 };
                 converge_healthy(desired, spec, obs.auth.as_ref(), db, opts, &mut p);
             }
+            if p.errors.is_empty() {
+                plan_site(desired, spec, obs, &mut p);
+            }
         }
     }
     p
+}
+
+/// The Cloudflare side of an active client: Pages project, deployment, domain, DNS.
+fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: &mut ClientPlan) {
+    let Some(front) = &desired.frontend else {
+        return;
+    };
+    let site = &obs.site;
+    if let Some(e) = &site.error {
+        p.errors.push(format!("could not observe the site: {e}"));
+        return;
+    }
+    let branch = &desired.fleet.settings.cloudflare.production_branch;
+    match &site.pages {
+        None => p.actions.push(Action::CreatePagesProject {
+            name: spec.pages_project.clone(),
+            production_branch: branch.clone(),
+        }),
+        Some(pages) if &pages.production_branch != branch => {
+            p.actions.push(Action::UpdatePagesProject {
+                name: spec.pages_project.clone(),
+                production_branch: Change {
+                    before: Some(pages.production_branch.clone()),
+                    after: branch.clone(),
+                },
+            })
+        }
+        Some(_) => {}
+    }
+
+    // The build's values include the Supabase project's URL and anon key: known only once the
+    // project exists and is healthy.
+    let project_ready =
+        obs.project.as_ref().is_some_and(|pr| pr.is_healthy()) && obs.anon_key_sha256.is_some();
+    let fingerprint = match (
+        &obs.project,
+        &obs.anon_key_sha256,
+        front.client_env.get(&spec.slug),
+    ) {
+        (_, _, Some(Err(e))) => {
+            p.errors.push(e.clone());
+            p.actions.clear();
+            return;
+        }
+        (Some(project), Some(anon), Some(Ok(extras))) if project_ready => {
+            Some(crate::frontend::Fingerprint {
+                sources: front.source_digest.clone(),
+                env: crate::frontend::env_digest_plain(&crate::frontend::build_values(
+                    &front
+                        .project_url_template
+                        .replace("{ref}", &project.project_ref),
+                    anon,
+                    &spec.display_name,
+                    extras,
+                )),
+            })
+        }
+        _ => None,
+    };
+    let live = site
+        .pages
+        .as_ref()
+        .and_then(|pg| pg.live_commit_message.as_deref())
+        .and_then(crate::frontend::Fingerprint::parse);
+    let reason = match (&site.pages, &fingerprint) {
+        (None, _) => Some("never deployed".to_string()),
+        (Some(pg), _) if pg.live_commit_message.is_none() => Some("never deployed".to_string()),
+        (_, None) => {
+            Some("the Supabase project is being set up; the build uses its URL and key".to_string())
+        }
+        (_, Some(fp)) => fp.stale_reason(live.as_ref()),
+    };
+    if let Some(reason) = reason {
+        p.actions.push(Action::Deploy {
+            project: spec.pages_project.clone(),
+            fingerprint: fingerprint
+                .as_ref()
+                .map(crate::frontend::Fingerprint::commit_hash),
+            reason,
+        });
+    }
+
+    let attached = site
+        .pages
+        .as_ref()
+        .is_some_and(|pg| pg.domains.contains(&spec.domain));
+    if !attached {
+        p.actions.push(Action::AddDomain {
+            project: spec.pages_project.clone(),
+            domain: spec.domain.clone(),
+        });
+    }
+    let target = site.pages.as_ref().map(|pg| pg.subdomain.clone());
+    match &site.dns {
+        None => p.actions.push(Action::UpsertDnsRecord {
+            name: spec.domain.clone(),
+            target,
+            before: None,
+        }),
+        Some(rec) => {
+            let correct =
+                rec.record_type == "CNAME" && rec.proxied && Some(&rec.content) == target.as_ref();
+            let ours = crate::observe::cloudflare::owned_by(rec.comment.as_deref(), &spec.slug);
+            if !correct || !ours {
+                if ours || spec.take_over_dns {
+                    p.actions.push(Action::UpsertDnsRecord {
+                        name: spec.domain.clone(),
+                        target,
+                        before: Some(format!(
+                            "{} {}{}",
+                            rec.record_type,
+                            rec.content,
+                            if rec.proxied { " (proxied)" } else { "" }
+                        )),
+                    });
+                } else {
+                    p.errors.push(format!(
+                        "a DNS record for {} already exists ({} {}) and intelli does not own it; \
+                         remove it, or set `take_over_dns: true` in {} to let intelli replace it",
+                        spec.domain,
+                        rec.record_type,
+                        rec.content,
+                        spec.file.display()
+                    ));
+                    p.actions.retain(|a| !a.is_site());
+                    return;
+                }
+            }
+        }
+    }
+    if site.domain_status.as_deref() != Some("active") {
+        p.actions.push(Action::WaitForDomain {
+            domain: spec.domain.clone(),
+            status: site.domain_status.clone(),
+        });
+    }
 }
 
 /// The actions that bring a healthy (or about to be created) project to the desired settings.

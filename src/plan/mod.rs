@@ -7,5 +7,5 @@ pub mod diff;
 pub mod model;
 pub mod render;
 
-pub use diff::{Desired, PlanOptions, plan, plan_client};
+pub use diff::{Desired, FrontendDesired, PlanOptions, plan, plan_client};
 pub use model::*;

@@ -91,17 +91,70 @@ pub enum Action {
         path: String,
         sha256: String,
     },
+    /// Create the client's Cloudflare Pages project.
+    CreatePagesProject {
+        name: String,
+        production_branch: String,
+    },
+    /// Bring an existing Pages project's production branch back to the fleet's.
+    UpdatePagesProject {
+        name: String,
+        production_branch: Change<String>,
+    },
+    /// Build the frontend with the client's values and deploy it (uploading only new files).
+    Deploy {
+        project: String,
+        /// The build fingerprint (deployment `commit_hash`); `null` until the Supabase project
+        /// exists (its URL and key are part of the build).
+        fingerprint: Option<String>,
+        reason: String,
+    },
+    /// Attach the client's domain to its Pages project.
+    AddDomain {
+        project: String,
+        domain: String,
+    },
+    /// Create or fix the proxied CNAME `name` → the project's `*.pages.dev` subdomain.
+    UpsertDnsRecord {
+        name: String,
+        /// `null` until the Pages project exists (its subdomain may get a random suffix).
+        target: Option<String>,
+        before: Option<String>,
+    },
+    /// Wait until the custom domain is active (validation and TLS), then check the site.
+    WaitForDomain {
+        domain: String,
+        status: Option<String>,
+    },
 }
 
 impl Action {
+    /// Whether the action belongs to the Cloudflare side (run after the Supabase side).
+    pub fn is_site(&self) -> bool {
+        matches!(
+            self,
+            Action::CreatePagesProject { .. }
+                | Action::UpdatePagesProject { .. }
+                | Action::Deploy { .. }
+                | Action::AddDomain { .. }
+                | Action::UpsertDnsRecord { .. }
+                | Action::WaitForDomain { .. }
+        )
+    }
+
     /// Terraform-style symbol: `+` create, `~` change, `-` destroy, `>` run.
     pub fn symbol(&self) -> char {
         match self {
-            Action::CreateProject { .. } | Action::CreateBucket { .. } => '+',
+            Action::CreateProject { .. }
+            | Action::CreateBucket { .. }
+            | Action::CreatePagesProject { .. }
+            | Action::AddDomain { .. } => '+',
             Action::DeleteProject { .. } => '-',
             Action::ApplyMigrations { .. }
             | Action::ApplySeed { .. }
-            | Action::WaitUntilHealthy { .. } => '>',
+            | Action::WaitUntilHealthy { .. }
+            | Action::Deploy { .. }
+            | Action::WaitForDomain { .. } => '>',
             _ => '~',
         }
     }

@@ -121,6 +121,68 @@ fn action_lines(a: &Action) -> (String, Vec<String>) {
             ),
             vec![],
         ),
+        Action::CreatePagesProject {
+            name,
+            production_branch,
+        } => (
+            format!("create Pages project {name} (production branch {production_branch})"),
+            vec![],
+        ),
+        Action::UpdatePagesProject {
+            name,
+            production_branch,
+        } => (
+            format!("update Pages project {name}"),
+            vec![format!(
+                "production_branch: {} → {}",
+                before(&production_branch.before),
+                production_branch.after
+            )],
+        ),
+        Action::Deploy {
+            project,
+            fingerprint,
+            reason,
+        } => (
+            format!("build and deploy the site to {project}"),
+            vec![
+                format!("reason: {reason}"),
+                format!(
+                    "fingerprint: {}",
+                    fingerprint.as_deref().unwrap_or("(known after apply)")
+                ),
+            ],
+        ),
+        Action::AddDomain { project, domain } => {
+            (format!("attach domain {domain} to {project}"), vec![])
+        }
+        Action::UpsertDnsRecord {
+            name,
+            target,
+            before: b,
+        } => (
+            match b {
+                None => format!("create DNS record {name}"),
+                Some(_) => format!("fix DNS record {name}"),
+            },
+            vec![format!(
+                "{}CNAME → {} (proxied)",
+                b.as_ref().map(|b| format!("{b} → ")).unwrap_or_default(),
+                target
+                    .as_deref()
+                    .unwrap_or("(Pages subdomain, known after apply)")
+            )],
+        ),
+        Action::WaitForDomain { domain, status } => (
+            format!(
+                "wait until {domain} is active{} and check the site",
+                status
+                    .as_ref()
+                    .map(|s| format!(" (now {s})"))
+                    .unwrap_or_default()
+            ),
+            vec![],
+        ),
     }
 }
 

@@ -60,6 +60,8 @@ impl World {
                 self.sim.project_url_template(),
             )
             .env("INTELLI_POLL_MS", "100")
+            // These tests are about the Supabase side; the site has tests of its own.
+            .env("INTELLI_SKIP_FRONTEND", "true")
             .env("INTELLI_HEALTHY_TIMEOUT_SECS", "60")
             .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
             .env("NO_COLOR", "1")

@@ -1,0 +1,313 @@
+//! The Cloudflare side of a client's apply: build, Pages project, deploy, domain, DNS, wait,
+//! health check.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use super::ClientRun;
+use crate::cloudflare::{DeployMeta, DnsFilters, DnsRecordInput, DnsRecordPatch};
+use crate::frontend::{self, Fingerprint};
+use crate::http::ErrorKind;
+use crate::observe::cloudflare::{active_comment, owned_by, owner_comment};
+use crate::plan::Action;
+
+/// What the site steps need beyond the Supabase side.
+pub struct SiteContext<'a> {
+    pub cloudflare: &'a crate::cloudflare::CloudflareClient,
+    /// Source digest of the frontend (the same the plan used).
+    pub source_digest: String,
+    /// Builds at once (CPU count): builds are CPU-bound.
+    pub builds: &'a tokio::sync::Semaphore,
+    /// Where a site is fetched for the health check: `None` → `https://<domain>/`; `Some(base)`
+    /// → `base` with a `Host: <domain>` header (the simulator serves sites that way).
+    pub probe_base: Option<String>,
+    /// How long to wait for a custom domain before reporting it as pending (not a failure).
+    pub domain_timeout: Duration,
+}
+
+impl ClientRun<'_, '_> {
+    pub(super) fn site(&self) -> Result<&SiteContext<'_>, String> {
+        self.ctx.site.as_ref().ok_or_else(|| {
+            "the Cloudflare side is not configured (CLOUDFLARE_API_TOKEN)".to_string()
+        })
+    }
+
+    pub(super) async fn site_step(&mut self, action: &Action) -> Result<(), String> {
+        let site = self.site()?;
+        let cf = site.cloudflare;
+        let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
+        match action {
+            Action::CreatePagesProject {
+                name,
+                production_branch,
+            } => match cf.create_project(name, production_branch).await {
+                Ok(_) => Ok(()),
+                // Created by a concurrent run or a lost answer: it is there, which is the goal.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            Action::UpdatePagesProject {
+                name,
+                production_branch,
+            } => cf
+                .patch_project(name, &production_branch.after)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Action::Deploy { project, .. } => self.build_and_deploy(project, &branch).await,
+            Action::AddDomain { project, domain } => match cf.add_domain(project, domain).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            Action::UpsertDnsRecord { name, .. } => self.upsert_dns(name).await,
+            Action::WaitForDomain { domain, .. } => self.wait_for_domain(domain).await,
+            other => Err(format!("not a site action: {other:?}")),
+        }
+    }
+
+    /// Build with the client's values in the child's environment, then deploy with wrangler's
+    /// protocol; the fingerprint goes into the deployment's metadata.
+    async fn build_and_deploy(&mut self, project: &str, branch: &str) -> Result<(), String> {
+        let project_ref = self.project_ref()?.to_string();
+        let keys = self.keys().await?;
+        let anon = keys.anon.clone();
+        let extras = self
+            .ctx
+            .fleet
+            .resolve_env(self.spec, |n| std::env::var(n).ok())
+            .map_err(|d| d.to_string())?;
+        let url = self.ctx.supabase.project_url(&project_ref);
+        let fingerprint = Fingerprint {
+            sources: self.site()?.source_digest.clone(),
+            env: frontend::env_digest_plain(&frontend::build_values(
+                &url,
+                &frontend::secret_sha256(&anon),
+                &self.spec.display_name,
+                &extras,
+            )),
+        };
+        let mut env: BTreeMap<String, SecretString> = extras
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::from(v)))
+            .collect();
+        env.insert("VITE_SUPABASE_URL".into(), SecretString::from(url));
+        env.insert("VITE_SUPABASE_ANON_KEY".into(), anon);
+        env.insert(
+            "VITE_CLIENT_NAME".into(),
+            SecretString::from(self.spec.display_name.clone()),
+        );
+
+        let settings = &self.ctx.fleet.settings.frontend;
+        let frontend_dir = self.ctx.fleet.root.join(&settings.dir);
+        let out = tempfile::Builder::new()
+            .prefix(&format!("intelli-build-{}-", self.spec.slug))
+            .tempdir()
+            .map_err(|e| format!("creating a build directory: {e}"))?;
+        let out_dir = out.path().join("site");
+        {
+            let site = self.site()?;
+            let _permit = site.builds.acquire().await.map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            frontend::build::build_client(
+                &frontend_dir,
+                &settings.build_command,
+                &settings.output_dir,
+                &env,
+                &out_dir,
+            )
+            .await
+            .map_err(|e| format!("build failed: {e}"))?;
+            self.say(&format!("  built in {:.1}s", t.elapsed().as_secs_f64()));
+        }
+        self.built_index = std::fs::read(out_dir.join("index.html")).ok();
+        let meta = DeployMeta::new(
+            branch,
+            fingerprint.commit_hash(),
+            fingerprint.commit_message(),
+        );
+        let outcome = self
+            .site()?
+            .cloudflare
+            .deploy_directory(project, &out_dir, meta)
+            .await
+            .map_err(|e| format!("deploy failed: {e}"))?;
+        self.say(&format!(
+            "  deployed {}: {} file(s), {} uploaded ({} bytes)",
+            outcome.deployment.id,
+            outcome.files_total,
+            outcome.files_uploaded,
+            outcome.bytes_uploaded
+        ));
+        for w in &outcome.warnings {
+            self.say(&format!("  warning: {w}"));
+        }
+        Ok(())
+    }
+
+    async fn zone_id(&self) -> Result<String, String> {
+        let zone = &self.ctx.fleet.settings.cloudflare.zone;
+        self.site()?
+            .cloudflare
+            .find_zone(zone)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|z| z.id)
+            .ok_or_else(|| format!("zone {zone} is not visible to this token"))
+    }
+
+    async fn upsert_dns(&self, name: &str) -> Result<(), String> {
+        let cf = self.site()?.cloudflare;
+        let target = cf
+            .get_project(&self.spec.pages_project)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|p| p.subdomain)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "Pages project {} has no subdomain yet",
+                    self.spec.pages_project
+                )
+            })?;
+        let zone_id = self.zone_id().await?;
+        let filters = DnsFilters {
+            name: Some(name.to_string()),
+            ..DnsFilters::default()
+        };
+        let existing = cf
+            .list_dns_records(&zone_id, &filters)
+            .await
+            .map_err(|e| e.to_string())?;
+        match existing.first() {
+            None => cf
+                .create_dns_record(
+                    &zone_id,
+                    &DnsRecordInput::proxied_cname(
+                        name,
+                        target,
+                        Some(owner_comment(&self.spec.slug)),
+                    ),
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Some(rec) => {
+                if !owned_by(rec.comment.as_deref(), &self.spec.slug) && !self.spec.take_over_dns {
+                    return Err(format!(
+                        "DNS record {name} exists and intelli does not own it (set take_over_dns: true to replace it)"
+                    ));
+                }
+                let patch = DnsRecordPatch {
+                    record_type: Some("CNAME".into()),
+                    content: Some(target),
+                    proxied: Some(true),
+                    comment: Some(owner_comment(&self.spec.slug)),
+                    ..DnsRecordPatch::default()
+                };
+                cf.patch_dns_record(&zone_id, &rec.id, &patch)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Poll until active, re-triggering validation when it stalls. A timeout is reported as a
+    /// state (validation/TLS pending), not a failure: the next plan picks it up.
+    async fn wait_for_domain(&mut self, domain: &str) -> Result<(), String> {
+        let (cf, timeout) = {
+            let s = self.site()?;
+            (s.cloudflare, s.domain_timeout)
+        };
+        let project = self.spec.pages_project.clone();
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        let mut retriggered = false;
+        loop {
+            let d = cf
+                .get_domain(&project, domain)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = d
+                .as_ref()
+                .map(|d| d.status.as_str().to_string())
+                .unwrap_or_else(|| "missing".into());
+            if d.as_ref().is_some_and(|d| d.is_active()) {
+                break;
+            }
+            if status != last {
+                self.say(&format!("  domain {domain} is {status}"));
+                last = status.clone();
+            }
+            if Instant::now() >= deadline {
+                self.outcome
+                    .notes
+                    .push(format!("{domain} is still {status}: validation or TLS pending; the next plan checks again"));
+                return Ok(());
+            }
+            // A domain stuck in an error state gets its validation restarted once.
+            if !retriggered && matches!(status.as_str(), "error" | "blocked" | "deactivated") {
+                let _ = cf.retry_domain(&project, domain).await;
+                retriggered = true;
+            }
+            tokio::time::sleep(self.ctx.waits.poll).await;
+        }
+        self.health_check(domain).await?;
+        // Record in the world that the domain is active, so a no-op plan need not ask again.
+        if let Ok(zone_id) = self.zone_id().await {
+            let filters = DnsFilters {
+                name: Some(domain.to_string()),
+                ..DnsFilters::default()
+            };
+            if let Ok(records) = cf.list_dns_records(&zone_id, &filters).await
+                && let Some(rec) = records.first()
+                && owned_by(rec.comment.as_deref(), &self.spec.slug)
+            {
+                let patch = DnsRecordPatch {
+                    comment: Some(active_comment(&self.spec.slug)),
+                    ..DnsRecordPatch::default()
+                };
+                let _ = cf.patch_dns_record(&zone_id, &rec.id, &patch).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch the site and compare its index.html with what this run built.
+    async fn health_check(&self, domain: &str) -> Result<(), String> {
+        let site = self.site()?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let req = match &site.probe_base {
+            Some(base) => client
+                .get(format!("{}/", base.trim_end_matches('/')))
+                .header("host", domain),
+            None => client.get(format!("https://{domain}/")),
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("health check of {domain}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("health check of {domain}: HTTP {}", resp.status()));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("health check of {domain}: {e}"))?;
+        if let Some(built) = &self.built_index
+            && built.as_slice() != body.as_ref()
+        {
+            return Err(format!(
+                "health check of {domain}: the served index.html is not the one just deployed"
+            ));
+        }
+        self.say(&format!("  {domain} serves the site"));
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! Observing every client's site with list calls: one paged listing of the account's Pages
+//! projects (subdomain, domains, live deployment with its fingerprint), one paged listing of the
+//! zone's DNS records, and a per-domain read only for domains not yet known to be active.
+//!
+//! "Known to be active" is recorded in the world itself: once apply has seen a domain become
+//! active it marks its DNS record's comment (`… domain active`), so a no-op plan costs a few
+//! list pages whatever the number of clients.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+
+use super::model::{ObservedDns, ObservedPages, ObservedSite};
+use crate::cloudflare::{CloudflareClient, DnsFilters, DnsRecord};
+use crate::fleet::{ClientSpec, Fleet};
+
+/// The comment intelli puts on the DNS records it owns.
+pub fn owner_comment(client: &str) -> String {
+    format!("managed by intelli: {client}")
+}
+
+/// The comment once the custom domain has been seen active.
+pub fn active_comment(client: &str) -> String {
+    format!("managed by intelli: {client}; domain active")
+}
+
+/// Whether `comment` marks a record as intelli's for `client`.
+pub fn owned_by(comment: Option<&str>, client: &str) -> bool {
+    comment.is_some_and(|c| c == owner_comment(client) || c == active_comment(client))
+}
+
+/// The sites of `selected` clients. A listing failure is returned as an error: without the
+/// listings nothing about any site is known.
+pub async fn observe(
+    cf: &CloudflareClient,
+    fleet: &Fleet,
+    selected: &[&ClientSpec],
+    parallelism: usize,
+) -> Result<BTreeMap<String, ObservedSite>, crate::http::Error> {
+    let zone_name = &fleet.settings.cloudflare.zone;
+    let (projects, zone) = tokio::join!(cf.list_projects(), cf.find_zone(zone_name));
+    let projects = projects?;
+    let records: Vec<DnsRecord> = match zone? {
+        Some(z) => cf.list_dns_records(&z.id, &DnsFilters::default()).await?,
+        None => Vec::new(),
+    };
+    let by_name: BTreeMap<&str, &crate::cloudflare::PagesProject> =
+        projects.iter().map(|p| (p.name.as_str(), p)).collect();
+
+    let sites = futures::stream::iter(selected.iter().map(|spec| {
+        let pages = by_name
+            .get(spec.pages_project.as_str())
+            .map(|p| ObservedPages {
+                name: p.name.clone(),
+                subdomain: p.subdomain.clone(),
+                production_branch: p.production_branch.clone(),
+                domains: p.domains.clone(),
+                live_commit_message: p
+                    .canonical_deployment
+                    .as_ref()
+                    .and_then(|d| d.metadata().commit_message.clone()),
+            });
+        let dns = records
+            .iter()
+            .find(|r| r.name == spec.domain)
+            .map(|r| ObservedDns {
+                id: r.id.clone(),
+                record_type: r.record_type.clone(),
+                content: r.content.clone(),
+                proxied: r.proxied,
+                comment: r.comment.clone(),
+            });
+        async move {
+            let mut site = ObservedSite {
+                pages,
+                dns,
+                domain_status: None,
+                error: None,
+            };
+            let attached = site
+                .pages
+                .as_ref()
+                .is_some_and(|p| p.domains.contains(&spec.domain));
+            let known_active = site
+                .dns
+                .as_ref()
+                .is_some_and(|d| d.comment.as_deref() == Some(active_comment(&spec.slug).as_str()));
+            if attached && known_active {
+                site.domain_status = Some("active".into());
+            } else if attached {
+                match cf.get_domain(&spec.pages_project, &spec.domain).await {
+                    Ok(Some(d)) => site.domain_status = Some(d.status.as_str().to_string()),
+                    Ok(None) => {}
+                    Err(e) => site.error = Some(format!("reading domain {}: {e}", spec.domain)),
+                }
+            }
+            (spec.slug.clone(), site)
+        }
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    Ok(sites.into_iter().collect())
+}
