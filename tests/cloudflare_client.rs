@@ -1070,3 +1070,181 @@ async fn request_bodies_match_the_vendored_spec() {
     }
     assert_eq!(seen.len(), 11, "{seen:?}");
 }
+
+#[tokio::test]
+async fn lost_answers_are_re_observed_not_repeated() {
+    // Deployments take 300 ms to go live, so the deploy also polls.
+    let sim = sim(|c| c.cloudflare.deployment_delay_ms = 300).await;
+    let cf = client(&sim, |_| {});
+    let drop_once = |path: &str| FaultRule {
+        vendor: Some(Vendor::Cloudflare),
+        method: Some("POST".into()),
+        path: path.into(),
+        probability: 1.0,
+        kind: FaultKind::CommitThenDrop,
+        times: Some(1),
+    };
+    sim.set_faults(vec![
+        drop_once("*/pages/projects"),
+        drop_once("*/pages/projects/*/deployments"),
+        drop_once("*/pages/projects/*/domains"),
+        drop_once("*/zones/*/dns_records"),
+    ]);
+    let project = cf.create_project("lost", "main").await.expect("create");
+    assert_eq!(project.name, "lost");
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "index.html", "lost and found");
+    let out = cf
+        .deploy_directory("lost", dir.path(), meta("lost-1"))
+        .await
+        .expect("deploy");
+    assert!(out.deployment.is_deployed());
+    assert_eq!(
+        out.deployment.metadata().commit_hash.as_deref(),
+        Some("lost-1")
+    );
+    let domain = cf
+        .add_domain("lost", "lost.intelliservice.io")
+        .await
+        .expect("domain");
+    assert_eq!(domain.name, "lost.intelliservice.io");
+    let zone = cf.find_zone(ZONE).await.expect("zone").expect("zone");
+    let rec = cf
+        .create_dns_record(
+            &zone.id,
+            &DnsRecordInput::proxied_cname(
+                "lost.intelliservice.io",
+                &project.subdomain,
+                Some("managed by intelli: lost".into()),
+            ),
+        )
+        .await
+        .expect("record");
+    assert_eq!(rec.comment.as_deref(), Some("managed by intelli: lost"));
+    let stats = sim.stats();
+    assert_eq!(stats.faults_injected.get("commit_then_drop"), Some(&4));
+    // Each thing exists once: nothing was sent twice.
+    for counter in [
+        "projects_created",
+        "deployments_created",
+        "domains_added",
+        "dns_records_created",
+    ] {
+        assert_eq!(stats.cloudflare[counter], json!(1), "{counter}");
+    }
+    // The deploy polled until live.
+    assert!(
+        stats.count(
+            Vendor::Cloudflare,
+            "GET",
+            "/client/v4/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}"
+        ) >= 1
+    );
+    sim.shutdown().await.expect("shutdown");
+}
+
+/// A minimal Pages API whose deployments fail at the build stage (the simulator's never do).
+#[tokio::test]
+async fn a_failed_deployment_reports_its_stage_and_log() {
+    use axum::routing::{get, post};
+    use base64::Engine;
+    fn ok(result: Value) -> axum::Json<Value> {
+        axum::Json(json!({"success": true, "errors": [], "messages": [], "result": result}))
+    }
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"exp": exp, "max_file_count_allowed": 100}).to_string());
+    let jwt = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln");
+    let stage = |status: &str| json!({"name": "build", "status": status, "started_on": null, "ended_on": null});
+    let deployment = move |status: &str| {
+        json!({"id": "d-1", "latest_stage": stage(status), "stages": [stage(status)],
+               "deployment_trigger": {"type": "ad_hoc", "metadata": {"branch": "main"}}})
+    };
+    let d_active = deployment("active");
+    let d_failed = deployment("failure");
+    let p = "/client/v4/accounts/{a}/pages/projects/{p}";
+    let app = Router::new()
+        .route(
+            &format!("{p}/upload-token"),
+            get(move || {
+                let jwt = jwt.clone();
+                async move { ok(json!({"jwt": jwt})) }
+            }),
+        )
+        .route(
+            "/client/v4/pages/assets/check-missing",
+            post(|| async { ok(json!([])) }),
+        )
+        .route(
+            "/client/v4/pages/assets/upsert-hashes",
+            post(|| async { ok(Value::Null) }),
+        )
+        .route(
+            &format!("{p}/deployments"),
+            post(move || {
+                let d = d_active.clone();
+                async move { ok(d) }
+            }),
+        )
+        .route(
+            &format!("{p}/deployments/{{id}}"),
+            get(move || {
+                let d = d_failed.clone();
+                async move { ok(d) }
+            }),
+        )
+        .route(
+            &format!("{p}/deployments/{{id}}/history/logs"),
+            get(|| async {
+                ok(json!({"total": 2, "data": [
+                    {"line": "Building", "ts": "2026-01-01T00:00:00Z"},
+                    {"line": "Error: out of memory", "ts": "2026-01-01T00:00:01Z"}]}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let cf = CloudflareClient::new(fast_config(
+        &format!("http://{addr}/client/v4"),
+        TOKEN,
+        ACCOUNT,
+    ))
+    .expect("client");
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "index.html", "x");
+    let token = cf.get_upload_token("p").await.expect("token");
+    assert_eq!(token.max_file_count_allowed, Some(100));
+    assert!(!token.is_expired());
+    let err = cf
+        .deploy_directory("p", dir.path(), meta("x"))
+        .await
+        .expect_err("failed deployment");
+    match &err {
+        DeployError::Failed {
+            id,
+            stage,
+            status,
+            log,
+        } => {
+            assert_eq!(
+                (id.as_str(), stage.as_str(), status.as_str()),
+                ("d-1", "build", "failure")
+            );
+            assert!(
+                log.as_deref().is_some_and(|l| l.contains("out of memory")),
+                "{log:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("out of memory"), "{err}");
+    task.abort();
+}

@@ -32,7 +32,7 @@ pub use types::{
     DnsRecordInput, DnsRecordPatch, DomainStatus, PagesDomain, PagesProject, Stage, StageName,
     StageStatus, TriggerMetadata, ValidationData, VerificationData, Zone, ZoneAccount,
 };
-pub use upload::{DeployError, UploadLimits, asset_key, asset_key_of_file};
+pub use upload::{DeployError, UploadLimits, UploadToken, asset_key, asset_key_of_file};
 
 /// The vendor's API (wrangler's default).
 pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";

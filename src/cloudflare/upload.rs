@@ -439,6 +439,45 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A Pages upload token (a JWT for the `/pages/assets/*` calls), with the claims wrangler
+/// reads from it without verifying the signature.
+#[derive(Clone, Debug)]
+pub struct UploadToken {
+    pub jwt: SecretString,
+    /// `exp` (Unix seconds), when present.
+    pub expires_at: Option<i64>,
+    /// Files allowed per deployment (`None`: the claim is absent; wrangler then assumes
+    /// 20,000).
+    pub max_file_count_allowed: Option<u64>,
+}
+
+impl UploadToken {
+    /// Expired by wrangler's rule (`exp <= now`).
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|exp| exp <= unix_now())
+    }
+}
+
+impl CloudflareClient {
+    /// `GET …/pages/projects/{name}/upload-token`. [`CloudflareClient::deploy_directory`]
+    /// fetches and refreshes its own; this is for callers that want the limits up front.
+    pub async fn get_upload_token(&self, project: &str) -> Result<UploadToken, Error> {
+        let req = self.project_request(
+            Method::GET,
+            project,
+            &["upload-token"],
+            "/accounts/{account_id}/pages/projects/{project_name}/upload-token",
+        )?;
+        let got: UploadTokenResult = self.call(req).await?;
+        let claims = decode_claims(&got.jwt);
+        Ok(UploadToken {
+            jwt: SecretString::from(got.jwt),
+            expires_at: claims.exp,
+            max_file_count_allowed: claims.max_file_count_allowed,
+        })
+    }
+}
+
 struct Jwt {
     value: SecretString,
     /// Bumped on every refresh, so concurrent batches that all saw the old token rejected
@@ -471,26 +510,19 @@ impl<'a> UploadSession<'a> {
         project: &str,
         generation: u64,
     ) -> Result<Jwt, Error> {
-        let req = client.project_request(
-            Method::GET,
-            project,
-            &["upload-token"],
-            "/accounts/{account_id}/pages/projects/{project_name}/upload-token",
-        )?;
-        let got: UploadTokenResult = client.call(req).await?;
-        let claims = decode_claims(&got.jwt);
+        let token = client.get_upload_token(project).await?;
         let now = unix_now();
         // Refresh a little before `exp` (a quarter of the lifetime, at most 30 s) so a batch
         // does not leave with a token that dies on the way.
-        let refresh_at = claims.exp.map(|exp| {
+        let refresh_at = token.expires_at.map(|exp| {
             let margin = ((exp - now) / 4).clamp(0, 30);
             exp - margin
         });
         Ok(Jwt {
-            value: SecretString::from(got.jwt),
+            value: token.jwt,
             generation,
             refresh_at,
-            max_file_count: claims.max_file_count_allowed,
+            max_file_count: token.max_file_count_allowed,
         })
     }
 
