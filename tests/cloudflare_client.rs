@@ -1248,3 +1248,45 @@ async fn a_failed_deployment_reports_its_stage_and_log() {
     assert!(err.to_string().contains("out of memory"), "{err}");
     task.abort();
 }
+
+#[tokio::test]
+async fn one_limiter_paces_every_clone_below_the_vendor_quota() {
+    // The vendor's 1200 per 5 minutes, scaled: 20 per 1.5 s (a breach blocks for 1.5 s).
+    let sim = sim(|c| {
+        c.rate_limit_scale = 0.005;
+        c.cloudflare.rate_limit_requests = 20;
+    })
+    .await;
+    let cf = client(&sim, |c| {
+        c.rate_limit_requests = 16;
+        c.rate_limit_window = Duration::from_millis(1500);
+        c.rate_limit_burst = Some(4);
+    });
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        // Clones, and a client "for another account", all share the one limiter.
+        let c = if i == 2 {
+            cf.for_account(sim.cloudflare_account_id())
+        } else {
+            cf.clone()
+        };
+        tasks.spawn(async move {
+            for _ in 0..12 {
+                c.get_project("absent").await.expect("get");
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task");
+    }
+    // 36 calls at 4 + 12 per 1.5 s take well over a second…
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    // …and the vendor never had to refuse one.
+    assert_eq!(cf_stat(&sim, "rate_limited"), 0);
+    sim.shutdown().await.expect("shutdown");
+}
