@@ -40,6 +40,9 @@ pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";
 pub const DEFAULT_RATE_LIMIT_REQUESTS: u32 = 1200;
 pub const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(300);
 
+/// `per_page` maximum of `GET /zones/{zone_id}/dns_records` (dns-records_per_page).
+pub const MAX_DNS_PAGE_SIZE: u32 = 5_000_000;
+
 /// Error codes the client branches on.
 pub mod codes {
     /// Pages "unknown error": wrangler retries deployment creation on it.
@@ -73,7 +76,8 @@ pub struct CloudflareConfig {
     pub request_timeout: Duration,
     /// Page size of the Pages project list (wrangler asks for 10).
     pub projects_page_size: u32,
-    /// Page size of the DNS record list (the spec allows up to 5,000,000).
+    /// Page size of the DNS record list: the spec's maximum (5,000,000) by default, so a
+    /// zone is usually one request.
     pub dns_page_size: u32,
     /// Direct-upload limits (wrangler's numbers by default).
     pub upload: UploadLimits,
@@ -103,7 +107,7 @@ impl CloudflareConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(180),
             projects_page_size: 100,
-            dns_page_size: 5_000,
+            dns_page_size: MAX_DNS_PAGE_SIZE,
             upload: UploadLimits::default(),
             deploy_poll_interval: Duration::from_secs(1),
             deploy_timeout: Duration::from_secs(300),
@@ -115,9 +119,17 @@ impl CloudflareConfig {
     /// `CLOUDFLARE_API_BASE_URL` (or its deprecated alias `CF_API_BASE_URL`). The token is
     /// wrapped as a secret the moment it is read.
     pub fn from_env(account_id: Option<&str>) -> Result<CloudflareConfig, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok(), account_id)
+    }
+
+    /// [`CloudflareConfig::from_env`] over any variable source (testable without touching
+    /// the process environment).
+    fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        account_id: Option<&str>,
+    ) -> Result<CloudflareConfig, Error> {
         let var = |name: &str| {
-            std::env::var(name)
-                .ok()
+            lookup(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
@@ -135,6 +147,7 @@ impl CloudflareConfig {
             .map(|u| ("CLOUDFLARE_API_BASE_URL", u))
             .or_else(|| var("CF_API_BASE_URL").map(|u| ("CF_API_BASE_URL", u)))
         {
+            // The value is a URL, not a secret, but a typo could hold one: say only why.
             c.api_base =
                 Url::parse(&url).map_err(|e| config_error(format!("{name} is not a URL: {e}")))?;
         }
@@ -691,6 +704,46 @@ mod tests {
             u.as_str(),
             "https://api.cloudflare.com/client/v4/accounts/a/pages"
         );
+    }
+
+    #[test]
+    fn config_from_variables() {
+        use secrecy::ExposeSecret;
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let c = CloudflareConfig::from_lookup(
+            vars(&[
+                ("CLOUDFLARE_API_TOKEN", " tok "),
+                ("CF_API_BASE_URL", "http://127.0.0.1:9/client/v4"),
+            ]),
+            Some("from-fleet"),
+        )
+        .unwrap();
+        assert_eq!(c.token.expose_secret(), "tok");
+        assert_eq!(c.account_id, "from-fleet");
+        assert_eq!(c.api_base.as_str(), "http://127.0.0.1:9/client/v4");
+        let c = CloudflareConfig::from_lookup(
+            vars(&[
+                ("CLOUDFLARE_API_TOKEN", "tok"),
+                ("CLOUDFLARE_ACCOUNT_ID", "from-env"),
+                ("CLOUDFLARE_API_BASE_URL", "http://a/client/v4"),
+                ("CF_API_BASE_URL", "http://b/client/v4"),
+            ]),
+            Some("from-fleet"),
+        )
+        .unwrap();
+        assert_eq!(c.account_id, "from-env");
+        assert_eq!(c.api_base.host_str(), Some("a"));
+        assert!(CloudflareConfig::from_lookup(vars(&[]), Some("a")).is_err());
+        let e = CloudflareConfig::from_lookup(vars(&[("CLOUDFLARE_API_TOKEN", "t")]), None)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
     }
 
     #[test]
