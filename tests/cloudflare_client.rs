@@ -331,6 +331,8 @@ async fn faults_during_upload_still_complete() {
         rule("*/pages/assets/upload", FaultKind::RateLimited, 1),
         rule("*/pages/assets/check-missing", FaultKind::Status(502), 1),
         rule("*/pages/assets/upsert-hashes", FaultKind::Status(500), 1),
+        // Refused before it is handled: sent again after Retry-After.
+        rule("*/pages/projects/*/deployments", FaultKind::RateLimited, 1),
     ]);
     let out = cf
         .deploy_directory("faulty", dir.path(), meta("f1"))
@@ -343,7 +345,8 @@ async fn faults_during_upload_still_complete() {
     assert_eq!(stats.faults_injected.get("503"), Some(&2));
     assert_eq!(stats.faults_injected.get("502"), Some(&1));
     assert_eq!(stats.faults_injected.get("500"), Some(&1));
-    assert_eq!(stats.faults_injected.values().sum::<u64>(), 5);
+    assert_eq!(stats.faults_injected.values().sum::<u64>(), 6);
+    assert_eq!(stats.cloudflare["deployments_created"], json!(1));
     assert_eq!(stats.cloudflare["asset_files_uploaded"], json!(30));
     // Nothing was left out of the deployment.
     let dump = sim.state_dump();

@@ -183,6 +183,8 @@ pub struct CloudflareClient {
     upload: UploadLimits,
     deploy_poll_interval: Duration,
     deploy_timeout: Duration,
+    /// Longest `Retry-After` waited out where this module retries itself.
+    max_wait: Duration,
 }
 
 impl std::fmt::Debug for CloudflareClient {
@@ -228,6 +230,7 @@ impl CloudflareClient {
             upload: config.upload,
             deploy_poll_interval: config.deploy_poll_interval,
             deploy_timeout: config.deploy_timeout,
+            max_wait: config.retry.max_wait,
         })
     }
 

@@ -796,19 +796,32 @@ impl CloudflareClient {
                 .body(Body::Multipart(Arc::new(move || f.form())));
             let error = match self.call::<Deployment>(req).await {
                 Ok(d) => return Ok(d),
-                Err(e) if e.is_ambiguous() || has_code(&e, codes::PAGES_UNKNOWN) => e,
-                Err(e) => return Err(e.into()),
+                Err(e) => e,
             };
-            if let Ok(recent) = self.recent_deployments(project).await
-                && let Some(d) = recent.into_iter().find(|d| is_ours(d, meta, started))
-            {
-                return Ok(d);
-            }
+            let backoff = Duration::from_secs(1 << (sends - 1).min(4));
+            let wait = if error.kind() == ErrorKind::RateLimited {
+                // Refused before it was handled: safe to send again once the vendor allows,
+                // if it asks for a wait we are willing to make.
+                match error.retry_after() {
+                    Some(asked) if asked > self.max_wait => return Err(error.into()),
+                    asked => asked.unwrap_or(backoff).max(backoff),
+                }
+            } else if error.is_ambiguous() || has_code(&error, codes::PAGES_UNKNOWN) {
+                // It may exist: look before sending again.
+                if let Ok(recent) = self.recent_deployments(project).await
+                    && let Some(d) = recent.into_iter().find(|d| is_ours(d, meta, started))
+                {
+                    return Ok(d);
+                }
+                backoff
+            } else {
+                return Err(error.into());
+            };
             if sends >= MAX_SENDS {
                 return Err(error.into());
             }
             tracing::warn!(error = %error, sends, "creating the deployment failed; sending again");
-            tokio::time::sleep(Duration::from_secs(1 << (sends - 1))).await;
+            tokio::time::sleep(wait).await;
         }
     }
 
