@@ -1293,3 +1293,29 @@ async fn one_limiter_paces_every_clone_below_the_vendor_quota() {
     assert_eq!(cf_stat(&sim, "rate_limited"), 0);
     sim.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn many_files_are_split_into_batches_within_the_file_limit() {
+    let sim = sim(|_| {}).await;
+    let cf = client(&sim, |_| {});
+    cf.create_project("many", "main").await.expect("create");
+    let dir = tempfile::tempdir().expect("tmp");
+    let n = 6_100;
+    for i in 0..n {
+        write(
+            dir.path(),
+            &format!("chunks/{}/{i}.js", i % 10),
+            format!("export default {i};"),
+        );
+    }
+    let out = cf
+        .deploy_directory("many", dir.path(), meta("many"))
+        .await
+        .expect("deploy");
+    assert_eq!((out.files_total, out.files_uploaded), (n, n));
+    // 3 batches of 2,000 files (wrangler's MAX_BUCKET_FILE_COUNT) and one of 100; the
+    // simulator refuses a request over 2,000 files, so they all fit.
+    assert_eq!(cf_stat(&sim, "upload_requests"), 4);
+    assert_eq!(cf_stat(&sim, "asset_files_uploaded"), n as u64);
+    sim.shutdown().await.expect("shutdown");
+}
