@@ -511,6 +511,7 @@ fn insert_record(
         priority: None,
         created_on: now,
         modified_on: now,
+        routed_on: Some(now),
     };
     apply_body(&mut r, body, true)?;
     check_conflicts(state, &r)?;
@@ -535,9 +536,25 @@ fn update_existing(
         .filter(|r| r.zone_id == zone_id)
         .ok_or_else(record_not_found)?
         .clone();
+    let before = (
+        r.name.clone(),
+        r.record_type.clone(),
+        r.content.clone(),
+        r.proxied,
+    );
     apply_body(&mut r, body, full)?;
     check_conflicts(state, &r)?;
     r.modified_on = Utc::now();
+    if before
+        != (
+            r.name.clone(),
+            r.record_type.clone(),
+            r.content.clone(),
+            r.proxied,
+        )
+    {
+        r.routed_on = Some(r.modified_on);
+    }
     let json = record_json(&r);
     state.dns_records.insert(r.id.clone(), r);
     Ok(json)

@@ -3,7 +3,7 @@
 //! Status follows the documented flow: adding the domain creates no DNS record; the domain
 //! stays `pending` until a proxied CNAME `<domain> → <project subdomain>` exists in the zone,
 //! and becomes `active` once the configured delay has passed since both the validation started
-//! and the CNAME appeared (or last changed). PATCH restarts validation of a non-active domain.
+//! and the CNAME appeared (or last changed where it points; a comment edit does not count). PATCH restarts validation of a non-active domain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +58,16 @@ pub fn domain_status(
         })
     });
     match cname {
-        Some(r) if now >= later(d.validation_started.max(r.modified_on), delay) => "active",
+        Some(r)
+            if now
+                >= later(
+                    d.validation_started
+                        .max(r.routed_on.unwrap_or(r.modified_on)),
+                    delay,
+                ) =>
+        {
+            "active"
+        }
         _ => "pending",
     }
 }

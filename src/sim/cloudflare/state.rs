@@ -115,6 +115,11 @@ pub struct DnsRecord {
     pub priority: Option<u16>,
     pub created_on: DateTime<Utc>,
     pub modified_on: DateTime<Utc>,
+    /// When where the record points last changed (name, type, content, proxied). A custom
+    /// domain's validation waits for this, not for `modified_on`: editing a record's comment
+    /// or TTL does not disturb an active domain on the real service.
+    #[serde(default)]
+    pub routed_on: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
