@@ -14,6 +14,8 @@ pub struct World {
     pub dir: tempfile::TempDir,
     /// Everything the binary printed, for the secret scan.
     pub outputs: Vec<String>,
+    /// Whether commands cover the Cloudflare side (see [`World::with_frontend`]).
+    pub frontend: bool,
 }
 
 impl World {
@@ -24,6 +26,9 @@ impl World {
             name: "IntelliService".into(),
         }];
         config.supabase.provisioning_delay_ms = 300;
+        config.cloudflare.account_ids = vec!["0123456789abcdef0123456789abcdef".into()];
+        config.cloudflare.zone_names = vec!["intelliservice.io".into()];
+        config.cloudflare.domain_activation_delay_ms = 300;
         config.seed = Some(7);
         // Rate-limit windows (and the waits injected 429s ask for) scaled from 60 s to 3 s.
         config.rate_limit_scale = 0.05;
@@ -41,7 +46,20 @@ impl World {
             sim,
             dir,
             outputs: Vec::new(),
+            frontend: false,
         }
+    }
+
+    /// A world whose commands also build and deploy the real example frontend (its sources are
+    /// copied without node_modules; the fleet's install command runs).
+    pub async fn with_frontend() -> World {
+        let mut w = World::new().await;
+        copy_sources(
+            &repo_root().join("examples/web"),
+            &w.root().join("examples/web"),
+        );
+        w.frontend = true;
+        w
     }
 
     pub fn root(&self) -> &Path {
@@ -60,8 +78,14 @@ impl World {
                 self.sim.project_url_template(),
             )
             .env("INTELLI_POLL_MS", "100")
-            // These tests are about the Supabase side; the site has tests of its own.
-            .env("INTELLI_SKIP_FRONTEND", "true")
+            .env(
+                "INTELLI_SKIP_FRONTEND",
+                if self.frontend { "false" } else { "true" },
+            )
+            .env("CLOUDFLARE_API_TOKEN", self.sim.cloudflare_token())
+            .env("CLOUDFLARE_API_BASE_URL", self.sim.cloudflare_api_url())
+            .env("INTELLI_SITE_PROBE_URL", self.sim.base_url())
+            .env("INTELLI_DOMAIN_TIMEOUT_SECS", "30")
             .env("INTELLI_HEALTHY_TIMEOUT_SECS", "60")
             .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
             .env("NO_COLOR", "1")
@@ -117,7 +141,7 @@ impl World {
 
     /// No secret the run could have seen appears in anything it printed or wrote.
     pub fn assert_no_secrets(&self, extra_files: &[PathBuf]) {
-        let mut secrets = vec![self.sim.supabase_token()];
+        let mut secrets = vec![self.sim.supabase_token(), self.sim.cloudflare_token()];
         for p in self.sim.supabase().projects() {
             if let Some(full) = self.sim.supabase().project(&p.project_ref) {
                 secrets.extend([
@@ -153,6 +177,22 @@ impl World {
                     "output {i} contains a 64-hex-digit string that is not a known digest"
                 );
             }
+        }
+    }
+}
+
+/// Copy a source tree without node_modules and build output.
+pub fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let name = entry.file_name();
+        if name == "node_modules" || name == "dist" {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_sources(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
         }
     }
 }
