@@ -2128,14 +2128,16 @@ async fn project_limit_is_per_account() {
 }
 
 /// `wrangler pages deploy` against the simulator. Needs wrangler, which the repository does not
-/// ship: set `INTELLI_TEST_WRANGLER` to a wrangler executable (e.g. one installed with
-/// `npm install wrangler` in a scratch directory: `<dir>/node_modules/.bin/wrangler`).
-/// Without it the test says so and passes.
+/// ship: `scripts/test` installs a pinned version under target/tools and sets
+/// `INTELLI_TEST_WRANGLER` to it; without it the test fails and says how to get it.
 #[tokio::test]
-async fn wrangler_pages_deploy_when_available() {
+async fn wrangler_pages_deploy_works_against_the_simulator() {
     let Some(wrangler) = std::env::var_os("INTELLI_TEST_WRANGLER") else {
-        eprintln!("INTELLI_TEST_WRANGLER not set: wrangler check skipped");
-        return;
+        panic!(
+            "this test needs wrangler: run it through scripts/test (which installs it), or \
+             `npm install --prefix /some/dir wrangler@4.86.0` and set \
+             INTELLI_TEST_WRANGLER=/some/dir/node_modules/.bin/wrangler"
+        );
     };
     let s = start(config()).await;
     s.create_project("wr-site").await;
