@@ -9,8 +9,9 @@
 //! 3. restart the simulator on that state with 50 ms latency per request and the vendor's real
 //!    rate limits (120 requests per minute per scope and endpoint, one-minute windows), and
 //!    time a no-op plan twice: the library path the `plan` command runs (`observe` + `plan`,
-//!    same parallelism rule), then the binary (`intelli plan --detailed-exitcode`, end to end:
-//!    process start, fleet load, observe, plan, render);
+//!    same parallelism rule), then the binary (`intelli plan --detailed-exitcode
+//!    --skip-frontend`, end to end: process start, fleet load, observe, plan, render). The
+//!    Supabase side only: the targets are about it, and the frontend side has its own calls;
 //! 4. print wall time, requests, requests per client and the ratio to the lower bound; drop
 //!    every project database.
 //!
@@ -71,7 +72,7 @@ fn main() {
     );
     for r in &rows {
         println!(
-            "{:>6} {:>9.2}s {:>9} {:>9.2} {:>10.2} {:>9.2}s {:>7.2} {:>10.2}s {:>8.2}",
+            "{:>6} {:>9.2}s {:>9} {:>9.2} {:>10.2} {:>9.2}s {:>7.2} {:>10.2}s {:>8.2} {:>9.2}s",
             r.n,
             r.wall.as_secs_f64(),
             r.requests,
@@ -81,6 +82,7 @@ fn main() {
             r.wall.as_secs_f64() / r.bound.as_secs_f64(),
             r.binary_wall.as_secs_f64(),
             r.binary_wall.as_secs_f64() / r.bound.as_secs_f64(),
+            r.unloaded.as_secs_f64(),
         );
     }
     println!(
@@ -95,6 +97,7 @@ struct Row {
     supabase_per_client: f64,
     bound: Duration,
     binary_wall: Duration,
+    unloaded: Duration,
 }
 
 async fn run(n: usize) -> Row {
@@ -171,6 +174,29 @@ async fn run(n: usize) -> Row {
         wall.as_secs_f64() / bound.total.as_secs_f64()
     );
 
+    // Diagnosis: the same plan without the added latency costs what the simulator and the
+    // client do themselves (SQL on the project databases, JSON, HTTP) at this parallelism.
+    sim.set_latency(BTreeMap::new());
+    let t = Instant::now();
+    let again = observe::supabase::observe(
+        &client,
+        &sql,
+        &ws.fleet,
+        &selected,
+        &ws.migrations,
+        parallelism,
+        false,
+    )
+    .await
+    .expect("observe without latency");
+    let _ = plan::plan(&ws.desired(None), &selected, &again, PlanOptions::default());
+    let unloaded = t.elapsed();
+    sim.set_latency(measured_latency());
+    println!(
+        "  same plan, no latency {:.3}s (the simulator's and the client's own work)",
+        unloaded.as_secs_f64()
+    );
+
     sim.reset_stats();
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
@@ -180,7 +206,7 @@ async fn run(n: usize) -> Row {
         .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
         .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
         .env("NO_COLOR", "1")
-        .args(["plan", "--detailed-exitcode"])
+        .args(["plan", "--detailed-exitcode", "--skip-frontend"])
         .output()
         .expect("run intelli plan");
     let binary_wall = t.elapsed();
@@ -192,7 +218,7 @@ async fn run(n: usize) -> Row {
         String::from_utf8_lossy(&out.stderr)
     );
     let bstats = sim.stats();
-    println!("binary (`intelli plan --detailed-exitcode`, end to end):");
+    println!("binary (`intelli plan --detailed-exitcode --skip-frontend`, end to end):");
     println!(
         "  wall time            {:.3}s (ratio to bound {:.2}), {} requests",
         binary_wall.as_secs_f64(),
@@ -207,6 +233,7 @@ async fn run(n: usize) -> Row {
         supabase_per_client: supabase as f64 / n as f64,
         bound: bound.total,
         binary_wall,
+        unloaded,
     }
 }
 
@@ -257,11 +284,7 @@ async fn start_sim(state: &Path, setup: bool) -> SimHandle {
         config.supabase.provisioning_delay_ms = 0;
         config.supabase.rate_limit_requests = u32::MAX;
     } else {
-        let l = Latency {
-            fixed_ms: LATENCY.as_millis() as u64,
-            jitter_ms: 0,
-        };
-        config.latency = BTreeMap::from([(Vendor::Supabase, l), (Vendor::Storage, l)]);
+        config.latency = measured_latency();
         // The vendor's: 120 per one-minute window (the defaults, stated for the reader).
         config.supabase.rate_limit_requests = 120;
         config.supabase.rate_limit_window_ms = 60_000;
@@ -270,6 +293,15 @@ async fn start_sim(state: &Path, setup: bool) -> SimHandle {
     intelli::sim::server::start(config)
         .await
         .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+}
+
+/// 50 ms on every Supabase request (Management and Storage APIs).
+fn measured_latency() -> BTreeMap<Vendor, Latency> {
+    let l = Latency {
+        fixed_ms: LATENCY.as_millis() as u64,
+        jitter_ms: 0,
+    };
+    BTreeMap::from([(Vendor::Supabase, l), (Vendor::Storage, l)])
 }
 
 /// The client-side limiter of the measured run: the client's defaults.
