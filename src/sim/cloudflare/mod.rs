@@ -79,7 +79,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -98,16 +97,9 @@ pub const MAX_UPLOAD_FILES: usize = 2000;
 /// service's historical limit) says 50 MiB, which the simulator enforces.
 pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
 
-/// The Pages asset key wrangler computes for a file: the first 32 hex characters of
-/// BLAKE3(base64(content) ++ extension), extension without its dot (`""` when none).
-/// The intelli client should reuse this function so both sides agree by construction.
-pub fn asset_key(content: &[u8], extension: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(content);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(encoded.as_bytes());
-    hasher.update(extension.as_bytes());
-    hasher.finalize().to_hex()[..32].to_owned()
-}
+/// The Pages asset key wrangler computes (first 32 hex characters of BLAKE3(base64(content) ++
+/// extension)): the client's function, so that both sides agree by construction.
+pub use crate::cloudflare::asset_key;
 
 /// An API token the simulator accepts.
 #[derive(Clone)]
@@ -584,26 +576,4 @@ pub fn sites_router(sim: Arc<CloudflareSim>) -> Router {
         .route("/__sites/{project}/", get(sites::site_root))
         .route("/__sites/{project}/{*path}", get(sites::site_path))
         .with_state(sim)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asset_key_matches_wrangler_vectors() {
-        assert_eq!(
-            asset_key(b"foobar", "png"),
-            "2082190357cfd3617ccfe04f340c6247"
-        );
-        assert_eq!(
-            asset_key(b"foobar", "txt"),
-            "1a98fb08af91aca4a7df1764a2c4ddb0"
-        );
-        // With the dot the key differs: the extension must be passed without it.
-        assert_eq!(
-            asset_key(b"foobar", ".png"),
-            "ac7868364a5fa83cc0f7e6575990d88c"
-        );
-    }
 }

@@ -111,48 +111,8 @@ async fn list_projects(State(sim): Sim) -> Response {
     .into_response()
 }
 
-const REGIONS: &[&str] = &[
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-    "ap-east-1",
-    "ap-southeast-1",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-southeast-2",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "eu-north-1",
-    "eu-central-1",
-    "eu-central-2",
-    "ca-central-1",
-    "ap-south-1",
-    "sa-east-1",
-];
-
-const SIZES: &[&str] = &[
-    "nano",
-    "micro",
-    "small",
-    "medium",
-    "large",
-    "xlarge",
-    "2xlarge",
-    "4xlarge",
-    "8xlarge",
-    "12xlarge",
-    "16xlarge",
-    "24xlarge",
-    "24xlarge_optimized_memory",
-    "24xlarge_optimized_cpu",
-    "24xlarge_high_memory",
-    "48xlarge",
-    "48xlarge_optimized_memory",
-    "48xlarge_optimized_cpu",
-    "48xlarge_high_memory",
-];
+// The vendor's region and size lists are the ones the fleet files are checked against.
+use crate::fleet::model::{INSTANCE_SIZES as SIZES, REGIONS};
 
 /// `V1CreateProjectBody`'s properties (`additionalProperties: false`).
 const CREATE_FIELDS: &[&str] = &[
