@@ -124,6 +124,19 @@ impl SelectArgs {
     }
 }
 
+/// Diagnostics on stderr, filtered by `INTELLI_LOG` (e.g. `debug` traces every vendor request with
+/// its client, action, method and path template; never a token or key). Default: warnings, such
+/// as retries.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INTELLI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,6 +145,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

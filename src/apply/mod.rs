@@ -12,6 +12,7 @@ pub mod site;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tracing::Instrument;
 use secrecy::SecretString;
 
 use crate::fleet::{ClientSpec, Fleet};
@@ -61,7 +62,11 @@ pub struct Context<'a> {
 /// Apply every client's plan, `parallelism` clients at a time. One client's failure never
 /// stops another.
 pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan], parallelism: usize) -> ApplyReport {
-    let outcomes = futures::stream::iter(plans.iter().map(|p| apply_client(ctx, p)))
+    let outcomes = futures::stream::iter(plans.iter().map(|p| {
+        // Every vendor request below is traced inside this span (with `INTELLI_LOG=debug`).
+        let span = tracing::info_span!("client", client = %p.client);
+        apply_client(ctx, p).instrument(span)
+    }))
         .buffer_unordered(parallelism.max(1))
         .collect::<Vec<_>>()
         .await;
@@ -127,7 +132,8 @@ impl ClientRun<'_, '_> {
             let label = describe(&action);
             let t = Instant::now();
             self.say(&format!("{label} …"));
-            let replan = self.step(&action).await.map_err(|reason| StepError {
+            let span = tracing::info_span!("action", action = %label);
+            let replan = self.step(&action).instrument(span).await.map_err(|reason| StepError {
                 step: label.clone(),
                 reason,
             })?;
