@@ -352,6 +352,7 @@ async fn converge(ws: &Workspace, sim: &SimHandle) {
             options: PlanOptions::default(),
             waits: Waits {
                 domain_timeout: std::time::Duration::from_secs(60),
+                ambiguous_lookup: std::time::Duration::from_secs(60),
                 poll: Duration::from_millis(100),
                 healthy_timeout: Duration::from_secs(600),
             },
@@ -483,6 +484,7 @@ impl Drop for DropDatabases {
             return;
         }
         let dir = self.0.clone();
+        let t = Instant::now();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -492,7 +494,10 @@ impl Drop for DropDatabases {
                 &dir,
                 &intelli::pg::server_url(),
             )) {
-                Ok(k) => println!("dropped {k} project databases"),
+                Ok(k) => println!(
+                    "dropped {k} project databases in {:.1}s",
+                    t.elapsed().as_secs_f64()
+                ),
                 Err(e) => eprintln!("dropping the project databases: {e:#}"),
             }
         })

@@ -248,22 +248,21 @@ fn build_slots(build_command: &str) -> usize {
 /// Poll interval and timeout for slow vendor operations (`INTELLI_POLL_MS`,
 /// `INTELLI_HEALTHY_TIMEOUT_SECS`); the defaults suit the real vendors.
 fn waits_from_env() -> Waits {
-    let mut w = Waits::default();
-    if let Some(ms) = std::env::var("INTELLI_POLL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        w.poll = std::time::Duration::from_millis(ms);
-    } else {
-        // Short enough for the simulator's provisioning, polite enough for the real API
-        // (one GET per client every few seconds is far under the per-project limit).
-        w.poll = std::time::Duration::from_millis(500);
-    }
-    if let Some(s) = std::env::var("INTELLI_HEALTHY_TIMEOUT_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut w = Waits {
+        // Short enough for the simulator's provisioning, polite enough for the real API (one
+        // GET per client every half second is far under the per-project limit).
+        poll: std::time::Duration::from_millis(num("INTELLI_POLL_MS").unwrap_or(500)),
+        ..Waits::default()
+    };
+    if let Some(s) = num("INTELLI_HEALTHY_TIMEOUT_SECS") {
         w.healthy_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = num("INTELLI_DOMAIN_TIMEOUT_SECS") {
+        w.domain_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = num("INTELLI_CREATE_LOOKUP_SECS") {
+        w.ambiguous_lookup = std::time::Duration::from_secs(s);
     }
     w
 }

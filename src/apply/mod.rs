@@ -12,8 +12,8 @@ pub mod site;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tracing::Instrument;
 use secrecy::SecretString;
+use tracing::Instrument;
 
 use crate::fleet::{ClientSpec, Fleet};
 use crate::migrate::exec::SqlExecutor;
@@ -31,6 +31,8 @@ pub struct Waits {
     pub healthy_timeout: Duration,
     /// How long to wait for a custom domain before reporting it pending (not failed).
     pub domain_timeout: Duration,
+    /// How long to keep looking for a project whose create answer was lost.
+    pub ambiguous_lookup: Duration,
 }
 
 impl Default for Waits {
@@ -39,6 +41,7 @@ impl Default for Waits {
             poll: Duration::from_secs(5),
             healthy_timeout: Duration::from_secs(15 * 60),
             domain_timeout: Duration::from_secs(10 * 60),
+            ambiguous_lookup: Duration::from_secs(3 * 60),
         }
     }
 }
@@ -67,9 +70,9 @@ pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan], parallelism: usize) 
         let span = tracing::info_span!("client", client = %p.client);
         apply_client(ctx, p).instrument(span)
     }))
-        .buffer_unordered(parallelism.max(1))
-        .collect::<Vec<_>>()
-        .await;
+    .buffer_unordered(parallelism.max(1))
+    .collect::<Vec<_>>()
+    .await;
     let mut outcomes = outcomes;
     outcomes.sort_by(|a, b| a.client.cmp(&b.client));
     ApplyReport { outcomes }
@@ -133,10 +136,14 @@ impl ClientRun<'_, '_> {
             let t = Instant::now();
             self.say(&format!("{label} …"));
             let span = tracing::info_span!("action", action = %label);
-            let replan = self.step(&action).instrument(span).await.map_err(|reason| StepError {
-                step: label.clone(),
-                reason,
-            })?;
+            let replan = self
+                .step(&action)
+                .instrument(span)
+                .await
+                .map_err(|reason| StepError {
+                    step: label.clone(),
+                    reason,
+                })?;
             self.say(&format!("{label} done ({:.1}s)", t.elapsed().as_secs_f64()));
             self.outcome.done.push(label);
             if replan {
@@ -306,8 +313,11 @@ impl ClientRun<'_, '_> {
         }
     }
 
-    /// Create the project exactly once. The vendor has no idempotency key and allows
-    /// duplicate names, so look by name before creating and after any ambiguous failure.
+    /// Create the project at most once. The vendor has no idempotency key and allows duplicate
+    /// names, so look by name before creating; after an ambiguous failure (the answer was lost:
+    /// the request may still be in flight or already done) never send it again in this run —
+    /// keep looking for the project instead, and give up as "run apply again" if it does not
+    /// show up.
     async fn create_project_once(
         &self,
         name: &str,
@@ -316,49 +326,65 @@ impl ClientRun<'_, '_> {
         instance_size: Option<String>,
     ) -> Result<Project, String> {
         let sb = self.ctx.supabase;
-        for attempt in 0..3 {
-            let existing = sb
-                .find_projects_by_name(org, name)
+        let find_one = |found: Vec<Project>| -> Result<Option<Project>, String> {
+            let live: Vec<Project> = found
+                .into_iter()
+                .filter(|p| !is_gone(p.status.as_str()))
+                .collect();
+            match live.len() {
+                0 => Ok(None),
+                1 => Ok(live.into_iter().next()),
+                n => Err(format!(
+                    "{n} projects are named {name}; pin the right one with project_ref"
+                )),
+            }
+        };
+        if let Some(p) = find_one(
+            sb.find_projects_by_name(org, name)
                 .await
-                .map_err(|e| e.to_string())?;
-            match existing.as_slice() {
-                [p] => {
-                    if attempt > 0 {
+                .map_err(|e| e.to_string())?,
+        )? {
+            return Ok(p);
+        }
+        let req = CreateProjectRequest {
+            name: name.to_string(),
+            organization_slug: org.to_string(),
+            db_pass: new_db_password(),
+            region: region.to_string(),
+            desired_instance_size: instance_size,
+        };
+        match sb.create_project(&req).await {
+            Ok(p) => return Ok(p),
+            Err(e) if e.is_ambiguous() => {
+                self.say(&format!(
+                    "  create {name}: {e}; looking it up before trying again"
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let deadline = Instant::now() + self.ctx.waits.ambiguous_lookup;
+        loop {
+            match sb.find_projects_by_name(org, name).await {
+                Ok(found) => {
+                    if let Some(p) = find_one(found)? {
                         self.say(&format!(
                             "  project {name} was created despite the lost answer; using it"
                         ));
+                        return Ok(p);
                     }
-                    return Ok(p.clone());
                 }
-                [] => {}
-                many => {
-                    return Err(format!(
-                        "{} projects are named {name}; pin the right one with project_ref",
-                        many.len()
-                    ));
-                }
-            }
-            let req = CreateProjectRequest {
-                name: name.to_string(),
-                organization_slug: org.to_string(),
-                db_pass: new_db_password(),
-                region: region.to_string(),
-                desired_instance_size: instance_size.clone(),
-            };
-            match sb.create_project(&req).await {
-                Ok(p) => return Ok(p),
-                Err(e) if e.is_ambiguous() => {
-                    self.say(&format!(
-                        "  create {name}: {e}; looking it up before trying again"
-                    ));
-                    continue;
-                }
+                Err(e) if e.policy() == crate::http::Policy::Retry => {}
                 Err(e) => return Err(e.to_string()),
             }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the answer to creating {name} was lost and the project has not appeared after {}s; \
+                     nothing was sent twice — run apply again (it looks the project up first)",
+                    self.ctx.waits.ambiguous_lookup.as_secs()
+                ));
+            }
+            tokio::time::sleep(self.ctx.waits.poll).await;
         }
-        Err(format!(
-            "could not create {name}: the answer was lost three times; run apply again"
-        ))
     }
 
     async fn wait_healthy(&self) -> Result<(), String> {
@@ -457,6 +483,11 @@ fn to_bucket(b: &BucketSpec) -> Bucket {
     bucket.file_size_limit = b.file_size_limit;
     bucket.allowed_mime_types = Some(b.allowed_mime_types.clone());
     bucket
+}
+
+/// Statuses of a project that is gone or going: such a project is not the client's.
+pub fn is_gone(status: &str) -> bool {
+    matches!(status, "REMOVED" | "GOING_DOWN")
 }
 
 /// A strong random database password. It is sent once, in the create request, and never

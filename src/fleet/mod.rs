@@ -105,7 +105,20 @@ impl Fleet {
                 EnvSource::Literal(s) => {
                     out.insert(k.clone(), s.clone());
                 }
+                EnvSource::FromEnv(name) if secrets::is_credential_variable(name) => diags.push(self.diag_at(
+                    &v.file,
+                    &v.field,
+                    format!("`{name}` holds one of intelli's own credentials and would be published in the site"),
+                )),
                 EnvSource::FromEnv(name) => match lookup(name) {
+                    Some(s) if secrets::looks_like_secret(k, &s).is_some() => diags.push(self.diag_at(
+                        &v.file,
+                        &v.field,
+                        format!(
+                            "the value of `{name}` looks like {}; build-time values end up in public JavaScript",
+                            secrets::looks_like_secret(k, &s).unwrap_or("a secret")
+                        ),
+                    )),
                     Some(s) => {
                         out.insert(k.clone(), s);
                     }

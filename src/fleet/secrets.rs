@@ -49,6 +49,21 @@ fn is_jwt(v: &str) -> bool {
         })
 }
 
+/// Environment variables that hold intelli's own credentials: never a source for a build-time
+/// value (those are published in the site's JavaScript).
+pub fn is_credential_variable(name: &str) -> bool {
+    matches!(
+        name,
+        "SUPABASE_ACCESS_TOKEN"
+            | "SUPABASE_DB_PASSWORD"
+            | "CLOUDFLARE_API_TOKEN"
+            | "CLOUDFLARE_API_KEY"
+            | "CF_API_TOKEN"
+            | "INTELLI_DATABASE_URL_TEMPLATE"
+            | "DATABASE_URL"
+    )
+}
+
 /// `Some(NAME)` when `value` is exactly `${env:NAME}`.
 pub fn env_ref(value: &str) -> Option<&str> {
     let name = value.strip_prefix("${env:")?.strip_suffix('}')?;

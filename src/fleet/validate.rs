@@ -320,6 +320,14 @@ fn check_settings(s: &ClientSettings, map: &SourceMap, prefix: &str, diags: &mut
                 format!("`{k}` is not a build-time variable: names must start with `VITE_` and use A–Z, 0–9 and `_` (Vite only exposes VITE_* to the app)"),
             ));
         }
+        if let Some(name) = secrets::env_ref(v)
+            && secrets::is_credential_variable(name)
+        {
+            diags.push(map.diag(
+                &field,
+                format!("`{name}` holds one of intelli's own credentials; build-time values are published in the site's JavaScript"),
+            ));
+        }
         if secrets::malformed_env_ref(v) {
             diags.push(map.diag(&field, "a reference must be the whole value and look like `${env:NAME}` (NAME: letters, digits, _)"));
         }

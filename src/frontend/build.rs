@@ -27,6 +27,15 @@ pub async fn run(
     env: &BTreeMap<String, SecretString>,
 ) -> Result<(), CommandError> {
     let mut cmd = Command::new("sh");
+    // The child sees a short allow-list of the environment and the client's values, never
+    // intelli's own credentials: install scripts and build plugins are third-party code, and a
+    // build could inline `process.env` into a public site.
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        if inherited(&k.to_string_lossy()) {
+            cmd.env(k, v);
+        }
+    }
     cmd.arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -57,6 +66,29 @@ pub async fn run(
     })
 }
 
+/// Variables a build or install legitimately needs from intelli's environment.
+fn inherited(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH"
+            | "HOME"
+            | "USER"
+            | "LOGNAME"
+            | "SHELL"
+            | "TMPDIR"
+            | "TMP"
+            | "TEMP"
+            | "LANG"
+            | "TERM"
+            | "CI"
+            | "TZ"
+    ) || name.starts_with("LC_")
+        || name.starts_with("NODE_")
+        || name.starts_with("npm_config_")
+        || name.starts_with("NPM_CONFIG_")
+        || name.starts_with("XDG_")
+}
+
 /// A build tool may echo its environment; the values that are secret-ish must not reach logs.
 fn redact_env(text: &str, env: &BTreeMap<String, SecretString>) -> String {
     let mut out = text.to_string();
@@ -83,9 +115,17 @@ pub async fn build_client(
 ) -> Result<PathBuf, CommandError> {
     let templated = build_command.contains("{out_dir}");
     let command = build_command.replace("{out_dir}", &shell_quote(&out_dir.to_string_lossy()));
+    let produced = frontend_dir.join(output_dir);
+    // A previous client's output must never end up in this client's site.
+    if !templated && produced.exists() {
+        std::fs::remove_dir_all(&produced).map_err(|e| CommandError {
+            command: command.clone(),
+            status: "not started".into(),
+            tail: format!("could not clear {}: {e}", produced.display()),
+        })?;
+    }
     run(frontend_dir, &command, env).await?;
     if !templated {
-        let produced = frontend_dir.join(output_dir);
         copy_tree(&produced, out_dir).map_err(|e| CommandError {
             command: command.clone(),
             status: "succeeded".into(),

@@ -52,6 +52,7 @@ impl SqlExecutor {
             }
             SqlExecutor::Direct { url_template } => {
                 let url = url_template.replace("{ref}", project_ref);
+                check_plaintext_allowed(&url)?;
                 let db = crate::pg::connect(&url).await.map_err(|e| SqlError {
                     message: format!("{e:#}"),
                     from_database: false,
@@ -66,6 +67,53 @@ impl SqlExecutor {
             }
         }
     }
+}
+
+impl SqlExecutor {
+    /// Like [`SqlExecutor::run`] for reads: the Management API's read-only mode (safe to retry,
+    /// and what a read-only token may do), or a read-only transaction on a direct connection.
+    pub async fn run_read_only(
+        &self,
+        project_ref: &str,
+        sql: &str,
+    ) -> Result<Vec<Value>, SqlError> {
+        match self {
+            SqlExecutor::ManagementApi(client) => client
+                .query_read_only(project_ref, sql)
+                .await
+                .map_err(|e| SqlError {
+                    from_database: e.kind() == crate::http::ErrorKind::Sql,
+                    message: e.to_string(),
+                }),
+            SqlExecutor::Direct { .. } => {
+                self.run(project_ref, &format!("set transaction read only;\n{sql}"))
+                    .await
+            }
+        }
+    }
+}
+
+/// Direct connections are made without TLS, so they are limited to this machine unless the
+/// operator says the network is trusted (`INTELLI_ALLOW_PLAINTEXT_DB=1`, e.g. a private network
+/// to a self-hosted Supabase).
+fn check_plaintext_allowed(url: &str) -> Result<(), SqlError> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]")
+        || host.starts_with("127.");
+    if local || std::env::var("INTELLI_ALLOW_PLAINTEXT_DB").is_ok_and(|v| v == "1") {
+        return Ok(());
+    }
+    Err(SqlError {
+        message: format!(
+            "refusing an unencrypted PostgreSQL connection to {host}: direct connections do not use TLS yet; \
+             use the Management API path (unset INTELLI_DATABASE_URL_TEMPLATE) or, on a trusted network, \
+             set INTELLI_ALLOW_PLAINTEXT_DB=1"
+        ),
+        from_database: false,
+    })
 }
 
 /// The rows of the last result set of a simple-query run, as objects of text values.

@@ -59,6 +59,19 @@ pub fn discover(dir: &Path) -> Result<Vec<MigrationFile>> {
                 path.display()
             );
         }
+        // Each file runs in one transaction with its history row; a file that ends or starts
+        // transactions itself would commit the history apart from its SQL.
+        if let Some(stmt) = split::split_statements(&sql)
+            .iter()
+            .find(|st| controls_transaction(st))
+        {
+            bail!(
+                "{}: `{}` — migrations must not control transactions (intelli runs each file in one \
+                 transaction with its history row)",
+                path.display(),
+                stmt.lines().next().unwrap_or("")
+            );
+        }
         out.push(MigrationFile {
             version,
             name,
@@ -68,6 +81,39 @@ pub fn discover(dir: &Path) -> Result<Vec<MigrationFile>> {
     }
     out.sort_by(|a, b| a.version.cmp(&b.version));
     Ok(out)
+}
+
+/// Whether a statement begins, ends or aborts a transaction.
+fn controls_transaction(statement: &str) -> bool {
+    let code: String = statement
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first: Vec<String> = code
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.trim_end_matches(';').to_ascii_lowercase())
+        .collect();
+    match first.first().map(String::as_str) {
+        Some("commit" | "rollback" | "abort" | "savepoint" | "release") => true,
+        Some("end") => {
+            first.len() == 1
+                || matches!(
+                    first.get(1).map(String::as_str),
+                    Some("transaction" | "work")
+                )
+        }
+        Some("begin") => {
+            first.len() == 1
+                || matches!(
+                    first.get(1).map(String::as_str),
+                    Some("transaction" | "work" | "isolation")
+                )
+        }
+        Some("start") => first.get(1).map(String::as_str) == Some("transaction"),
+        _ => false,
+    }
 }
 
 fn parse_file_name(file: &str) -> Option<(String, String)> {
@@ -131,6 +177,16 @@ mod tests {
             Some(("20250101090000".into(), "create_tickets".into()))
         );
         assert_eq!(parse_file_name("create_tickets.sql"), None);
+        assert!(controls_transaction("BEGIN"));
+        assert!(controls_transaction("commit"));
+        assert!(controls_transaction("-- done\nCOMMIT"));
+        assert!(controls_transaction(
+            "start transaction isolation level serializable"
+        ));
+        assert!(!controls_transaction(
+            "create function f() returns int language plpgsql as $$ begin return 1; end $$"
+        ));
+        assert!(!controls_transaction("select 1"));
         assert_eq!(parse_file_name("20250101090000_x.txt"), None);
     }
 }

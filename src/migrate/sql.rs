@@ -46,40 +46,52 @@ pub fn literal(value: &str) -> String {
     }
 }
 
-/// One query that returns the whole observed database state as a single JSON value in column
-/// `state`: applied migrations (with a digest of their statements), seeds, and buckets.
-/// Fails with "does not exist" on a database without the history tables; see
-/// [`OBSERVE_WITHOUT_HISTORY`].
-pub const OBSERVE: &str = "\
-select json_build_object(
-  'migrations', coalesce((select json_agg(json_build_object(
-      'version', version,
-      'name', name,
-      'statements_sha256', case when statements is null then null
-          else encode(sha256(convert_to(array_to_string(statements, E'\\n'), 'UTF8')), 'hex') end)
-    order by version) from supabase_migrations.schema_migrations), '[]'::json),
-  'seeds', coalesce((select json_agg(json_build_object('path', path, 'hash', hash) order by path)
-    from supabase_migrations.seed_files), '[]'::json),
-  'buckets', coalesce((select json_agg(json_build_object(
-      'id', id, 'public', public, 'file_size_limit', file_size_limit,
-      'allowed_mime_types', allowed_mime_types) order by id) from storage.buckets), '[]'::json)
-)::text as state";
+/// Which history tables exist (the CLI creates `seed_files` only when it seeds, and a database
+/// never migrated has neither). Asked only when [`observe`] with both fails.
+pub const HISTORY_TABLES: &str = "\
+select to_regclass('supabase_migrations.schema_migrations') is not null as migrations,
+       to_regclass('supabase_migrations.seed_files') is not null as seeds";
 
-/// The same for a database where intelli (or the CLI) never ran: no history yet.
-pub const OBSERVE_WITHOUT_HISTORY: &str = "\
-select json_build_object(
-  'migrations', '[]'::json,
-  'seeds', '[]'::json,
+/// One query that returns the whole observed database state as a single JSON value in column
+/// `state`: applied migrations (with a digest of their statements), seeds, and buckets. The
+/// history table is read through `to_jsonb(row)` so that old tables without the `name` or
+/// `statements` columns read as nulls instead of failing; a table that does not exist must be
+/// left out (`with_migrations` / `with_seeds` false), see [`HISTORY_TABLES`].
+pub fn observe(with_migrations: bool, with_seeds: bool) -> String {
+    let migrations = if with_migrations {
+        "coalesce((select json_agg(json_build_object(
+      'version', m.version,
+      'name', to_jsonb(m) ->> 'name',
+      'statements_sha256', case when jsonb_typeof(to_jsonb(m) -> 'statements') = 'array'
+          then encode(sha256(convert_to(coalesce((select string_agg(x, E'\\n' order by n)
+            from jsonb_array_elements_text(to_jsonb(m) -> 'statements') with ordinality as t(x, n)), ''), 'UTF8')), 'hex')
+          else null end)
+    order by m.version) from supabase_migrations.schema_migrations m), '[]'::json)"
+    } else {
+        "'[]'::json"
+    };
+    let seeds = if with_seeds {
+        "coalesce((select json_agg(json_build_object('path', path, 'hash', hash) order by path)
+    from supabase_migrations.seed_files), '[]'::json)"
+    } else {
+        "'[]'::json"
+    };
+    format!(
+        "select json_build_object(
+  'migrations', {migrations},
+  'seeds', {seeds},
   'buckets', coalesce((select json_agg(json_build_object(
       'id', id, 'public', public, 'file_size_limit', file_size_limit,
       'allowed_mime_types', allowed_mime_types) order by id) from storage.buckets), '[]'::json)
-)::text as state";
+)::text as state"
+    )
+}
 
 /// The stored statements of the given versions, for a canonical comparison when digests differ.
 pub fn fetch_statements(versions: &[String]) -> String {
     let list: Vec<String> = versions.iter().map(|v| literal(v)).collect();
     format!(
-        "select version, array_to_json(statements)::text as statements from supabase_migrations.schema_migrations where version in ({}) order by version",
+        "select m.version, (to_jsonb(m) -> 'statements')::text as statements from supabase_migrations.schema_migrations m where m.version in ({}) order by m.version",
         list.join(", ")
     )
 }

@@ -172,12 +172,34 @@ pub async fn observe_database(
     project_ref: &str,
     migrations: &[MigrationFile],
 ) -> Result<ObservedDatabase, String> {
-    let rows = match executor.run(project_ref, sql::OBSERVE).await {
+    let rows = match executor
+        .run_read_only(project_ref, &sql::observe(true, true))
+        .await
+    {
         Ok(rows) => rows,
-        Err(e) if e.missing_relation() => executor
-            .run(project_ref, sql::OBSERVE_WITHOUT_HISTORY)
-            .await
-            .map_err(|e| e.to_string())?,
+        // Only a missing history table is expected; ask which exist and read around them.
+        Err(e) if e.missing_relation() => {
+            let tables = executor
+                .run_read_only(project_ref, sql::HISTORY_TABLES)
+                .await
+                .map_err(|e| e.to_string())?;
+            let flag = |name: &str| {
+                tables.first().and_then(|r| r.get(name)).is_some_and(|v| {
+                    v.as_bool() == Some(true)
+                        || v.as_str() == Some("t")
+                        || v.as_str() == Some("true")
+                })
+            };
+            let (m, s) = (flag("migrations"), flag("seeds"));
+            if m && s {
+                // Both tables exist, so the failure was about something else: report it.
+                return Err(e.to_string());
+            }
+            executor
+                .run_read_only(project_ref, &sql::observe(m, s))
+                .await
+                .map_err(|e| e.to_string())?
+        }
         Err(e) => return Err(e.to_string()),
     };
     let state = rows
@@ -204,7 +226,7 @@ pub async fn observe_database(
         .collect();
     if !suspicious.is_empty() {
         let rows = executor
-            .run(project_ref, &sql::fetch_statements(&suspicious))
+            .run_read_only(project_ref, &sql::fetch_statements(&suspicious))
             .await
             .map_err(|e| e.to_string())?;
         for row in rows {

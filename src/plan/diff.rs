@@ -165,6 +165,12 @@ pub fn plan_client(
                 p.notes.push(
                     "the project's other settings are planned once it has been restored".into(),
                 );
+            } else if project.status == "INIT_FAILED" {
+                p.errors.push(format!(
+                    "project {} ({}) failed to initialise (INIT_FAILED); delete it in the Supabase dashboard \
+                     (or pin another project with project_ref) and apply again",
+                    project.name, project.project_ref
+                ));
             } else if !project.is_healthy() {
                 p.actions.push(Action::WaitUntilHealthy {
                     status: project.status.clone(),
@@ -253,8 +259,16 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
     let reason = match (&site.pages, &fingerprint) {
         (None, _) => Some("never deployed".to_string()),
         (Some(pg), _) if pg.live_commit_message.is_none() => Some("never deployed".to_string()),
-        (_, None) => {
+        // A new project: the site is built once it exists.
+        (_, None) if obs.project.is_none() => {
             Some("the Supabase project is being set up; the build uses its URL and key".to_string())
+        }
+        // An existing project that is not healthy now (paused, restarting): its values cannot
+        // be read, so the site is left as it is and checked on the next plan.
+        (_, None) => {
+            p.notes
+                .push("the site is checked once the Supabase project is healthy".to_string());
+            None
         }
         (_, Some(fp)) => fp.stale_reason(live.as_ref()),
     };
