@@ -395,7 +395,9 @@ impl ClientRun<'_, '_> {
             match self.ctx.supabase.get_project(&project_ref).await {
                 Ok(Some(p)) => {
                     let status = p.status.as_str().to_string();
-                    if p.status.is_healthy() {
+                    // The project's status turns healthy before each service is ready; the
+                    // vendor's platform guide says to wait for the services used next.
+                    if p.status.is_healthy() && self.services_ready(&project_ref).await {
                         return Ok(());
                     }
                     if matches!(
@@ -420,6 +422,20 @@ impl ClientRun<'_, '_> {
                 ));
             }
             tokio::time::sleep(self.ctx.waits.poll).await;
+        }
+    }
+
+    /// Whether the services the next steps use (auth settings, SQL, Storage) all report
+    /// `ACTIVE_HEALTHY`. A failing health call counts as "not yet".
+    async fn services_ready(&self, project_ref: &str) -> bool {
+        match self
+            .ctx
+            .supabase
+            .project_health(project_ref, &["auth", "db", "rest", "storage"])
+            .await
+        {
+            Ok(services) => !services.is_empty() && services.iter().all(|s| s.is_healthy()),
+            Err(_) => false,
         }
     }
 
