@@ -241,3 +241,60 @@ async fn a_failed_build_fails_that_client_only() {
     );
     w.sim.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offboarding_removes_the_site_with_the_project() {
+    let mut w = World::with_frontend().await;
+    w.run_ok(&["apply", "--yes", "--only", "acme"]);
+    assert_eq!(fetch(&w, "acme.intelliservice.io", "/").await.0, 200);
+
+    let path = w.root().join("fleet/acme.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, format!("{text}state: deleted\n")).expect("write");
+    let refused = w.run(&["plan", "--only", "acme"]);
+    let out = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("and the site intelli-acme on acme.intelliservice.io"),
+        "{out}"
+    );
+
+    let plan = w.run_ok(&["plan", "--only", "acme", "--allow-delete"]);
+    assert!(
+        plan.contains("DELETE Pages project intelli-acme and DNS record acme.intelliservice.io"),
+        "{plan}"
+    );
+    w.run_ok(&["apply", "--yes", "--only", "acme", "--allow-delete"]);
+    let dump = w.sim.cloudflare().dump().to_string();
+    assert!(!dump.contains("intelli-acme"), "Pages project gone");
+    assert!(
+        !dump.contains("\"acme.intelliservice.io\""),
+        "domain and DNS record gone"
+    );
+    assert!(
+        w.sim
+            .supabase()
+            .projects()
+            .iter()
+            .all(|p| p.name != "intelli-acme")
+    );
+    assert_ne!(
+        fetch(&w, "acme.intelliservice.io", "/").await.0,
+        200,
+        "the site is no longer served"
+    );
+    let clean = w.run(&[
+        "plan",
+        "--only",
+        "acme",
+        "--allow-delete",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    w.sim.shutdown().await.expect("shutdown");
+}

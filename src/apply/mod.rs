@@ -309,7 +309,8 @@ impl ClientRun<'_, '_> {
             | Action::Deploy { .. }
             | Action::AddDomain { .. }
             | Action::UpsertDnsRecord { .. }
-            | Action::WaitForDomain { .. } => Ok(false),
+            | Action::WaitForDomain { .. }
+            | Action::DeleteSite { .. } => Ok(false),
         }
     }
 
@@ -535,5 +536,6 @@ pub fn describe(a: &Action) -> String {
         Action::AddDomain { domain, .. } => format!("attach domain {domain}"),
         Action::UpsertDnsRecord { name, .. } => format!("DNS record {name}"),
         Action::WaitForDomain { domain, .. } => format!("wait for {domain}"),
+        Action::DeleteSite { project, .. } => format!("delete site {project}"),
     }
 }

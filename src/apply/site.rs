@@ -64,6 +64,31 @@ impl ClientRun<'_, '_> {
             },
             Action::UpsertDnsRecord { name, .. } => self.upsert_dns(name).await,
             Action::WaitForDomain { domain, .. } => self.wait_for_domain(domain).await,
+            Action::DeleteSite {
+                project,
+                dns_record,
+            } => {
+                if let Some(name) = dns_record {
+                    let zone_id = self.zone_id().await?;
+                    let filters = DnsFilters {
+                        name: Some(name.clone()),
+                        ..DnsFilters::default()
+                    };
+                    let records = cf
+                        .list_dns_records(&zone_id, &filters)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for rec in records
+                        .iter()
+                        .filter(|r| owned_by(r.comment.as_deref(), &self.spec.slug))
+                    {
+                        cf.delete_dns_record(&zone_id, &rec.id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                cf.delete_project(project).await.map_err(|e| e.to_string())
+            }
             other => Err(format!("not a site action: {other:?}")),
         }
     }

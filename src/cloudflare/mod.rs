@@ -653,6 +653,40 @@ impl CloudflareClient {
         self.call(req).await
     }
 
+    /// `DELETE …/pages/projects/{name}`, with its deployments. Already gone counts as done (a
+    /// retried delete whose first answer was lost sees 404).
+    pub async fn delete_project(&self, name: &str) -> Result<(), Error> {
+        let req = self
+            .project_request(
+                Method::DELETE,
+                name,
+                &[],
+                "/accounts/{account_id}/pages/projects/{project_name}",
+            )?
+            .idempotent(true);
+        match self.http.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /zones/{zone_id}/dns_records/{id}`; already gone counts as done.
+    pub async fn delete_dns_record(&self, zone_id: &str, record_id: &str) -> Result<(), Error> {
+        let req = self
+            .request(
+                Method::DELETE,
+                &["zones", zone_id, "dns_records", record_id],
+                "/zones/{zone_id}/dns_records/{dns_record_id}",
+            )?
+            .idempotent(true);
+        match self.http.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET /user/tokens/verify`: whether the token is valid (`active`), touching nothing.
     pub async fn verify_token(&self) -> Result<bool, Error> {
         #[derive(serde::Deserialize)]

@@ -105,9 +105,19 @@ pub fn plan_client(
 
     let Some(project) = &obs.project else {
         match (spec.state, &spec.project_ref) {
-            (ClientState::Deleted, _) => p
-                .notes
-                .push("declared deleted and no project exists".into()),
+            (ClientState::Deleted, _) => {
+                p.notes
+                    .push("declared deleted and no Supabase project exists".into());
+                // A site left behind by an interrupted offboarding is finished off too.
+                if opts.allow_delete {
+                    delete_site(desired, spec, obs, &mut p);
+                } else if obs.site.pages.is_some() {
+                    p.errors.push(format!(
+                        "declared `state: deleted`: applying would delete Pages project {}; re-run with --allow-delete to do it",
+                        spec.pages_project
+                    ));
+                }
+            }
             (_, Some(r)) => p.errors.push(format!(
                 "project_ref `{r}` is pinned in {} but no such project is visible to this token",
                 spec.file.display()
@@ -146,11 +156,18 @@ pub fn plan_client(
                 p.actions.push(Action::DeleteProject {
                     project_ref: project.project_ref.clone(),
                 });
+                delete_site(desired, spec, obs, &mut p);
             } else {
                 p.errors.push(format!(
                     "declared `state: deleted`: applying would permanently delete project {} ({}) with its \
-                     database, auth users and stored files; re-run with --allow-delete to do it",
-                    project.name, project.project_ref
+                     database, auth users and stored files{}; re-run with --allow-delete to do it",
+                    project.name,
+                    project.project_ref,
+                    if obs.site.pages.is_some() {
+                        format!(", and the site {} on {}", spec.pages_project, spec.domain)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
         }
@@ -192,6 +209,26 @@ pub fn plan_client(
         }
     }
     p
+}
+
+/// For a client declared deleted (with `--allow-delete`): its Pages project and the DNS record
+/// intelli owns for it.
+fn delete_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: &mut ClientPlan) {
+    if desired.frontend.is_none() {
+        return;
+    }
+    let owned_dns = obs
+        .site
+        .dns
+        .as_ref()
+        .filter(|d| crate::observe::cloudflare::owned_by(d.comment.as_deref(), &spec.slug))
+        .map(|_| spec.domain.clone());
+    if obs.site.pages.is_some() || owned_dns.is_some() {
+        p.actions.push(Action::DeleteSite {
+            project: spec.pages_project.clone(),
+            dns_record: owned_dns,
+        });
+    }
 }
 
 /// The Cloudflare side of an active client: Pages project, deployment, domain, DNS.

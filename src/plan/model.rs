@@ -121,6 +121,12 @@ pub enum Action {
         target: Option<String>,
         before: Option<String>,
     },
+    /// Delete the client's Pages project (its deployments and custom domain go with it) and
+    /// the DNS record intelli made for it. Only with `state: deleted` and `--allow-delete`.
+    DeleteSite {
+        project: String,
+        dns_record: Option<String>,
+    },
     /// Wait until the custom domain is active (validation and TLS), then check the site.
     WaitForDomain {
         domain: String,
@@ -139,6 +145,7 @@ impl Action {
                 | Action::AddDomain { .. }
                 | Action::UpsertDnsRecord { .. }
                 | Action::WaitForDomain { .. }
+                | Action::DeleteSite { .. }
         )
     }
 
@@ -149,7 +156,7 @@ impl Action {
             | Action::CreateBucket { .. }
             | Action::CreatePagesProject { .. }
             | Action::AddDomain { .. } => '+',
-            Action::DeleteProject { .. } => '-',
+            Action::DeleteProject { .. } | Action::DeleteSite { .. } => '-',
             Action::ApplyMigrations { .. }
             | Action::ApplySeed { .. }
             | Action::WaitUntilHealthy { .. }

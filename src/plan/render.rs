@@ -173,6 +173,19 @@ fn action_lines(a: &Action) -> (String, Vec<String>) {
                     .unwrap_or("(Pages subdomain, known after apply)")
             )],
         ),
+        Action::DeleteSite {
+            project,
+            dns_record,
+        } => (
+            format!(
+                "DELETE Pages project {project}{}",
+                dns_record
+                    .as_ref()
+                    .map(|d| format!(" and DNS record {d}"))
+                    .unwrap_or_default()
+            ),
+            vec![],
+        ),
         Action::WaitForDomain { domain, status } => (
             format!(
                 "wait until {domain} is active{} and check the site",
