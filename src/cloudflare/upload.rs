@@ -726,7 +726,7 @@ impl CloudflareClient {
                         "/pages/assets/upload",
                     )?
                     .bearer(jwt)
-                    .body(Body::Json(body)))
+                    .body(Body::Json(body.into())))
             })
             .await?;
         Ok(())

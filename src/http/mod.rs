@@ -101,7 +101,9 @@ impl HttpConfig {
 /// A body that can be sent again on a retry.
 #[derive(Clone)]
 pub enum Body {
-    Json(Vec<u8>),
+    /// Shared bytes: each attempt hands reqwest a reference, not a copy (an upload batch is
+    /// up to ~53 MiB of JSON, three in flight).
+    Json(hyper::body::Bytes),
     Bytes {
         content_type: &'static str,
         data: Vec<u8>,
@@ -198,7 +200,7 @@ impl Request {
     /// A JSON body. Declare secret values inside it with [`Request::secret`].
     pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Request {
         match serde_json::to_vec(body) {
-            Ok(bytes) => self.body = Some(Body::Json(bytes)),
+            Ok(bytes) => self.body = Some(Body::Json(bytes.into())),
             Err(e) => {
                 self.invalid
                     .get_or_insert_with(|| format!("request body could not be serialised: {e}"));
