@@ -53,6 +53,8 @@ const CF_WINDOW_S: f64 = 300.0;
 /// Set in the child process that runs one deploy (part 3).
 const CHILD_VAR: &str = "INTELLI_BENCH_DEPLOY_CHILD";
 const CHILD_TOKEN_VAR: &str = "INTELLI_BENCH_CF_TOKEN";
+/// Fresh deploys per site size (part 3); the summary gives each and the median.
+const UPLOAD_RUNS: usize = 3;
 
 /// The one-file change: a visible string of the example app.
 const EDIT_FILE: &str = "src/Tickets.jsx";
@@ -158,12 +160,21 @@ fn main() {
     if !uploads.is_empty() {
         println!("fresh deploy with deploy_directory:");
         println!(
-            "{:>7} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10} {:>9}",
-            "files", "MB", "wall", "files/s", "MB/s", "uploads", "CF req", "peak RSS", "RSS/site"
+            "{:>7} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10} {:>9} {:>7}",
+            "files",
+            "MB",
+            "wall",
+            "files/s",
+            "MB/s",
+            "uploads",
+            "CF req",
+            "peak RSS",
+            "RSS/site",
+            "run"
         );
-        for u in &uploads {
+        for u in uploads.iter().chain(&medians(&uploads)) {
             println!(
-                "{:>7} {:>9.1} {:>7.2}s {:>8.0} {:>9.1} {:>8} {:>8} {:>7.0} MB {:>9.2}",
+                "{:>7} {:>9.1} {:>7.2}s {:>8.0} {:>9.1} {:>8} {:>8} {:>7.0} MB {:>9.2} {:>7}",
                 u.files,
                 mb(u.bytes),
                 u.wall,
@@ -172,10 +183,38 @@ fn main() {
                 u.upload_requests,
                 u.cf_requests,
                 u.vm_hwm_kb as f64 / 1024.0,
-                (u.vm_hwm_kb * 1024) as f64 / u.bytes as f64
+                (u.vm_hwm_kb * 1024) as f64 / u.bytes as f64,
+                if u.median { "median" } else { "" }
             );
         }
     }
+}
+
+/// Per site size, a row of the medians of its runs (each column on its own).
+fn medians(rows: &[UploadRow]) -> Vec<UploadRow> {
+    let mut sizes: Vec<u64> = rows.iter().map(|r| r.files).collect();
+    sizes.dedup();
+    sizes
+        .into_iter()
+        .map(|files| {
+            let runs: Vec<&UploadRow> = rows.iter().filter(|r| r.files == files).collect();
+            let median = |f: &dyn Fn(&UploadRow) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            UploadRow {
+                files,
+                bytes: median(&|r| r.bytes as f64) as u64,
+                wall: median(&|r| r.wall),
+                bytes_uploaded: median(&|r| r.bytes_uploaded as f64) as u64,
+                upload_requests: median(&|r| r.upload_requests as f64) as u64,
+                cf_requests: median(&|r| r.cf_requests as f64) as u64,
+                vm_hwm_kb: median(&|r| r.vm_hwm_kb as f64) as u64,
+                median: true,
+            }
+        })
+        .collect()
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -736,6 +775,8 @@ struct UploadRow {
     upload_requests: u64,
     cf_requests: u64,
     vm_hwm_kb: u64,
+    /// A row of medians (see [`medians`]).
+    median: bool,
 }
 
 async fn upload_run() -> Vec<UploadRow> {
@@ -762,9 +803,15 @@ async fn upload_run() -> Vec<UploadRow> {
         .await
         .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"));
     let setup = cloudflare_client(&sim, false);
-    let sites: [(u64, u64, u64); 2] = [(2_000, 100_000_000, 1), (8_000, 400_000_000, 2)];
+    let sites: [(u64, u64); 2] = [(2_000, 100_000_000), (8_000, 400_000_000)];
     let mut rows = Vec::new();
-    for (files, bytes, seed) in sites {
+    for (seed, (files, bytes)) in sites
+        .iter()
+        .flat_map(|&s| std::iter::repeat_n(s, UPLOAD_RUNS))
+        .enumerate()
+    {
+        // A new seed per run: every run is a fresh deploy of content Cloudflare never saw.
+        let seed = seed as u64 + 1;
         let site = dir.path().join(format!("site-{seed}"));
         let t = Instant::now();
         let written = generate_site(&site, files, bytes, seed);
@@ -812,6 +859,7 @@ async fn upload_run() -> Vec<UploadRow> {
             upload_requests: cf("upload_requests"),
             cf_requests: vendor_total(&stats, Vendor::Cloudflare),
             vm_hwm_kb: result["vm_hwm_kb"].as_u64().unwrap_or(0),
+            median: false,
         };
         println!(
             "  deploy_directory     {:.2}s: {} files, {} uploaded, {} bytes; {:.0} files/s, {:.1} MB/s",
