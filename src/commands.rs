@@ -67,8 +67,8 @@ async fn make_plan(ws: &Workspace, conns: &Connections, sel: &Selection) -> Resu
         }
     };
     let (observed, sites) = tokio::join!(supabase, sites);
-    let mut observed = observed.map_err(|e| anyhow::anyhow!("observing Supabase: {e}"))?;
-    if let Some(sites) = sites.map_err(|e| anyhow::anyhow!("observing Cloudflare: {e}"))? {
+    let mut observed = observed.context("observing Supabase")?;
+    if let Some(sites) = sites.context("observing Cloudflare")? {
         for (slug, site) in sites {
             observed.clients.entry(slug).or_default().site = site;
         }
@@ -198,7 +198,7 @@ async fn apply_with(
             &Default::default(),
         )
         .await
-        .map_err(|e| anyhow::anyhow!("installing the frontend's dependencies: {e}"))?;
+        .context("installing the frontend's dependencies")?;
     }
     let waits = waits_from_env();
     let ctx = apply::Context {
@@ -326,13 +326,13 @@ async fn check_saved(
                 old.actions.len(),
                 old.actions
                     .iter()
-                    .map(apply::describe)
+                    .map(|a| plan::describe(a).headline)
                     .collect::<Vec<_>>()
                     .join(", "),
                 new.actions.len(),
                 new.actions
                     .iter()
-                    .map(apply::describe)
+                    .map(|a| plan::describe(a).headline)
                     .collect::<Vec<_>>()
                     .join(", "),
             )),

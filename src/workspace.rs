@@ -31,7 +31,8 @@ pub struct Workspace {
 impl Workspace {
     /// Load and validate; a validation failure is returned as the diagnostics' text.
     pub fn load(fleet_dir: &Path) -> Result<Workspace> {
-        let fleet = Fleet::load(fleet_dir).map_err(|d| anyhow::anyhow!("{d}"))?;
+        // The diagnostics name their files and fields: no context to add.
+        let fleet = Fleet::load(fleet_dir)?;
         let migrations = migrate::discover(&fleet.root.join(&fleet.settings.migrations.dir))?;
         let seed_path = fleet.settings.migrations.seed.clone();
         let seed_bytes = std::fs::read(fleet.root.join(&seed_path))
@@ -139,13 +140,13 @@ impl Connections {
     /// Real vendors, configured from the environment (`SUPABASE_ACCESS_TOKEN`, `SUPABASE_API_URL`,
     /// `SUPABASE_PROJECT_URL_TEMPLATE`, `INTELLI_DATABASE_URL_TEMPLATE` for the direct path).
     pub fn from_env(fleet: &Fleet, with_cloudflare: bool) -> Result<Connections> {
-        let mut config = SupabaseConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut config = SupabaseConfig::from_env().context("configuring the Supabase API")?;
         if let Ok(t) = std::env::var("SUPABASE_PROJECT_URL_TEMPLATE")
             && !t.trim().is_empty()
         {
             config.project_url_template = t;
         }
-        let supabase = SupabaseClient::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let supabase = SupabaseClient::new(config).context("configuring the Supabase API")?;
         let sql = match std::env::var("INTELLI_DATABASE_URL_TEMPLATE") {
             Ok(t) if !t.trim().is_empty() => SqlExecutor::Direct { url_template: t },
             _ => SqlExecutor::ManagementApi(supabase.clone()),
@@ -154,12 +155,12 @@ impl Connections {
             let config = crate::cloudflare::CloudflareConfig::from_env(Some(
                 &fleet.settings.cloudflare.account_id,
             ))
-            .map_err(|e| {
-                anyhow::anyhow!("{e} (or pass --skip-frontend to work on the Supabase side only)")
-            })?;
+            .context(
+                "configuring the Cloudflare API (or pass --skip-frontend to work on the Supabase side only)",
+            )?;
             Some(
                 crate::cloudflare::CloudflareClient::new(config)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                    .context("configuring the Cloudflare API")?,
             )
         } else {
             None
@@ -222,14 +223,17 @@ impl Connections {
         let mut sb = SupabaseConfig::new(SecretString::from(sim.supabase_token()));
         sb.api_url = url::Url::parse(&sim.supabase_api_url())?;
         sb.project_url_template = sim.project_url_template().to_string();
-        let supabase = SupabaseClient::new(sb).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let supabase = SupabaseClient::new(sb).context("configuring the sandbox's Supabase API")?;
         let cloudflare = if with_cloudflare {
             let mut cf = crate::cloudflare::CloudflareConfig::new(
                 SecretString::from(sim.cloudflare_token()),
                 fleet.settings.cloudflare.account_id.clone(),
             );
             cf.api_base = url::Url::parse(&sim.cloudflare_api_url())?;
-            Some(crate::cloudflare::CloudflareClient::new(cf).map_err(|e| anyhow::anyhow!("{e}"))?)
+            Some(
+                crate::cloudflare::CloudflareClient::new(cf)
+                    .context("configuring the sandbox's Cloudflare API")?,
+            )
         } else {
             None
         };

@@ -6,6 +6,7 @@
 //! that makes a project's state knowable (create, restore, wait) the client is observed and
 //! planned again before going on.
 
+pub mod error;
 pub mod report;
 pub mod site;
 
@@ -16,13 +17,16 @@ use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::fleet::{ClientSpec, Fleet};
+use crate::http::Policy;
 use crate::migrate::exec::SqlExecutor;
 use crate::migrate::{MigrationFile, sql};
 use crate::observe::supabase as observe_sb;
-use crate::plan::{Action, BucketSpec, ClientPlan, Desired, PlanOptions, plan_client};
+use crate::plan::{Action, BucketSpec, ClientPlan, Desired, PlanOptions, describe, plan_client};
 use crate::supabase::storage::Bucket;
-use crate::supabase::{ApiKeys, CreateProjectRequest, Project, SupabaseClient};
-pub use report::{ApplyReport, ClientOutcome};
+use crate::supabase::types::ProjectPhase;
+use crate::supabase::{ApiKeys, CreateProjectRequest, Project, ProjectStatus, SupabaseClient};
+pub use error::StepError;
+pub use report::{ApplyReport, ClientOutcome, Failure};
 
 /// How long to wait for slow vendor operations.
 #[derive(Debug, Clone, Copy)]
@@ -78,22 +82,18 @@ pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan], parallelism: usize) 
     ApplyReport { outcomes }
 }
 
-/// A failed step: which one, and why.
-#[derive(Debug, Clone)]
-struct StepError {
-    step: String,
-    reason: String,
-}
-
 async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
     let started = Instant::now();
     let mut outcome = ClientOutcome::new(&plan.client);
     let Some(spec) = ctx.fleet.clients.get(&plan.client) else {
-        outcome.fail("plan", "the client is no longer in the fleet files");
+        outcome.fail(
+            "plan",
+            &StepError::ask_user("the client is no longer in the fleet files"),
+        );
         return outcome;
     };
     if !plan.errors.is_empty() {
-        outcome.fail("plan", &plan.errors.join("; "));
+        outcome.fail("plan", &StepError::ask_user(plan.errors.join("; ")));
         return outcome;
     }
     let mut run = ClientRun {
@@ -104,8 +104,8 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
         built_index: None,
         outcome: &mut outcome,
     };
-    if let Err(e) = run.execute(plan.actions.clone()).await {
-        outcome.fail(&e.step, &e.reason);
+    if let Err((step, e)) = run.execute(plan.actions.clone()).await {
+        outcome.fail(&step, &e);
     }
     outcome.elapsed = started.elapsed();
     outcome
@@ -126,40 +126,39 @@ impl ClientRun<'_, '_> {
         (self.ctx.progress)(&format!("{}: {msg}", self.spec.slug));
     }
 
-    async fn execute(&mut self, mut actions: Vec<Action>) -> Result<(), StepError> {
+    /// Run the actions in order; a failure names the step it happened in.
+    async fn execute(&mut self, mut actions: Vec<Action>) -> Result<(), (String, StepError)> {
         // Re-planning happens at most once per project-level step; a bound keeps a
         // misbehaving vendor from looping us forever.
         let mut replans = 0;
         let mut queue: std::collections::VecDeque<Action> = actions.drain(..).collect();
         while let Some(action) = queue.pop_front() {
-            let label = describe(&action);
+            let label = describe(&action).headline;
             let t = Instant::now();
             self.say(&format!("{label} …"));
-            let span = tracing::info_span!("action", action = %label);
+            let span = tracing::info_span!("action", action = %label, reason = %action.reason());
             let replan = self
                 .step(&action)
                 .instrument(span)
                 .await
-                .map_err(|reason| StepError {
-                    step: label.clone(),
-                    reason,
-                })?;
+                .map_err(|e| (label.clone(), e))?;
             self.say(&format!("{label} done ({:.1}s)", t.elapsed().as_secs_f64()));
             self.outcome.done.push(label);
             if replan {
                 replans += 1;
                 if replans > 3 {
-                    return Err(StepError {
-                        step: "re-plan".into(),
-                        reason: "the project kept changing state; run apply again".into(),
-                    });
+                    return Err((
+                        "re-plan".into(),
+                        StepError::retry("the project kept changing state; run apply again"),
+                    ));
                 }
                 // The Supabase side is planned again from what now exists; the site's steps
                 // were planned to run after it and work out their values when they run.
                 let site_rest: Vec<Action> = queue.drain(..).filter(Action::is_site).collect();
                 let mut next: Vec<Action> = self
                     .replan()
-                    .await?
+                    .await
+                    .map_err(|e| ("observe after the project step".to_string(), e))?
                     .into_iter()
                     .filter(|a| !a.is_site())
                     .collect();
@@ -170,14 +169,14 @@ impl ClientRun<'_, '_> {
         Ok(())
     }
 
-    fn project_ref(&self) -> Result<&str, String> {
+    fn project_ref(&self) -> Result<&str, StepError> {
         self.project_ref.as_deref().ok_or_else(|| {
-            "no project ref (internal: a step ran before the project existed)".to_string()
+            StepError::give_up("no project ref (internal: a step ran before the project existed)")
         })
     }
 
     /// Run one action; `Ok(true)` when the client must be observed and planned again.
-    async fn step(&mut self, action: &Action) -> Result<bool, String> {
+    async fn step(&mut self, action: &Action) -> Result<bool, StepError> {
         if action.is_site() {
             self.site_step(action).await?;
             return Ok(false);
@@ -189,6 +188,7 @@ impl ClientRun<'_, '_> {
                 organization_slug,
                 region,
                 instance_size,
+                reason: _,
             } => {
                 let project = self
                     .create_project_once(name, organization_slug, region, instance_size.clone())
@@ -201,60 +201,54 @@ impl ClientRun<'_, '_> {
                 self.wait_healthy().await?;
                 Ok(true)
             }
-            Action::RestoreProject => {
-                sb.restore_project(self.project_ref()?)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            Action::RestoreProject { .. } => {
+                sb.restore_project(self.project_ref()?).await?;
                 self.wait_healthy().await?;
                 Ok(true)
             }
-            Action::PauseProject => {
-                sb.pause_project(self.project_ref()?)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            Action::PauseProject { .. } => {
+                sb.pause_project(self.project_ref()?).await?;
                 Ok(false)
             }
-            Action::DeleteProject { project_ref } => {
-                sb.delete_project(project_ref)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            Action::DeleteProject { project_ref, .. } => {
+                sb.delete_project(project_ref).await?;
                 Ok(false)
             }
             Action::UpdateAuthConfig {
                 site_url,
                 redirect_urls,
+                reason: _,
             } => {
                 let patch = crate::supabase::AuthConfigPatch {
                     site_url: Some(site_url.after.clone()),
                     uri_allow_list: Some(redirect_urls.after.clone()),
                 };
-                sb.patch_auth_config(self.project_ref()?, &patch)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                sb.patch_auth_config(self.project_ref()?, &patch).await?;
                 Ok(false)
             }
-            Action::CreateBucket { bucket } => {
+            Action::CreateBucket { bucket, .. } => {
                 let storage = self.storage().await?;
                 match storage.create_bucket(&to_bucket(bucket)).await {
                     Ok(()) => {}
-                    // Created by a concurrent run or a lost answer: make its settings ours.
-                    Err(e) if e.kind() == crate::http::ErrorKind::AlreadyExists => storage
-                        .update_bucket(&to_bucket(bucket))
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    Err(e) => return Err(e.to_string()),
+                    // The documented follow-up of `CreateBucket`: created by a concurrent run or
+                    // a lost answer, so its settings are made the planned ones.
+                    Err(e) if e.kind() == crate::http::ErrorKind::AlreadyExists => {
+                        self.say(&format!(
+                            "  bucket {} exists already; setting it as planned",
+                            bucket.name
+                        ));
+                        storage.update_bucket(&to_bucket(bucket)).await?
+                    }
+                    Err(e) => return Err(e.into()),
                 }
                 Ok(false)
             }
             Action::UpdateBucket { after, .. } => {
                 let storage = self.storage().await?;
-                storage
-                    .update_bucket(&to_bucket(after))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                storage.update_bucket(&to_bucket(after)).await?;
                 Ok(false)
             }
-            Action::ApplyMigrations { versions } => {
+            Action::ApplyMigrations { versions, .. } => {
                 let project_ref = self.project_ref()?.to_string();
                 for v in versions {
                     let file = self
@@ -263,7 +257,9 @@ impl ClientRun<'_, '_> {
                         .iter()
                         .find(|f| &f.version == v)
                         .ok_or_else(|| {
-                            format!("migration {v} is in the plan but its file is gone")
+                            StepError::give_up(format!(
+                                "migration {v} is in the plan but its file is gone"
+                            ))
                         })?;
                     let t = Instant::now();
                     match self
@@ -280,17 +276,22 @@ impl ClientRun<'_, '_> {
                         Err(e) if e.already_applied() => self.say(&format!(
                             "  migration {v} was applied by another run; skipped"
                         )),
-                        Err(e) => return Err(format!("migration {}: {e}", file.path.display())),
+                        Err(e) => {
+                            return Err(StepError::sql(
+                                format!("migration {}", file.path.display()),
+                                e,
+                            ));
+                        }
                     }
                 }
                 Ok(false)
             }
-            Action::ApplySeed { path, sha256 } => {
+            Action::ApplySeed { path, sha256, .. } => {
                 let project_ref = self.project_ref()?.to_string();
                 if *sha256 != self.ctx.desired.seed_sha256 {
-                    return Err(format!(
+                    return Err(StepError::give_up(format!(
                         "{path} changed since the plan was made; plan again"
-                    ));
+                    )));
                 }
                 let settings = crate::migrate::seed_settings(self.spec);
                 let text = sql::apply_seed(self.ctx.seed_sql, path, sha256, &settings);
@@ -299,7 +300,7 @@ impl ClientRun<'_, '_> {
                     Err(e) if e.already_applied() => {
                         self.say("  seed was applied by another run; skipped")
                     }
-                    Err(e) => return Err(format!("seed {path}: {e}")),
+                    Err(e) => return Err(StepError::sql(format!("seed {path}"), e)),
                 }
                 Ok(false)
             }
@@ -325,26 +326,19 @@ impl ClientRun<'_, '_> {
         org: &str,
         region: &str,
         instance_size: Option<String>,
-    ) -> Result<Project, String> {
+    ) -> Result<Project, StepError> {
         let sb = self.ctx.supabase;
-        let find_one = |found: Vec<Project>| -> Result<Option<Project>, String> {
-            let live: Vec<Project> = found
-                .into_iter()
-                .filter(|p| !is_gone(p.status.as_str()))
-                .collect();
+        let find_one = |found: Vec<Project>| -> Result<Option<Project>, StepError> {
+            let live: Vec<Project> = found.into_iter().filter(|p| !p.status.is_gone()).collect();
             match live.len() {
                 0 => Ok(None),
                 1 => Ok(live.into_iter().next()),
-                n => Err(format!(
+                n => Err(StepError::ask_user(format!(
                     "{n} projects are named {name}; pin the right one with project_ref"
-                )),
+                ))),
             }
         };
-        if let Some(p) = find_one(
-            sb.find_projects_by_name(org, name)
-                .await
-                .map_err(|e| e.to_string())?,
-        )? {
+        if let Some(p) = find_one(sb.find_projects_by_name(org, name).await?)? {
             return Ok(p);
         }
         let req = CreateProjectRequest {
@@ -361,7 +355,7 @@ impl ClientRun<'_, '_> {
                     "  create {name}: {e}; looking it up before trying again"
                 ));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
         let deadline = Instant::now() + self.ctx.waits.ambiguous_lookup;
         loop {
@@ -374,53 +368,62 @@ impl ClientRun<'_, '_> {
                         return Ok(p);
                     }
                 }
-                Err(e) if e.policy() == crate::http::Policy::Retry => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) if e.policy() == Policy::Retry => {}
+                Err(e) => return Err(e.into()),
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(StepError::retry(format!(
                     "the answer to creating {name} was lost and the project has not appeared after {}s; \
                      nothing was sent twice — run apply again (it looks the project up first)",
                     self.ctx.waits.ambiguous_lookup.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(self.ctx.waits.poll).await;
         }
     }
 
-    async fn wait_healthy(&self) -> Result<(), String> {
+    async fn wait_healthy(&self) -> Result<(), StepError> {
         let project_ref = self.project_ref()?.to_string();
         let deadline = Instant::now() + self.ctx.waits.healthy_timeout;
-        let mut last = String::new();
+        let mut last: Option<ProjectStatus> = None;
         loop {
             match self.ctx.supabase.get_project(&project_ref).await {
                 Ok(Some(p)) => {
-                    let status = p.status.as_str().to_string();
                     // The project's status turns healthy before each service is ready; the
                     // vendor's platform guide says to wait for the services used next.
-                    if p.status.is_healthy() && self.services_ready(&project_ref).await {
-                        return Ok(());
+                    match p.status.phase() {
+                        ProjectPhase::Healthy => {
+                            if self.services_ready(&project_ref).await {
+                                return Ok(());
+                            }
+                        }
+                        ProjectPhase::Failed | ProjectPhase::Gone => {
+                            return Err(StepError::ask_user(format!(
+                                "project {project_ref} is {}",
+                                p.status
+                            )));
+                        }
+                        ProjectPhase::Starting | ProjectPhase::Paused => {}
                     }
-                    if matches!(
-                        status.as_str(),
-                        "INIT_FAILED" | "RESTORE_FAILED" | "REMOVED" | "PAUSE_FAILED"
-                    ) {
-                        return Err(format!("project {project_ref} is {status}"));
-                    }
-                    if status != last {
-                        self.say(&format!("  project {project_ref} is {status}; waiting"));
-                        last = status;
+                    if last.as_ref() != Some(&p.status) {
+                        self.say(&format!("  project {project_ref} is {}; waiting", p.status));
+                        last = Some(p.status);
                     }
                 }
-                Ok(None) => return Err(format!("project {project_ref} disappeared")),
-                Err(e) if e.policy() == crate::http::Policy::Retry => {}
-                Err(e) => return Err(e.to_string()),
+                Ok(None) => {
+                    return Err(StepError::give_up(format!(
+                        "project {project_ref} disappeared"
+                    )));
+                }
+                Err(e) if e.policy() == Policy::Retry => {}
+                Err(e) => return Err(e.into()),
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "project {project_ref} was not ACTIVE_HEALTHY after {}s (last status {last}); run apply again later",
-                    self.ctx.waits.healthy_timeout.as_secs()
-                ));
+                return Err(StepError::retry(format!(
+                    "project {project_ref} was not ACTIVE_HEALTHY after {}s (last status {}); run apply again later",
+                    self.ctx.waits.healthy_timeout.as_secs(),
+                    last.as_ref().map_or("unknown", ProjectStatus::as_str)
+                )));
             }
             tokio::time::sleep(self.ctx.waits.poll).await;
         }
@@ -441,18 +444,13 @@ impl ClientRun<'_, '_> {
     }
 
     async fn replan(&mut self) -> Result<Vec<Action>, StepError> {
-        let fail = |reason: String| StepError {
-            step: "observe after the project step".into(),
-            reason,
-        };
-        let project_ref = self.project_ref().map_err(fail)?.to_string();
+        let project_ref = self.project_ref()?.to_string();
         let project = self
             .ctx
             .supabase
             .get_project(&project_ref)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .ok_or_else(|| fail(format!("project {project_ref} disappeared")))?;
+            .await?
+            .ok_or_else(|| StepError::give_up(format!("project {project_ref} disappeared")))?;
         let observed = observe_sb::observe_client(
             self.ctx.supabase,
             self.ctx.sql,
@@ -464,33 +462,29 @@ impl ClientRun<'_, '_> {
         .await;
         let plan = plan_client(self.ctx.desired, self.spec, &observed, self.ctx.options);
         if !plan.errors.is_empty() {
-            return Err(fail(plan.errors.join("; ")));
+            return Err(StepError::ask_user(plan.errors.join("; ")));
         }
         Ok(plan.actions)
     }
 
     /// The project's API keys, read once per client run.
-    async fn keys(&mut self) -> Result<ApiKeys, String> {
-        let project_ref = self.project_ref()?.to_string();
-        if self.keys.is_none() {
-            let keys = self
-                .ctx
-                .supabase
-                .api_keys(&project_ref)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.keys = Some(keys);
+    async fn keys(&mut self) -> Result<ApiKeys, StepError> {
+        if let Some(keys) = &self.keys {
+            return Ok(keys.clone());
         }
-        self.keys.clone().ok_or_else(|| "no API keys".to_string())
+        let project_ref = self.project_ref()?.to_string();
+        let keys = self.ctx.supabase.api_keys(&project_ref).await?;
+        self.keys = Some(keys.clone());
+        Ok(keys)
     }
 
-    async fn storage(&mut self) -> Result<crate::supabase::storage::StorageClient, String> {
+    async fn storage(&mut self) -> Result<crate::supabase::storage::StorageClient, StepError> {
         let project_ref = self.project_ref()?.to_string();
         let keys = self.keys().await?;
-        self.ctx
+        Ok(self
+            .ctx
             .supabase
-            .storage(&project_ref, &keys.service_role)
-            .map_err(|e| e.to_string())
+            .storage(&project_ref, &keys.service_role)?)
     }
 }
 
@@ -502,11 +496,6 @@ fn to_bucket(b: &BucketSpec) -> Bucket {
     bucket
 }
 
-/// Statuses of a project that is gone or going: such a project is not the client's.
-pub fn is_gone(status: &str) -> bool {
-    matches!(status, "REMOVED" | "GOING_DOWN")
-}
-
 /// A strong random database password. It is sent once, in the create request, and never
 /// printed, logged or stored: an operator who needs it resets it in the Supabase dashboard.
 fn new_db_password() -> SecretString {
@@ -515,27 +504,4 @@ fn new_db_password() -> SecretString {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     ))
-}
-
-/// A short description of an action for progress and the summary.
-pub fn describe(a: &Action) -> String {
-    match a {
-        Action::CreateProject { name, region, .. } => format!("create project {name} ({region})"),
-        Action::WaitUntilHealthy { status } => format!("wait for the project ({status})"),
-        Action::RestoreProject => "restore project".into(),
-        Action::PauseProject => "pause project".into(),
-        Action::DeleteProject { project_ref } => format!("delete project {project_ref}"),
-        Action::UpdateAuthConfig { .. } => "update auth settings".into(),
-        Action::CreateBucket { bucket } => format!("create bucket {}", bucket.name),
-        Action::UpdateBucket { after, .. } => format!("update bucket {}", after.name),
-        Action::ApplyMigrations { versions } => format!("apply {} migration(s)", versions.len()),
-        Action::ApplySeed { path, .. } => format!("seed {path}"),
-        Action::CreatePagesProject { name, .. } => format!("create Pages project {name}"),
-        Action::UpdatePagesProject { name, .. } => format!("update Pages project {name}"),
-        Action::Deploy { project, .. } => format!("build and deploy {project}"),
-        Action::AddDomain { domain, .. } => format!("attach domain {domain}"),
-        Action::UpsertDnsRecord { name, .. } => format!("DNS record {name}"),
-        Action::WaitForDomain { domain, .. } => format!("wait for {domain}"),
-        Action::DeleteSite { project, .. } => format!("delete site {project}"),
-    }
 }

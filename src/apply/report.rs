@@ -3,12 +3,24 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::error::{StepError, advice};
+use crate::http::Policy;
+
+/// The step that failed, why, and what should happen next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub step: String,
+    /// The error with its causes, on one line.
+    pub error: String,
+    pub policy: Policy,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientOutcome {
     pub client: String,
     pub done: Vec<String>,
     /// The step that failed and why; `None` when every step completed.
-    pub failed: Option<(String, String)>,
+    pub failed: Option<Failure>,
     /// States worth reporting that are not failures (a domain still validating).
     pub notes: Vec<String>,
     pub elapsed: Duration,
@@ -24,8 +36,12 @@ impl ClientOutcome {
             elapsed: Duration::ZERO,
         }
     }
-    pub fn fail(&mut self, step: &str, reason: &str) {
-        self.failed = Some((step.to_string(), reason.to_string()));
+    pub fn fail(&mut self, step: &str, error: &StepError) {
+        self.failed = Some(Failure {
+            step: step.to_string(),
+            error: error.chain(),
+            policy: error.policy(),
+        });
     }
 }
 
@@ -58,7 +74,10 @@ impl ApplyReport {
             let (result, detail) = match &o.failed {
                 None if o.done.is_empty() => ("ok", "no changes".to_string()),
                 None => ("ok", o.notes.join("; ")),
-                Some((step, reason)) => ("FAILED", format!("{step}: {reason}")),
+                Some(f) => (
+                    "FAILED",
+                    format!("{}: {} [{}]", f.step, f.error, advice(f.policy)),
+                ),
             };
             let _ = writeln!(
                 out,

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 use super::ClientRun;
+use super::error::StepError;
+use crate::cloudflare::types::DomainStatus;
 use crate::cloudflare::{DeployMeta, DnsFilters, DnsRecordInput, DnsRecordPatch};
 use crate::frontend::{self, Fingerprint};
-use crate::http::ErrorKind;
-use crate::observe::cloudflare::{active_comment, owned_by, owner_comment};
+use crate::http::{ErrorKind, Policy};
 use crate::plan::Action;
+use crate::plan::ownership::{active_comment, owned_by, owner_comment};
 
 /// What the site steps need beyond the Supabase side.
 pub struct SiteContext<'a> {
@@ -28,13 +30,13 @@ pub struct SiteContext<'a> {
 }
 
 impl ClientRun<'_, '_> {
-    pub(super) fn site(&self) -> Result<&SiteContext<'_>, String> {
+    pub(super) fn site(&self) -> Result<&SiteContext<'_>, StepError> {
         self.ctx.site.as_ref().ok_or_else(|| {
-            "the Cloudflare side is not configured (CLOUDFLARE_API_TOKEN)".to_string()
+            StepError::ask_user("the Cloudflare side is not configured (CLOUDFLARE_API_TOKEN)")
         })
     }
 
-    pub(super) async fn site_step(&mut self, action: &Action) -> Result<(), String> {
+    pub(super) async fn site_step(&mut self, action: &Action) -> Result<(), StepError> {
         let site = self.site()?;
         let cf = site.cloudflare;
         let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
@@ -42,31 +44,35 @@ impl ClientRun<'_, '_> {
             Action::CreatePagesProject {
                 name,
                 production_branch,
+                reason: _,
             } => match cf.create_project(name, production_branch).await {
                 Ok(_) => Ok(()),
                 // Created by a concurrent run or a lost answer: it is there, which is the goal.
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             },
             Action::UpdatePagesProject {
                 name,
                 production_branch,
-            } => cf
+                reason: _,
+            } => Ok(cf
                 .patch_project(name, &production_branch.after)
                 .await
-                .map(drop)
-                .map_err(|e| e.to_string()),
+                .map(drop)?),
             Action::Deploy { project, .. } => self.build_and_deploy(project, &branch).await,
-            Action::AddDomain { project, domain } => match cf.add_domain(project, domain).await {
+            Action::AddDomain {
+                project, domain, ..
+            } => match cf.add_domain(project, domain).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             },
             Action::UpsertDnsRecord { name, .. } => self.upsert_dns(name).await,
             Action::WaitForDomain { domain, .. } => self.wait_for_domain(domain).await,
             Action::DeleteSite {
                 project,
                 dns_record,
+                reason: _,
             } => {
                 if let Some(name) = dns_record {
                     let zone_id = self.zone_id().await?;
@@ -74,28 +80,35 @@ impl ClientRun<'_, '_> {
                         name: Some(name.clone()),
                         ..DnsFilters::default()
                     };
-                    let records = cf
-                        .list_dns_records(&zone_id, &filters)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let records = cf.list_dns_records(&zone_id, &filters).await?;
                     for rec in records
                         .iter()
                         .filter(|r| owned_by(r.comment.as_deref(), &self.spec.slug))
                     {
-                        cf.delete_dns_record(&zone_id, &rec.id)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        cf.delete_dns_record(&zone_id, &rec.id).await?;
                     }
                 }
-                cf.delete_project(project).await.map_err(|e| e.to_string())
+                Ok(cf.delete_project(project).await?)
             }
-            other => Err(format!("not a site action: {other:?}")),
+            Action::CreateProject { .. }
+            | Action::WaitUntilHealthy { .. }
+            | Action::RestoreProject { .. }
+            | Action::PauseProject { .. }
+            | Action::DeleteProject { .. }
+            | Action::UpdateAuthConfig { .. }
+            | Action::CreateBucket { .. }
+            | Action::UpdateBucket { .. }
+            | Action::ApplyMigrations { .. }
+            | Action::ApplySeed { .. } => Err(StepError::give_up(format!(
+                "internal: `{}` is not a site action",
+                crate::plan::describe(action)
+            ))),
         }
     }
 
     /// Build with the client's values in the child's environment, then deploy with wrangler's
     /// protocol; the fingerprint goes into the deployment's metadata.
-    async fn build_and_deploy(&mut self, project: &str, branch: &str) -> Result<(), String> {
+    async fn build_and_deploy(&mut self, project: &str, branch: &str) -> Result<(), StepError> {
         let project_ref = self.project_ref()?.to_string();
         let keys = self.keys().await?;
         let anon = keys.anon.clone();
@@ -103,7 +116,7 @@ impl ClientRun<'_, '_> {
             .ctx
             .fleet
             .resolve_env(self.spec, |n| std::env::var(n).ok())
-            .map_err(|d| d.to_string())?;
+            .map_err(|d| StepError::local("the client's build-time values", Policy::AskUser, d))?;
         let url = self.ctx.supabase.project_url(&project_ref);
         let fingerprint = Fingerprint {
             sources: self.site()?.source_digest.clone(),
@@ -130,11 +143,15 @@ impl ClientRun<'_, '_> {
         let out = tempfile::Builder::new()
             .prefix(&format!("intelli-build-{}-", self.spec.slug))
             .tempdir()
-            .map_err(|e| format!("creating a build directory: {e}"))?;
+            .map_err(|e| StepError::local("creating a build directory", Policy::Retry, e))?;
         let out_dir = out.path().join("site");
         {
             let site = self.site()?;
-            let _permit = site.builds.acquire().await.map_err(|e| e.to_string())?;
+            let _permit = site
+                .builds
+                .acquire()
+                .await
+                .map_err(|e| StepError::local("waiting for a build slot", Policy::GiveUp, e))?;
             let t = Instant::now();
             frontend::build::build_client(
                 &frontend_dir,
@@ -144,7 +161,7 @@ impl ClientRun<'_, '_> {
                 &out_dir,
             )
             .await
-            .map_err(|e| format!("build failed: {e}"))?;
+            .map_err(|e| StepError::local("build failed", Policy::GiveUp, e))?;
             self.say(&format!("  built in {:.1}s", t.elapsed().as_secs_f64()));
         }
         self.built_index = std::fs::read(out_dir.join("index.html")).ok();
@@ -158,7 +175,7 @@ impl ClientRun<'_, '_> {
             .cloudflare
             .deploy_directory(project, &out_dir, meta)
             .await
-            .map_err(|e| format!("deploy failed: {e}"))?;
+            .map_err(|e| StepError::local("deploy failed", e.policy(), e))?;
         self.say(&format!(
             "  deployed {}: {} file(s), {} uploaded ({} bytes)",
             outcome.deployment.id,
@@ -172,42 +189,37 @@ impl ClientRun<'_, '_> {
         Ok(())
     }
 
-    async fn zone_id(&self) -> Result<String, String> {
+    async fn zone_id(&self) -> Result<String, StepError> {
         let zone = &self.ctx.fleet.settings.cloudflare.zone;
         self.site()?
             .cloudflare
             .find_zone(zone)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .map(|z| z.id)
-            .ok_or_else(|| format!("zone {zone} is not visible to this token"))
+            .ok_or_else(|| StepError::ask_user(format!("zone {zone} is not visible to this token")))
     }
 
-    async fn upsert_dns(&self, name: &str) -> Result<(), String> {
+    async fn upsert_dns(&self, name: &str) -> Result<(), StepError> {
         let cf = self.site()?.cloudflare;
         let target = cf
             .get_project(&self.spec.pages_project)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .map(|p| p.subdomain)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                format!(
+                StepError::retry(format!(
                     "Pages project {} has no subdomain yet",
                     self.spec.pages_project
-                )
+                ))
             })?;
         let zone_id = self.zone_id().await?;
         let filters = DnsFilters {
             name: Some(name.to_string()),
             ..DnsFilters::default()
         };
-        let existing = cf
-            .list_dns_records(&zone_id, &filters)
-            .await
-            .map_err(|e| e.to_string())?;
+        let existing = cf.list_dns_records(&zone_id, &filters).await?;
         match existing.first() {
-            None => cf
+            None => Ok(cf
                 .create_dns_record(
                     &zone_id,
                     &DnsRecordInput::proxied_cname(
@@ -217,13 +229,12 @@ impl ClientRun<'_, '_> {
                     ),
                 )
                 .await
-                .map(drop)
-                .map_err(|e| e.to_string()),
+                .map(drop)?),
             Some(rec) => {
                 if !owned_by(rec.comment.as_deref(), &self.spec.slug) && !self.spec.take_over_dns {
-                    return Err(format!(
+                    return Err(StepError::ask_user(format!(
                         "DNS record {name} exists and intelli does not own it (set take_over_dns: true to replace it)"
-                    ));
+                    )));
                 }
                 let patch = DnsRecordPatch {
                     record_type: Some("CNAME".into()),
@@ -232,17 +243,17 @@ impl ClientRun<'_, '_> {
                     comment: Some(owner_comment(&self.spec.slug)),
                     ..DnsRecordPatch::default()
                 };
-                cf.patch_dns_record(&zone_id, &rec.id, &patch)
+                Ok(cf
+                    .patch_dns_record(&zone_id, &rec.id, &patch)
                     .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
+                    .map(drop)?)
             }
         }
     }
 
     /// Poll until active, re-triggering validation when it stalls. A timeout is reported as a
     /// state (validation/TLS pending), not a failure: the next plan picks it up.
-    async fn wait_for_domain(&mut self, domain: &str) -> Result<(), String> {
+    async fn wait_for_domain(&mut self, domain: &str) -> Result<(), StepError> {
         let (cf, timeout) = {
             let s = self.site()?;
             (s.cloudflare, s.domain_timeout)
@@ -252,10 +263,7 @@ impl ClientRun<'_, '_> {
         let mut last = String::new();
         let mut retriggered = false;
         loop {
-            let d = cf
-                .get_domain(&project, domain)
-                .await
-                .map_err(|e| e.to_string())?;
+            let d = cf.get_domain(&project, domain).await?;
             let status = d
                 .as_ref()
                 .map(|d| d.status.as_str().to_string())
@@ -274,7 +282,7 @@ impl ClientRun<'_, '_> {
                 return Ok(());
             }
             // A domain stuck in an error state gets its validation restarted once.
-            if !retriggered && matches!(status.as_str(), "error" | "blocked" | "deactivated") {
+            if !retriggered && d.as_ref().is_some_and(|d| stuck(&d.status)) {
                 let _ = cf.retry_domain(&project, domain).await;
                 retriggered = true;
             }
@@ -302,37 +310,54 @@ impl ClientRun<'_, '_> {
     }
 
     /// Fetch the site and compare its index.html with what this run built.
-    async fn health_check(&self, domain: &str) -> Result<(), String> {
+    async fn health_check(&self, domain: &str) -> Result<(), StepError> {
         let site = self.site()?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| StepError::local("health check client", Policy::GiveUp, e))?;
         let req = match &site.probe_base {
             Some(base) => client
                 .get(format!("{}/", base.trim_end_matches('/')))
                 .header("host", domain),
             None => client.get(format!("https://{domain}/")),
         };
+        let what = || format!("health check of {domain}");
         let resp = req
             .send()
             .await
-            .map_err(|e| format!("health check of {domain}: {e}"))?;
+            .map_err(|e| StepError::local(what(), Policy::Retry, e))?;
         if !resp.status().is_success() {
-            return Err(format!("health check of {domain}: HTTP {}", resp.status()));
+            return Err(StepError::retry(format!(
+                "{}: HTTP {}",
+                what(),
+                resp.status()
+            )));
         }
         let body = resp
             .bytes()
             .await
-            .map_err(|e| format!("health check of {domain}: {e}"))?;
+            .map_err(|e| StepError::local(what(), Policy::Retry, e))?;
         if let Some(built) = &self.built_index
             && built.as_slice() != body.as_ref()
         {
-            return Err(format!(
-                "health check of {domain}: the served index.html is not the one just deployed"
-            ));
+            return Err(StepError::retry(format!(
+                "{}: the served index.html is not the one just deployed",
+                what()
+            )));
         }
         self.say(&format!("  {domain} serves the site"));
         Ok(())
+    }
+}
+
+/// A domain state that waiting alone will not end: its validation is restarted once.
+fn stuck(status: &DomainStatus) -> bool {
+    match status {
+        DomainStatus::Error | DomainStatus::Blocked | DomainStatus::Deactivated => true,
+        DomainStatus::Initializing
+        | DomainStatus::Pending
+        | DomainStatus::Active
+        | DomainStatus::Unknown(_) => false,
     }
 }

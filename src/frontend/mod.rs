@@ -159,24 +159,30 @@ impl Fingerprint {
     }
 
     /// Why a live deployment recorded as `(sources, env)` is not this fingerprint, if it is not.
-    pub fn stale_reason(&self, live: Option<&(String, String)>) -> Option<String> {
+    pub fn stale_reason(&self, live: Option<&(String, String)>) -> Option<Staleness> {
         let short = |s: &str| s[..16.min(s.len())].to_string();
-        match live {
-            None => {
-                Some("the live deployment was not made by intelli (or has no fingerprint)".into())
-            }
-            Some((src, env)) => {
-                let src_changed = *src != short(&self.sources);
-                let env_changed = *env != short(&self.env);
-                match (src_changed, env_changed) {
-                    (false, false) => None,
-                    (true, false) => Some("frontend sources changed".into()),
-                    (false, true) => Some("build-time values changed".into()),
-                    (true, true) => Some("frontend sources and build-time values changed".into()),
-                }
-            }
+        let Some((src, env)) = live else {
+            return Some(Staleness::NoFingerprint);
+        };
+        let src_changed = *src != short(&self.sources);
+        let env_changed = *env != short(&self.env);
+        match (src_changed, env_changed) {
+            (false, false) => None,
+            (true, false) => Some(Staleness::Sources),
+            (false, true) => Some(Staleness::Values),
+            (true, true) => Some(Staleness::SourcesAndValues),
         }
     }
+}
+
+/// Why a live deployment is not the current build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+    /// The live deployment was not made by intelli, or carries no fingerprint.
+    NoFingerprint,
+    Sources,
+    Values,
+    SourcesAndValues,
 }
 
 #[cfg(test)]
@@ -195,10 +201,7 @@ mod tests {
             sources: "c".repeat(64),
             env: "b".repeat(64),
         };
-        assert_eq!(
-            changed.stale_reason(Some(&live)).as_deref(),
-            Some("frontend sources changed")
-        );
+        assert_eq!(changed.stale_reason(Some(&live)), Some(Staleness::Sources));
         assert!(Fingerprint::parse("manual deploy from laptop").is_none());
         assert_eq!(fp.commit_hash().len(), 40);
     }

@@ -7,6 +7,9 @@
 
 use serde_json::Value;
 
+use tokio_postgres::error::SqlState;
+
+use crate::http::Policy;
 use crate::supabase::SupabaseClient;
 
 /// How to reach each client's database.
@@ -24,19 +27,57 @@ pub enum SqlExecutor {
 #[error("{message}")]
 pub struct SqlError {
     pub message: String,
-    /// Whether the database itself rejected the SQL (as opposed to not being reachable).
-    pub from_database: bool,
+    /// The SQLSTATE, when the database itself rejected the SQL (as opposed to not being
+    /// reachable).
+    pub code: Option<SqlState>,
+    /// What to do about it: a rejected statement is permanent, an unreachable database is not.
+    pub policy: Policy,
 }
 
 impl SqlError {
     /// True when a concurrent run recorded the same migration or seed first (see `sql`).
     pub fn already_applied(&self) -> bool {
-        self.message.contains(super::sql::ALREADY_APPLIED)
+        self.code.as_ref().map(SqlState::code) == Some(super::sql::ALREADY_APPLIED_SQLSTATE)
     }
-    /// True when the SQL referenced a table that does not exist (SQLSTATE 42P01).
+    /// True when the SQL referenced a table (or its schema) that does not exist.
     pub fn missing_relation(&self) -> bool {
-        self.message.contains("does not exist")
+        self.code
+            .as_ref()
+            .is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME)
     }
+    /// Whether the database itself rejected the SQL.
+    pub fn from_database(&self) -> bool {
+        self.code.is_some()
+    }
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// From the Management API: a rejected statement's SQLSTATE is only in the vendor's
+    /// message (`Failed to run sql query: ERROR:  42P01: relation … does not exist`).
+    fn from_api(e: &crate::http::Error) -> SqlError {
+        let code = if e.kind() == crate::http::ErrorKind::Sql {
+            e.message().and_then(sqlstate_in_message)
+        } else {
+            None
+        };
+        SqlError {
+            message: e.to_string(),
+            code,
+            policy: e.policy(),
+        }
+    }
+}
+
+/// The SQLSTATE in a Postgres-formatted message: five digits or capitals after `ERROR:`.
+fn sqlstate_in_message(message: &str) -> Option<SqlState> {
+    let rest = message.split_once("ERROR:")?.1.trim_start();
+    let (code, _) = rest.split_once(':')?;
+    (code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()))
+    .then(|| SqlState::from_code(code))
 }
 
 impl SqlExecutor {
@@ -44,25 +85,33 @@ impl SqlExecutor {
     /// Column values may arrive as JSON or as text, depending on the path: use [`json_column`].
     pub async fn run(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, SqlError> {
         match self {
-            SqlExecutor::ManagementApi(client) => {
-                client.query(project_ref, sql).await.map_err(|e| SqlError {
-                    from_database: e.kind() == crate::http::ErrorKind::Sql,
-                    message: e.to_string(),
-                })
-            }
+            SqlExecutor::ManagementApi(client) => client
+                .query(project_ref, sql)
+                .await
+                .map_err(|e| SqlError::from_api(&e)),
             SqlExecutor::Direct { url_template } => {
                 let url = url_template.replace("{ref}", project_ref);
                 check_plaintext_allowed(&url)?;
                 let db = crate::pg::connect(&url).await.map_err(|e| SqlError {
                     message: format!("{e:#}"),
-                    from_database: false,
+                    code: None,
+                    policy: Policy::Retry,
                 })?;
-                let messages = db.simple_query(sql).await.map_err(|e| SqlError {
-                    message: e
-                        .as_db_error()
-                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
-                    from_database: e.as_db_error().is_some(),
-                })?;
+                let messages = db
+                    .simple_query(sql)
+                    .await
+                    .map_err(|e| match e.as_db_error() {
+                        Some(d) => SqlError {
+                            message: d.message().to_string(),
+                            code: Some(d.code().clone()),
+                            policy: Policy::GiveUp,
+                        },
+                        None => SqlError {
+                            message: e.to_string(),
+                            code: None,
+                            policy: Policy::Retry,
+                        },
+                    })?;
                 Ok(rows_as_json(messages))
             }
         }
@@ -81,10 +130,7 @@ impl SqlExecutor {
             SqlExecutor::ManagementApi(client) => client
                 .query_read_only(project_ref, sql)
                 .await
-                .map_err(|e| SqlError {
-                    from_database: e.kind() == crate::http::ErrorKind::Sql,
-                    message: e.to_string(),
-                }),
+                .map_err(|e| SqlError::from_api(&e)),
             SqlExecutor::Direct { .. } => {
                 self.run(project_ref, &format!("set transaction read only;\n{sql}"))
                     .await
@@ -112,7 +158,8 @@ fn check_plaintext_allowed(url: &str) -> Result<(), SqlError> {
              use the Management API path (unset INTELLI_DATABASE_URL_TEMPLATE) or, on a trusted network, \
              set INTELLI_ALLOW_PLAINTEXT_DB=1"
         ),
-        from_database: false,
+        code: None,
+        policy: Policy::AskUser,
     })
 }
 
@@ -151,5 +198,25 @@ pub fn json_column(row: &Value, name: &str) -> Option<Value> {
         Value::String(s) => serde_json::from_str(s).ok(),
         Value::Null => None,
         other => Some(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstate_is_read_from_the_vendor_message() {
+        let code = |m: &str| sqlstate_in_message(m).map(|c| c.code().to_string());
+        assert_eq!(
+            code("Failed to run sql query: ERROR:  42P01: relation \"x\" does not exist"),
+            Some("42P01".into())
+        );
+        assert_eq!(
+            code("Failed to run sql query: ERROR:  IA001: intelli: already applied: 1"),
+            Some(super::super::sql::ALREADY_APPLIED_SQLSTATE.into())
+        );
+        assert_eq!(code("Failed to run sql query: connection reset"), None);
+        assert_eq!(code("ERROR: syntax error: near x"), None);
     }
 }

@@ -140,9 +140,13 @@ pub fn apply_seed(seed_sql: &str, path: &str, sha256: &str, settings: &[(&str, S
 /// Marker in the error raised when a concurrent run got there first.
 pub const ALREADY_APPLIED: &str = "intelli: already applied";
 
+/// The SQLSTATE of that error, which is how it is recognised (`IA`: a class of intelli's own,
+/// outside the classes Postgres uses).
+pub const ALREADY_APPLIED_SQLSTATE: &str = "IA001";
+
 fn already_applied_guard(exists_query: &str, key: &str) -> String {
     format!(
-        "do $guard$ begin if exists ({exists_query}{k}) then raise exception '{ALREADY_APPLIED}: %', {k}; end if; end $guard$;",
+        "do $guard$ begin if exists ({exists_query}{k}) then raise exception '{ALREADY_APPLIED}: %', {k} using errcode = '{ALREADY_APPLIED_SQLSTATE}'; end if; end $guard$;",
         k = literal(key)
     )
 }

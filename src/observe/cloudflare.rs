@@ -11,23 +11,10 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 
 use super::model::{ObservedDns, ObservedPages, ObservedSite};
+use crate::cloudflare::types::DomainStatus;
 use crate::cloudflare::{CloudflareClient, DnsFilters, DnsRecord};
 use crate::fleet::{ClientSpec, Fleet};
-
-/// The comment intelli puts on the DNS records it owns.
-pub fn owner_comment(client: &str) -> String {
-    format!("managed by intelli: {client}")
-}
-
-/// The comment once the custom domain has been seen active.
-pub fn active_comment(client: &str) -> String {
-    format!("managed by intelli: {client}; domain active")
-}
-
-/// Whether `comment` marks a record as intelli's for `client`.
-pub fn owned_by(comment: Option<&str>, client: &str) -> bool {
-    comment.is_some_and(|c| c == owner_comment(client) || c == active_comment(client))
-}
+use crate::plan::ownership;
 
 /// The sites of `selected` clients. A listing failure is returned as an error: without the
 /// listings nothing about any site is known.
@@ -84,12 +71,12 @@ pub async fn observe(
             let known_active = site
                 .dns
                 .as_ref()
-                .is_some_and(|d| d.comment.as_deref() == Some(active_comment(&spec.slug).as_str()));
+                .is_some_and(|d| ownership::marked_active(d.comment.as_deref(), &spec.slug));
             if attached && known_active {
-                site.domain_status = Some("active".into());
+                site.domain_status = Some(DomainStatus::Active);
             } else if attached {
                 match cf.get_domain(&spec.pages_project, &spec.domain).await {
-                    Ok(Some(d)) => site.domain_status = Some(d.status.as_str().to_string()),
+                    Ok(Some(d)) => site.domain_status = Some(d.status),
                     Ok(None) => {}
                     Err(e) => site.error = Some(format!("reading domain {}: {e}", spec.domain)),
                 }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::cloudflare::types::DomainStatus;
 use crate::migrate::history::AppliedMigration;
+use crate::supabase::types::ProjectStatus;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ObservedFleet {
@@ -52,7 +54,8 @@ pub struct ObservedSite {
     /// The CNAME for the client's domain in the fleet's zone, if any record has that name.
     pub dns: Option<ObservedDns>,
     /// The custom domain's status, when it is attached and was read (see `observe::cloudflare`).
-    pub domain_status: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub domain_status: Option<DomainStatus>,
     /// Why the site could not be observed, if it could not.
     pub error: Option<String>,
 }
@@ -81,16 +84,17 @@ pub struct ObservedDns {
 pub struct ObservedProject {
     pub project_ref: String,
     pub name: String,
-    pub status: String,
+    #[schemars(with = "String")]
+    pub status: ProjectStatus,
     pub region: String,
 }
 
 impl ObservedProject {
     pub fn is_healthy(&self) -> bool {
-        self.status == "ACTIVE_HEALTHY"
+        self.status.is_healthy()
     }
     pub fn is_paused(&self) -> bool {
-        matches!(self.status.as_str(), "INACTIVE" | "PAUSING")
+        self.status.is_paused()
     }
 }
 

@@ -161,7 +161,7 @@ fn project_of(p: &Project) -> ObservedProject {
     ObservedProject {
         project_ref: p.project_ref.clone(),
         name: p.name.clone(),
-        status: p.status.as_str().to_string(),
+        status: p.status.clone(),
         region: p.region.clone(),
     }
 }

@@ -8,7 +8,13 @@ use crate::migrate::MigrationFile;
 use crate::migrate::history;
 use crate::observe::{BucketRow, ObservedClient, ObservedDatabase, ObservedFleet};
 
-use super::model::{Action, BucketSpec, Change, ClientPlan, FORMAT_VERSION, Plan};
+use super::model::{
+    Action, BucketSpec, Change, ClientPlan, DnsRecordValue, FORMAT_VERSION, Orphan, Plan, Reason,
+};
+use super::ownership;
+use crate::cloudflare::types::DomainStatus;
+use crate::frontend::Staleness;
+use crate::supabase::types::ProjectStatus;
 
 /// Everything desired, read from the repository.
 pub struct Desired<'a> {
@@ -68,7 +74,14 @@ pub fn plan(
                 )
             })
             .collect(),
-        orphans: observed.orphans.clone(),
+        orphans: observed
+            .orphans
+            .iter()
+            .map(|o| Orphan {
+                name: o.name.clone(),
+                project_ref: o.project_ref.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -132,6 +145,7 @@ pub fn plan_client(
                     organization_slug: desired.fleet.settings.supabase.organization_slug.clone(),
                     region: spec.region.clone(),
                     instance_size: spec.instance_size.clone(),
+                    reason: Reason::Missing,
                 });
                 // A new project is empty: everything after creation is known now.
                 converge_healthy(
@@ -155,6 +169,7 @@ pub fn plan_client(
             if opts.allow_delete {
                 p.actions.push(Action::DeleteProject {
                     project_ref: project.project_ref.clone(),
+                    reason: Reason::DeclaredDeleted,
                 });
                 delete_site(desired, spec, obs, &mut p);
             } else {
@@ -173,16 +188,20 @@ pub fn plan_client(
         }
         ClientState::Paused => {
             if !project.is_paused() {
-                p.actions.push(Action::PauseProject);
+                p.actions.push(Action::PauseProject {
+                    reason: Reason::DeclaredPaused,
+                });
             }
         }
         ClientState::Active => {
             if project.is_paused() {
-                p.actions.push(Action::RestoreProject);
+                p.actions.push(Action::RestoreProject {
+                    reason: Reason::DeclaredActive,
+                });
                 p.notes.push(
                     "the project's other settings are planned once it has been restored".into(),
                 );
-            } else if project.status == "INIT_FAILED" {
+            } else if project.status == ProjectStatus::InitFailed {
                 p.errors.push(format!(
                     "project {} ({}) failed to initialise (INIT_FAILED); delete it in the Supabase dashboard \
                      (or pin another project with project_ref) and apply again",
@@ -191,6 +210,7 @@ pub fn plan_client(
             } else if !project.is_healthy() {
                 p.actions.push(Action::WaitUntilHealthy {
                     status: project.status.clone(),
+                    reason: Reason::ProjectNotReady,
                 });
                 p.notes.push(
                     "the project's other settings are planned once it is ACTIVE_HEALTHY".into(),
@@ -221,12 +241,13 @@ fn delete_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p
         .site
         .dns
         .as_ref()
-        .filter(|d| crate::observe::cloudflare::owned_by(d.comment.as_deref(), &spec.slug))
+        .filter(|d| ownership::owned_by(d.comment.as_deref(), &spec.slug))
         .map(|_| spec.domain.clone());
     if obs.site.pages.is_some() || owned_dns.is_some() {
         p.actions.push(Action::DeleteSite {
             project: spec.pages_project.clone(),
             dns_record: owned_dns,
+            reason: Reason::DeclaredDeleted,
         });
     }
 }
@@ -246,6 +267,7 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         None => p.actions.push(Action::CreatePagesProject {
             name: spec.pages_project.clone(),
             production_branch: branch.clone(),
+            reason: Reason::Missing,
         }),
         Some(pages) if &pages.production_branch != branch => {
             p.actions.push(Action::UpdatePagesProject {
@@ -254,6 +276,7 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
                     before: Some(pages.production_branch.clone()),
                     after: branch.clone(),
                 },
+                reason: Reason::Drifted,
             })
         }
         Some(_) => {}
@@ -294,12 +317,10 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         .and_then(|pg| pg.live_commit_message.as_deref())
         .and_then(crate::frontend::Fingerprint::parse);
     let reason = match (&site.pages, &fingerprint) {
-        (None, _) => Some("never deployed".to_string()),
-        (Some(pg), _) if pg.live_commit_message.is_none() => Some("never deployed".to_string()),
+        (None, _) => Some(Reason::NeverDeployed),
+        (Some(pg), _) if pg.live_commit_message.is_none() => Some(Reason::NeverDeployed),
         // A new project: the site is built once it exists.
-        (_, None) if obs.project.is_none() => {
-            Some("the Supabase project is being set up; the build uses its URL and key".to_string())
-        }
+        (_, None) if obs.project.is_none() => Some(Reason::ProjectBeingCreated),
         // An existing project that is not healthy now (paused, restarting): its values cannot
         // be read, so the site is left as it is and checked on the next plan.
         (_, None) => {
@@ -307,7 +328,12 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
                 .push("the site is checked once the Supabase project is healthy".to_string());
             None
         }
-        (_, Some(fp)) => fp.stale_reason(live.as_ref()),
+        (_, Some(fp)) => fp.stale_reason(live.as_ref()).map(|s| match s {
+            Staleness::NoFingerprint => Reason::NoFingerprint,
+            Staleness::Sources => Reason::FrontendSourcesChanged,
+            Staleness::Values => Reason::BuildValuesChanged,
+            Staleness::SourcesAndValues => Reason::FrontendSourcesAndBuildValuesChanged,
+        }),
     };
     if let Some(reason) = reason {
         p.actions.push(Action::Deploy {
@@ -327,6 +353,7 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         p.actions.push(Action::AddDomain {
             project: spec.pages_project.clone(),
             domain: spec.domain.clone(),
+            reason: Reason::Missing,
         });
     }
     let target = site.pages.as_ref().map(|pg| pg.subdomain.clone());
@@ -335,22 +362,27 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
             name: spec.domain.clone(),
             target,
             before: None,
+            reason: Reason::Missing,
         }),
         Some(rec) => {
             let correct =
                 rec.record_type == "CNAME" && rec.proxied && Some(&rec.content) == target.as_ref();
-            let ours = crate::observe::cloudflare::owned_by(rec.comment.as_deref(), &spec.slug);
+            let ours = ownership::owned_by(rec.comment.as_deref(), &spec.slug);
             if !correct || !ours {
                 if ours || spec.take_over_dns {
                     p.actions.push(Action::UpsertDnsRecord {
                         name: spec.domain.clone(),
                         target,
-                        before: Some(format!(
-                            "{} {}{}",
-                            rec.record_type,
-                            rec.content,
-                            if rec.proxied { " (proxied)" } else { "" }
-                        )),
+                        before: Some(DnsRecordValue {
+                            record_type: rec.record_type.clone(),
+                            content: rec.content.clone(),
+                            proxied: rec.proxied,
+                        }),
+                        reason: if ours {
+                            Reason::Drifted
+                        } else {
+                            Reason::TakeOver
+                        },
                     });
                 } else {
                     p.errors.push(format!(
@@ -367,10 +399,11 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
             }
         }
     }
-    if site.domain_status.as_deref() != Some("active") {
+    if site.domain_status != Some(DomainStatus::Active) {
         p.actions.push(Action::WaitForDomain {
             domain: spec.domain.clone(),
             status: site.domain_status.clone(),
+            reason: Reason::DomainNotActive,
         });
     }
 }
@@ -400,6 +433,11 @@ fn converge_healthy(
                 before: auth.map(|a| a.redirect_urls.clone()),
                 after: want_urls,
             },
+            reason: if auth.is_some() {
+                Reason::Drifted
+            } else {
+                Reason::Missing
+            },
         });
     }
 
@@ -413,13 +451,17 @@ fn converge_healthy(
             allowed_mime_types: b.allowed_mime_types.clone(),
         };
         match db.buckets.iter().find(|r| &r.id == name) {
-            None => p.actions.push(Action::CreateBucket { bucket: want }),
+            None => p.actions.push(Action::CreateBucket {
+                bucket: want,
+                reason: Reason::Missing,
+            }),
             Some(row) => {
                 let have = bucket_of(row);
                 if have != want {
                     p.actions.push(Action::UpdateBucket {
                         before: have,
                         after: want,
+                        reason: Reason::Drifted,
                     });
                 }
             }
@@ -436,7 +478,10 @@ fn converge_healthy(
 
     match history::pending(desired.migrations, &db.migrations, opts.include_all) {
         Ok(versions) if versions.is_empty() => {}
-        Ok(versions) => p.actions.push(Action::ApplyMigrations { versions }),
+        Ok(versions) => p.actions.push(Action::ApplyMigrations {
+            versions,
+            reason: Reason::MigrationsPending,
+        }),
         Err(problems) => {
             p.errors.extend(problems.iter().map(ToString::to_string));
             p.actions.clear();
@@ -448,6 +493,7 @@ fn converge_healthy(
         None => p.actions.push(Action::ApplySeed {
             path: desired.seed_path.clone(),
             sha256: desired.seed_sha256.clone(),
+            reason: Reason::SeedNotApplied,
         }),
         Some(s) if s.hash != desired.seed_sha256 => p.notes.push(format!(
             "{} changed since it was applied; a seed runs once per client and is not re-run \

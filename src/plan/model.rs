@@ -6,11 +6,15 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fleet::ClientState;
-use crate::observe::OrphanProject;
+use std::fmt;
 
-/// Bumped whenever the JSON shape changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+use crate::cloudflare::types::DomainStatus;
+use crate::fleet::ClientState;
+use crate::supabase::types::ProjectStatus;
+
+/// Bumped whenever the JSON shape changes incompatibly. 2: every action carries a typed
+/// `reason`; `upsert_dns_record.before` is a record, not text.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
@@ -23,7 +27,14 @@ pub struct Plan {
     /// One entry per selected client, ordered by slug.
     pub clients: Vec<ClientPlan>,
     /// Projects with the fleet's name prefix that no client file claims. Never deleted.
-    pub orphans: Vec<OrphanProject>,
+    pub orphans: Vec<Orphan>,
+}
+
+/// A project named with the fleet's prefix that no client file claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Orphan {
+    pub name: String,
+    pub project_ref: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -48,7 +59,11 @@ impl ClientPlan {
     }
 }
 
-/// One step of a client's plan.
+/// One step of a client's plan. Every variant carries the [`Reason`] it was planned for.
+///
+/// The meaning of a variant lives in three places only: [`Action::kind`] (what sort of change
+/// it is), [`super::describe`] (how people see it) and `apply` (how it is done). All three match
+/// exhaustively, so a new variant cannot compile until each says what it means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
@@ -58,48 +73,66 @@ pub enum Action {
         organization_slug: String,
         region: String,
         instance_size: Option<String>,
+        reason: Reason,
     },
     /// Wait for a project that is provisioning or restoring; what follows is planned again
     /// once it is healthy.
     WaitUntilHealthy {
-        status: String,
+        #[schemars(with = "String")]
+        status: ProjectStatus,
+        reason: Reason,
     },
     /// Restore a paused project; the rest of its changes are planned once it is healthy.
-    RestoreProject,
-    PauseProject,
+    RestoreProject {
+        reason: Reason,
+    },
+    PauseProject {
+        reason: Reason,
+    },
     /// Delete the project and everything in it. Only with `state: deleted` and `--allow-delete`.
     DeleteProject {
         project_ref: String,
+        reason: Reason,
     },
     UpdateAuthConfig {
         site_url: Change<String>,
         redirect_urls: Change<Vec<String>>,
+        reason: Reason,
     },
+    /// Create a Storage bucket. If it turns out to exist already (a concurrent run, or the
+    /// answer to an earlier create was lost), apply sets its settings to these instead: the
+    /// documented follow-up of this action.
     CreateBucket {
         bucket: BucketSpec,
+        reason: Reason,
     },
     UpdateBucket {
         before: BucketSpec,
         after: BucketSpec,
+        reason: Reason,
     },
     /// Apply these migration versions, in order, each in its own transaction with its history row.
     ApplyMigrations {
         versions: Vec<String>,
+        reason: Reason,
     },
     /// Run the per-client seed once and record it.
     ApplySeed {
         path: String,
         sha256: String,
+        reason: Reason,
     },
     /// Create the client's Cloudflare Pages project.
     CreatePagesProject {
         name: String,
         production_branch: String,
+        reason: Reason,
     },
     /// Bring an existing Pages project's production branch back to the fleet's.
     UpdatePagesProject {
         name: String,
         production_branch: Change<String>,
+        reason: Reason,
     },
     /// Build the frontend with the client's values and deploy it (uploading only new files).
     Deploy {
@@ -107,62 +140,210 @@ pub enum Action {
         /// The build fingerprint (deployment `commit_hash`); `null` until the Supabase project
         /// exists (its URL and key are part of the build).
         fingerprint: Option<String>,
-        reason: String,
+        reason: Reason,
     },
     /// Attach the client's domain to its Pages project.
     AddDomain {
         project: String,
         domain: String,
+        reason: Reason,
     },
-    /// Create or fix the proxied CNAME `name` → the project's `*.pages.dev` subdomain.
+    /// Create or fix the proxied CNAME `name` → the project's `*.pages.dev` subdomain, with
+    /// intelli's ownership comment (see [`super::ownership`]).
     UpsertDnsRecord {
         name: String,
         /// `null` until the Pages project exists (its subdomain may get a random suffix).
         target: Option<String>,
-        before: Option<String>,
+        /// The record as it is now; `null` when there is none.
+        before: Option<DnsRecordValue>,
+        reason: Reason,
     },
     /// Delete the client's Pages project (its deployments and custom domain go with it) and
     /// the DNS record intelli made for it. Only with `state: deleted` and `--allow-delete`.
     DeleteSite {
         project: String,
         dns_record: Option<String>,
+        reason: Reason,
     },
     /// Wait until the custom domain is active (validation and TLS), then check the site.
+    /// Follow-ups: validation is restarted once if the domain is stuck in an error state, and
+    /// once active, the DNS record's comment is marked `domain active` (so later plans need
+    /// not read the domain).
     WaitForDomain {
         domain: String,
-        status: Option<String>,
+        #[schemars(with = "Option<String>")]
+        status: Option<DomainStatus>,
+        reason: Reason,
     },
 }
 
-impl Action {
-    /// Whether the action belongs to the Cloudflare side (run after the Supabase side).
-    pub fn is_site(&self) -> bool {
-        matches!(
-            self,
-            Action::CreatePagesProject { .. }
-                | Action::UpdatePagesProject { .. }
-                | Action::Deploy { .. }
-                | Action::AddDomain { .. }
-                | Action::UpsertDnsRecord { .. }
-                | Action::WaitForDomain { .. }
-                | Action::DeleteSite { .. }
-        )
-    }
+/// What sort of change an action is; it gives the Terraform-style symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    Create,
+    Update,
+    Delete,
+    /// Runs something (migrations, a seed, a build) without a resource of its own.
+    Run,
+    /// Waits for the vendor to finish something.
+    Wait,
+}
 
-    /// Terraform-style symbol: `+` create, `~` change, `-` destroy, `>` run.
-    pub fn symbol(&self) -> char {
+impl ActionKind {
+    /// `+` create, `~` change, `-` destroy, `>` run or wait.
+    pub fn symbol(self) -> char {
+        match self {
+            ActionKind::Create => '+',
+            ActionKind::Update => '~',
+            ActionKind::Delete => '-',
+            ActionKind::Run | ActionKind::Wait => '>',
+        }
+    }
+}
+
+/// Why an action is in the plan. Shown in the plan (for deployments), saved in its JSON, and
+/// recorded on apply's tracing span for the action (like kube-rs's `ReconcileReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The resource does not exist yet.
+    Missing,
+    /// The resource exists but differs from the fleet files.
+    Drifted,
+    /// A DNS record intelli does not own, replaced because the client says `take_over_dns`.
+    TakeOver,
+    /// Declared `state: active`, but the project is paused.
+    DeclaredActive,
+    /// Declared `state: paused`.
+    DeclaredPaused,
+    /// Declared `state: deleted`, with `--allow-delete`.
+    DeclaredDeleted,
+    /// The project is provisioning, restoring or otherwise on its way to healthy.
+    ProjectNotReady,
+    /// Migration files not recorded in the project's history.
+    MigrationsPending,
+    /// The seed has not run on this project.
+    SeedNotApplied,
+    /// The site has no deployment yet.
+    NeverDeployed,
+    /// The live deployment was not made by intelli, or carries no fingerprint.
+    NoFingerprint,
+    FrontendSourcesChanged,
+    BuildValuesChanged,
+    FrontendSourcesAndBuildValuesChanged,
+    /// The Supabase project is being created; the build needs its URL and key.
+    ProjectBeingCreated,
+    /// The custom domain is not active yet (validation or TLS pending).
+    DomainNotActive,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Missing => "it does not exist yet",
+            Reason::Drifted => "it differs from the fleet files",
+            Reason::TakeOver => "the record is not intelli's and take_over_dns is set",
+            Reason::DeclaredActive => "declared active, but the project is paused",
+            Reason::DeclaredPaused => "declared paused",
+            Reason::DeclaredDeleted => "declared deleted, and --allow-delete was given",
+            Reason::ProjectNotReady => "the project is not healthy yet",
+            Reason::MigrationsPending => "migration files are not in the project's history",
+            Reason::SeedNotApplied => "the seed has not run on this project",
+            Reason::NeverDeployed => "never deployed",
+            Reason::NoFingerprint => {
+                "the live deployment was not made by intelli (or has no fingerprint)"
+            }
+            Reason::FrontendSourcesChanged => "frontend sources changed",
+            Reason::BuildValuesChanged => "build-time values changed",
+            Reason::FrontendSourcesAndBuildValuesChanged => {
+                "frontend sources and build-time values changed"
+            }
+            Reason::ProjectBeingCreated => {
+                "the Supabase project is being set up; the build uses its URL and key"
+            }
+            Reason::DomainNotActive => "the domain is not active yet",
+        })
+    }
+}
+
+/// A DNS record's values, as a plan shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DnsRecordValue {
+    pub record_type: String,
+    pub content: String,
+    pub proxied: bool,
+}
+
+impl Action {
+    /// What sort of change this is.
+    pub fn kind(&self) -> ActionKind {
         match self {
             Action::CreateProject { .. }
             | Action::CreateBucket { .. }
             | Action::CreatePagesProject { .. }
-            | Action::AddDomain { .. } => '+',
-            Action::DeleteProject { .. } | Action::DeleteSite { .. } => '-',
-            Action::ApplyMigrations { .. }
-            | Action::ApplySeed { .. }
-            | Action::WaitUntilHealthy { .. }
+            | Action::AddDomain { .. } => ActionKind::Create,
+            Action::RestoreProject { .. }
+            | Action::PauseProject { .. }
+            | Action::UpdateAuthConfig { .. }
+            | Action::UpdateBucket { .. }
+            | Action::UpdatePagesProject { .. }
+            | Action::UpsertDnsRecord { .. } => ActionKind::Update,
+            Action::DeleteProject { .. } | Action::DeleteSite { .. } => ActionKind::Delete,
+            Action::ApplyMigrations { .. } | Action::ApplySeed { .. } | Action::Deploy { .. } => {
+                ActionKind::Run
+            }
+            Action::WaitUntilHealthy { .. } | Action::WaitForDomain { .. } => ActionKind::Wait,
+        }
+    }
+
+    /// Terraform-style symbol, from [`Action::kind`].
+    pub fn symbol(&self) -> char {
+        self.kind().symbol()
+    }
+
+    /// Why the action was planned.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Action::CreateProject { reason, .. }
+            | Action::WaitUntilHealthy { reason, .. }
+            | Action::RestoreProject { reason }
+            | Action::PauseProject { reason }
+            | Action::DeleteProject { reason, .. }
+            | Action::UpdateAuthConfig { reason, .. }
+            | Action::CreateBucket { reason, .. }
+            | Action::UpdateBucket { reason, .. }
+            | Action::ApplyMigrations { reason, .. }
+            | Action::ApplySeed { reason, .. }
+            | Action::CreatePagesProject { reason, .. }
+            | Action::UpdatePagesProject { reason, .. }
+            | Action::Deploy { reason, .. }
+            | Action::AddDomain { reason, .. }
+            | Action::UpsertDnsRecord { reason, .. }
+            | Action::DeleteSite { reason, .. }
+            | Action::WaitForDomain { reason, .. } => *reason,
+        }
+    }
+
+    /// Whether the action belongs to the Cloudflare side (run after the Supabase side).
+    pub fn is_site(&self) -> bool {
+        match self {
+            Action::CreatePagesProject { .. }
+            | Action::UpdatePagesProject { .. }
             | Action::Deploy { .. }
-            | Action::WaitForDomain { .. } => '>',
-            _ => '~',
+            | Action::AddDomain { .. }
+            | Action::UpsertDnsRecord { .. }
+            | Action::WaitForDomain { .. }
+            | Action::DeleteSite { .. } => true,
+            Action::CreateProject { .. }
+            | Action::WaitUntilHealthy { .. }
+            | Action::RestoreProject { .. }
+            | Action::PauseProject { .. }
+            | Action::DeleteProject { .. }
+            | Action::UpdateAuthConfig { .. }
+            | Action::CreateBucket { .. }
+            | Action::UpdateBucket { .. }
+            | Action::ApplyMigrations { .. }
+            | Action::ApplySeed { .. } => false,
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Action, BucketSpec, Change, ClientPlan, Plan};
+use super::describe::{Description, describe};
+use super::model::{ActionKind, ClientPlan, Plan};
 
 /// ANSI styling, off unless asked for (the caller decides from the terminal and `NO_COLOR`).
 #[derive(Debug, Clone, Copy)]
@@ -31,219 +32,6 @@ impl Style {
     }
 }
 
-/// One line per action, with indented detail lines, in the text format.
-fn action_lines(a: &Action) -> (String, Vec<String>) {
-    match a {
-        Action::CreateProject {
-            name,
-            organization_slug,
-            region,
-            instance_size,
-        } => (
-            format!(
-                "create project {name} in {region} ({}, organization {organization_slug})",
-                instance_size.as_deref().unwrap_or("default size")
-            ),
-            vec![],
-        ),
-        Action::WaitUntilHealthy { status } => (
-            format!("wait until the project is healthy (now {status})"),
-            vec![],
-        ),
-        Action::RestoreProject => ("restore the paused project".into(), vec![]),
-        Action::PauseProject => ("pause the project".into(), vec![]),
-        Action::DeleteProject { project_ref } => (
-            format!("DELETE project {project_ref} with its database, users and files"),
-            vec![],
-        ),
-        Action::UpdateAuthConfig {
-            site_url,
-            redirect_urls,
-        } => {
-            let mut d = Vec::new();
-            if site_url.before.as_ref() != Some(&site_url.after) {
-                d.push(format!(
-                    "site_url: {} → {}",
-                    before(&site_url.before),
-                    site_url.after
-                ));
-            }
-            if redirect_urls.before.as_ref() != Some(&redirect_urls.after) {
-                d.push("redirect_urls:".into());
-                d.extend(
-                    list_diff(redirect_urls)
-                        .into_iter()
-                        .map(|l| format!("  {l}")),
-                );
-            }
-            ("update auth settings".into(), d)
-        }
-        Action::CreateBucket { bucket } => {
-            (format!("create bucket {}", bucket_summary(bucket)), vec![])
-        }
-        Action::UpdateBucket { before, after } => {
-            let mut d = Vec::new();
-            if before.public != after.public {
-                d.push(format!("public: {} → {}", before.public, after.public));
-            }
-            if before.file_size_limit != after.file_size_limit {
-                d.push(format!(
-                    "file_size_limit: {} → {}",
-                    size(before.file_size_limit),
-                    size(after.file_size_limit)
-                ));
-            }
-            if before.allowed_mime_types != after.allowed_mime_types {
-                d.push("allowed_mime_types:".into());
-                d.extend(
-                    list_diff(&Change {
-                        before: Some(before.allowed_mime_types.clone()),
-                        after: after.allowed_mime_types.clone(),
-                    })
-                    .into_iter()
-                    .map(|l| format!("  {l}")),
-                );
-            }
-            (format!("update bucket {}", after.name), d)
-        }
-        Action::ApplyMigrations { versions } => (
-            format!(
-                "apply {} migration{}",
-                versions.len(),
-                if versions.len() == 1 { "" } else { "s" }
-            ),
-            versions.clone(),
-        ),
-        Action::ApplySeed { path, sha256 } => (
-            format!(
-                "run seed {path} (sha256 {})",
-                &sha256[..12.min(sha256.len())]
-            ),
-            vec![],
-        ),
-        Action::CreatePagesProject {
-            name,
-            production_branch,
-        } => (
-            format!("create Pages project {name} (production branch {production_branch})"),
-            vec![],
-        ),
-        Action::UpdatePagesProject {
-            name,
-            production_branch,
-        } => (
-            format!("update Pages project {name}"),
-            vec![format!(
-                "production_branch: {} → {}",
-                before(&production_branch.before),
-                production_branch.after
-            )],
-        ),
-        Action::Deploy {
-            project,
-            fingerprint,
-            reason,
-        } => (
-            format!("build and deploy the site to {project}"),
-            vec![
-                format!("reason: {reason}"),
-                format!(
-                    "fingerprint: {}",
-                    fingerprint.as_deref().unwrap_or("(known after apply)")
-                ),
-            ],
-        ),
-        Action::AddDomain { project, domain } => {
-            (format!("attach domain {domain} to {project}"), vec![])
-        }
-        Action::UpsertDnsRecord {
-            name,
-            target,
-            before: b,
-        } => (
-            match b {
-                None => format!("create DNS record {name}"),
-                Some(_) => format!("fix DNS record {name}"),
-            },
-            vec![format!(
-                "{}CNAME → {} (proxied)",
-                b.as_ref().map(|b| format!("{b} → ")).unwrap_or_default(),
-                target
-                    .as_deref()
-                    .unwrap_or("(Pages subdomain, known after apply)")
-            )],
-        ),
-        Action::DeleteSite {
-            project,
-            dns_record,
-        } => (
-            format!(
-                "DELETE Pages project {project}{}",
-                dns_record
-                    .as_ref()
-                    .map(|d| format!(" and DNS record {d}"))
-                    .unwrap_or_default()
-            ),
-            vec![],
-        ),
-        Action::WaitForDomain { domain, status } => (
-            format!(
-                "wait until {domain} is active{} and check the site",
-                status
-                    .as_ref()
-                    .map(|s| format!(" (now {s})"))
-                    .unwrap_or_default()
-            ),
-            vec![],
-        ),
-    }
-}
-
-fn before<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "(none)".to_string(), ToString::to_string)
-}
-
-fn size(v: Option<u64>) -> String {
-    match v {
-        None => "no limit".into(),
-        Some(b) if b % (1024 * 1024) == 0 => format!("{} MiB", b / (1024 * 1024)),
-        Some(b) => format!("{b} bytes"),
-    }
-}
-
-fn bucket_summary(b: &BucketSpec) -> String {
-    let types = if b.allowed_mime_types.is_empty() {
-        "any type".to_string()
-    } else {
-        b.allowed_mime_types.join(", ")
-    };
-    format!(
-        "{} ({}, {}, {types})",
-        b.name,
-        if b.public { "public" } else { "private" },
-        size(b.file_size_limit)
-    )
-}
-
-/// A line diff of two lists (`+`/`-`/` ` prefixes), via `similar`.
-fn list_diff(c: &Change<Vec<String>>) -> Vec<String> {
-    let old = c.before.clone().unwrap_or_default();
-    let diff = similar::capture_diff_slices(similar::Algorithm::Myers, &old, &c.after);
-    let mut out = Vec::new();
-    for op in diff {
-        for change in op.iter_changes(&old, &c.after) {
-            let sign = match change.tag() {
-                similar::ChangeTag::Delete => '-',
-                similar::ChangeTag::Insert => '+',
-                similar::ChangeTag::Equal => ' ',
-            };
-            out.push(format!("{sign} {}", change.value()));
-        }
-    }
-    out
-}
-
 fn client_header(c: &ClientPlan) -> String {
     let project = match &c.project_ref {
         Some(r) => format!("{} ({r})", c.project_name),
@@ -265,7 +53,10 @@ pub fn text(plan: &Plan, style: Style) -> String {
         } else if c.has_changes() {
             let _ = writeln!(out, "{} {}", style.sym('~'), client_header(c));
             for a in &c.actions {
-                let (line, details) = action_lines(a);
+                let Description {
+                    headline: line,
+                    details,
+                } = describe(a);
                 let _ = writeln!(out, "    {} {line}", style.sym(a.symbol()));
                 for d in details {
                     let colored = match d.trim_start().chars().next() {
@@ -348,10 +139,14 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(out, "! error: {e}");
         }
         for a in &c.actions {
-            let (line, details) = action_lines(a);
-            let sym = match a.symbol() {
-                '>' => '!',
-                s => s,
+            let Description {
+                headline: line,
+                details,
+            } = describe(a);
+            // In a `diff` block `!` is highlighted like a change; `>` would not be.
+            let sym = match a.kind() {
+                ActionKind::Run | ActionKind::Wait => '!',
+                k @ (ActionKind::Create | ActionKind::Update | ActionKind::Delete) => k.symbol(),
             };
             let _ = writeln!(out, "{sym} {line}");
             for d in details {
@@ -402,8 +197,9 @@ pub fn json(plan: &Plan) -> String {
 mod tests {
     use super::*;
     use crate::fleet::ClientState;
-    use crate::observe::OrphanProject;
-    use crate::plan::model::{BucketSpec, ClientPlan, FORMAT_VERSION};
+    use crate::plan::model::{
+        Action, BucketSpec, Change, ClientPlan, FORMAT_VERSION, Orphan, Reason,
+    };
 
     /// A plan with one of each situation, built by hand so the snapshot is deterministic.
     fn sample() -> Plan {
@@ -429,6 +225,7 @@ mod tests {
                             organization_slug: "org".into(),
                             region: "eu-west-2".into(),
                             instance_size: Some("small".into()),
+                            reason: Reason::Missing,
                         },
                         Action::UpdateAuthConfig {
                             site_url: Change {
@@ -439,14 +236,20 @@ mod tests {
                                 before: None,
                                 after: vec!["https://acme.example.io/**".into()],
                             },
+                            reason: Reason::Drifted,
                         },
-                        Action::CreateBucket { bucket: bucket(false) },
+                        Action::CreateBucket {
+                            bucket: bucket(false),
+                            reason: Reason::Missing,
+                        },
                         Action::ApplyMigrations {
                             versions: vec!["20250101090000".into(), "20250108120000".into()],
+                            reason: Reason::MigrationsPending,
                         },
                         Action::ApplySeed {
                             path: "migrations/seed/client.sql".into(),
                             sha256: "ab".repeat(32),
+                            reason: Reason::SeedNotApplied,
                         },
                     ],
                     errors: vec![],
@@ -461,6 +264,7 @@ mod tests {
                         Action::UpdateBucket {
                             before: bucket(false),
                             after: bucket(true),
+                            reason: Reason::Drifted,
                         },
                         Action::UpdateAuthConfig {
                             site_url: Change {
@@ -471,6 +275,7 @@ mod tests {
                                 before: Some(vec!["https://globex.example.io/**".into(), "http://old/**".into()]),
                                 after: vec!["https://globex.example.io/**".into(), "http://new/**".into()],
                             },
+                            reason: Reason::Drifted,
                         },
                     ],
                     errors: vec![],
@@ -495,7 +300,7 @@ mod tests {
                     notes: vec![],
                 },
             ],
-            orphans: vec![OrphanProject {
+            orphans: vec![Orphan {
                 name: "intelli-oldco".into(),
                 project_ref: "defghijklmnopqrstuvw".into(),
             }],

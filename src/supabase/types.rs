@@ -76,6 +76,37 @@ impl ProjectStatus {
         *self == ProjectStatus::ActiveHealthy
     }
 
+    /// Which of the few situations intelli tells apart this status is in.
+    pub fn phase(&self) -> ProjectPhase {
+        match self {
+            ProjectStatus::ActiveHealthy => ProjectPhase::Healthy,
+            ProjectStatus::Inactive | ProjectStatus::Pausing => ProjectPhase::Paused,
+            ProjectStatus::InitFailed | ProjectStatus::RestoreFailed | ProjectStatus::PauseFailed => {
+                ProjectPhase::Failed
+            }
+            ProjectStatus::Removed | ProjectStatus::GoingDown => ProjectPhase::Gone,
+            ProjectStatus::ActiveUnhealthy
+            | ProjectStatus::ComingUp
+            | ProjectStatus::UnknownStatus
+            | ProjectStatus::Restoring
+            | ProjectStatus::Upgrading
+            | ProjectStatus::Restarting
+            | ProjectStatus::Resizing
+            // A status this version does not know is waited on, like the vendor's own UNKNOWN.
+            | ProjectStatus::Unknown(_) => ProjectPhase::Starting,
+        }
+    }
+
+    /// Removed or being removed: such a project is no longer any client's.
+    pub fn is_gone(&self) -> bool {
+        self.phase() == ProjectPhase::Gone
+    }
+
+    /// Paused, or pausing.
+    pub fn is_paused(&self) -> bool {
+        self.phase() == ProjectPhase::Paused
+    }
+
     /// A state that ends without us doing anything (the terraform provider keeps polling
     /// through these). Paused (`INACTIVE`) and the failures are not transitional.
     pub fn is_transitional(&self) -> bool {
@@ -91,6 +122,21 @@ impl ProjectStatus {
                 | ProjectStatus::Resizing
         )
     }
+}
+
+/// The situations of a project that intelli treats differently (see [`ProjectStatus::phase`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectPhase {
+    /// Ready to be configured.
+    Healthy,
+    /// On its way to healthy (or another settled state) without anyone acting.
+    Starting,
+    /// Paused or pausing: only a restore brings it back.
+    Paused,
+    /// A failure that waiting will not end.
+    Failed,
+    /// Removed or being removed.
+    Gone,
 }
 
 impl fmt::Display for ProjectStatus {

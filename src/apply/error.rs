@@ -1,0 +1,113 @@
+//! Why a step of apply failed, and what should happen next.
+//!
+//! The policy comes from the model of [`crate::http::Error`]: a vendor error keeps the policy
+//! the HTTP layer gave it, and every other failure says its own. The summary table shows it.
+
+use crate::http::Policy;
+use crate::migrate::exec::SqlError;
+
+/// A failed step. `Display` is the top line; the cause is kept as the error's `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A vendor request failed (after the HTTP layer's own retries).
+    #[error(transparent)]
+    Vendor(#[from] crate::http::Error),
+    /// SQL failed on the client's database.
+    #[error("{context}")]
+    Sql {
+        context: String,
+        #[source]
+        source: SqlError,
+    },
+    /// Something on this machine failed: a build, a build directory, the client's values.
+    #[error("{context}")]
+    Local {
+        context: String,
+        policy: Policy,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A situation rather than an error value: a timeout, a file changed since the plan, a
+    /// project that disappeared.
+    #[error("{message}")]
+    State { message: String, policy: Policy },
+}
+
+impl StepError {
+    /// Transient: the same apply later may well succeed.
+    pub fn retry(message: impl Into<String>) -> StepError {
+        StepError::State {
+            message: message.into(),
+            policy: Policy::Retry,
+        }
+    }
+
+    /// Permanent as things stand: a new plan (or a fix) is needed.
+    pub fn give_up(message: impl Into<String>) -> StepError {
+        StepError::State {
+            message: message.into(),
+            policy: Policy::GiveUp,
+        }
+    }
+
+    /// Needs a person: configuration, credentials, or a choice intelli will not make.
+    pub fn ask_user(message: impl Into<String>) -> StepError {
+        StepError::State {
+            message: message.into(),
+            policy: Policy::AskUser,
+        }
+    }
+
+    pub fn sql(context: impl Into<String>, source: SqlError) -> StepError {
+        StepError::Sql {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn local(
+        context: impl Into<String>,
+        policy: Policy,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StepError {
+        StepError::Local {
+            context: context.into(),
+            policy,
+            source: Box::new(source),
+        }
+    }
+
+    /// What should happen next.
+    pub fn policy(&self) -> Policy {
+        match self {
+            StepError::Vendor(e) => e.policy(),
+            StepError::Sql { source, .. } => source.policy(),
+            StepError::Local { policy, .. } | StepError::State { policy, .. } => *policy,
+        }
+    }
+
+    /// The message and its causes on one line, each cause once (some messages already
+    /// include their cause).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            cause = e.source();
+        }
+        out
+    }
+}
+
+/// Words for a policy, as the summary table shows it.
+pub fn advice(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Retry => "transient: run apply again",
+        Policy::GiveUp => "fix the cause, then plan again",
+        Policy::AskUser => "needs you: credentials, permissions or configuration",
+    }
+}

@@ -1,0 +1,281 @@
+//! The one place that says what an action does, in words for people: the plan's text and
+//! markdown renderings and apply's progress lines all use it.
+
+use std::fmt;
+
+use super::model::{Action, BucketSpec, Change, DnsRecordValue};
+
+/// An action as people read it: a headline (also apply's progress label) and detail lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    pub headline: String,
+    /// Indented under the headline in a plan; `+ `/`- ` prefixes mark list diffs.
+    pub details: Vec<String>,
+}
+
+impl fmt::Display for Description {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.headline)
+    }
+}
+
+/// What `a` does, for people.
+pub fn describe(a: &Action) -> Description {
+    let (headline, details) = match a {
+        Action::CreateProject {
+            name,
+            organization_slug,
+            region,
+            instance_size,
+            reason: _,
+        } => (
+            format!(
+                "create project {name} in {region} ({}, organization {organization_slug})",
+                instance_size.as_deref().unwrap_or("default size")
+            ),
+            vec![],
+        ),
+        Action::WaitUntilHealthy { status, reason: _ } => (
+            format!("wait until the project is healthy (now {status})"),
+            vec![],
+        ),
+        Action::RestoreProject { reason: _ } => ("restore the paused project".into(), vec![]),
+        Action::PauseProject { reason: _ } => ("pause the project".into(), vec![]),
+        Action::DeleteProject {
+            project_ref,
+            reason: _,
+        } => (
+            format!("DELETE project {project_ref} with its database, users and files"),
+            vec![],
+        ),
+        Action::UpdateAuthConfig {
+            site_url,
+            redirect_urls,
+            reason: _,
+        } => (
+            "update auth settings".into(),
+            auth_details(site_url, redirect_urls),
+        ),
+        Action::CreateBucket { bucket, reason: _ } => {
+            (format!("create bucket {}", bucket_summary(bucket)), vec![])
+        }
+        Action::UpdateBucket {
+            before,
+            after,
+            reason: _,
+        } => (
+            format!("update bucket {}", after.name),
+            bucket_details(before, after),
+        ),
+        Action::ApplyMigrations {
+            versions,
+            reason: _,
+        } => (
+            format!(
+                "apply {} migration{}",
+                versions.len(),
+                if versions.len() == 1 { "" } else { "s" }
+            ),
+            versions.clone(),
+        ),
+        Action::ApplySeed {
+            path,
+            sha256,
+            reason: _,
+        } => (
+            format!(
+                "run seed {path} (sha256 {})",
+                &sha256[..12.min(sha256.len())]
+            ),
+            vec![],
+        ),
+        Action::CreatePagesProject {
+            name,
+            production_branch,
+            reason: _,
+        } => (
+            format!("create Pages project {name} (production branch {production_branch})"),
+            vec![],
+        ),
+        Action::UpdatePagesProject {
+            name,
+            production_branch,
+            reason: _,
+        } => (
+            format!("update Pages project {name}"),
+            vec![format!(
+                "production_branch: {} → {}",
+                before(&production_branch.before),
+                production_branch.after
+            )],
+        ),
+        Action::Deploy {
+            project,
+            fingerprint,
+            reason,
+        } => (
+            format!("build and deploy the site to {project}"),
+            vec![
+                format!("reason: {reason}"),
+                format!(
+                    "fingerprint: {}",
+                    fingerprint.as_deref().unwrap_or("(known after apply)")
+                ),
+            ],
+        ),
+        Action::AddDomain {
+            project,
+            domain,
+            reason: _,
+        } => (format!("attach domain {domain} to {project}"), vec![]),
+        Action::UpsertDnsRecord {
+            name,
+            target,
+            before: b,
+            reason: _,
+        } => (
+            match b {
+                None => format!("create DNS record {name}"),
+                Some(_) => format!("fix DNS record {name}"),
+            },
+            vec![format!(
+                "{}CNAME → {} (proxied)",
+                b.as_ref()
+                    .map(|b| format!("{} → ", dns_value(b)))
+                    .unwrap_or_default(),
+                target
+                    .as_deref()
+                    .unwrap_or("(Pages subdomain, known after apply)")
+            )],
+        ),
+        Action::DeleteSite {
+            project,
+            dns_record,
+            reason: _,
+        } => (
+            format!(
+                "DELETE Pages project {project}{}",
+                dns_record
+                    .as_ref()
+                    .map(|d| format!(" and DNS record {d}"))
+                    .unwrap_or_default()
+            ),
+            vec![],
+        ),
+        Action::WaitForDomain {
+            domain,
+            status,
+            reason: _,
+        } => (
+            format!(
+                "wait until {domain} is active{} and check the site",
+                status
+                    .as_ref()
+                    .map(|s| format!(" (now {s})"))
+                    .unwrap_or_default()
+            ),
+            vec![],
+        ),
+    };
+    Description { headline, details }
+}
+
+fn auth_details(site_url: &Change<String>, redirect_urls: &Change<Vec<String>>) -> Vec<String> {
+    let mut d = Vec::new();
+    if site_url.before.as_ref() != Some(&site_url.after) {
+        d.push(format!(
+            "site_url: {} → {}",
+            before(&site_url.before),
+            site_url.after
+        ));
+    }
+    if redirect_urls.before.as_ref() != Some(&redirect_urls.after) {
+        d.push("redirect_urls:".into());
+        d.extend(
+            list_diff(redirect_urls)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+    }
+    d
+}
+
+fn bucket_details(before: &BucketSpec, after: &BucketSpec) -> Vec<String> {
+    let mut d = Vec::new();
+    if before.public != after.public {
+        d.push(format!("public: {} → {}", before.public, after.public));
+    }
+    if before.file_size_limit != after.file_size_limit {
+        d.push(format!(
+            "file_size_limit: {} → {}",
+            size(before.file_size_limit),
+            size(after.file_size_limit)
+        ));
+    }
+    if before.allowed_mime_types != after.allowed_mime_types {
+        d.push("allowed_mime_types:".into());
+        d.extend(
+            list_diff(&Change {
+                before: Some(before.allowed_mime_types.clone()),
+                after: after.allowed_mime_types.clone(),
+            })
+            .into_iter()
+            .map(|l| format!("  {l}")),
+        );
+    }
+    d
+}
+
+fn dns_value(v: &DnsRecordValue) -> String {
+    format!(
+        "{} {}{}",
+        v.record_type,
+        v.content,
+        if v.proxied { " (proxied)" } else { "" }
+    )
+}
+
+fn before<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "(none)".to_string(), ToString::to_string)
+}
+
+fn size(v: Option<u64>) -> String {
+    match v {
+        None => "no limit".into(),
+        Some(b) if b % (1024 * 1024) == 0 => format!("{} MiB", b / (1024 * 1024)),
+        Some(b) => format!("{b} bytes"),
+    }
+}
+
+fn bucket_summary(b: &BucketSpec) -> String {
+    let types = if b.allowed_mime_types.is_empty() {
+        "any type".to_string()
+    } else {
+        b.allowed_mime_types.join(", ")
+    };
+    format!(
+        "{} ({}, {}, {types})",
+        b.name,
+        if b.public { "public" } else { "private" },
+        size(b.file_size_limit)
+    )
+}
+
+/// A line diff of two lists (`+`/`-`/` ` prefixes), via `similar`.
+fn list_diff(c: &Change<Vec<String>>) -> Vec<String> {
+    let old = c.before.clone().unwrap_or_default();
+    let diff = similar::capture_diff_slices(similar::Algorithm::Myers, &old, &c.after);
+    let mut out = Vec::new();
+    for op in diff {
+        for change in op.iter_changes(&old, &c.after) {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
+            };
+            out.push(format!("{sign} {}", change.value()));
+        }
+    }
+    out
+}
