@@ -6,6 +6,8 @@
 use anyhow::{Context, Result, bail};
 use tokio_postgres::{Client, NoTls};
 
+pub mod tls;
+
 /// The server the local PostgreSQL tooling expects when nothing else is said.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -24,24 +26,49 @@ pub fn with_database(url: &str, dbname: &str) -> Result<String> {
     Ok(u.to_string())
 }
 
-/// Connect, driving the connection on a background task. The error says where it tried and
-/// what to do, without echoing a password that may be in the URL.
+/// Connect, driving the connection on a background task, with the TLS the URL asks for
+/// (`sslmode`, `sslrootcert`: see [`tls`]). The error says where it tried and what to do,
+/// without echoing a password that may be in the URL.
 pub async fn connect(url: &str) -> Result<Client> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .context("invalid PostgreSQL connection string")?;
-    let (client, conn) = config.connect(NoTls).await.with_context(|| {
-        format!(
+    let spec = tls::parse(url).with_context(|| format!("connecting to {}", redact(url)))?;
+    let mut config = spec.config.clone();
+    config.ssl_mode(tls::pg_mode(spec.mode));
+    let tls_connector =
+        tls::connector(&spec).with_context(|| format!("connecting to {}", redact(url)))?;
+    let connected = match tls_connector {
+        None => config.connect(NoTls).await.map(|(client, conn)| {
+            spawn_connection(conn);
+            client
+        }),
+        Some(tls) => config.connect(tls).await.map(|(client, conn)| {
+            spawn_connection(conn);
+            client
+        }),
+    };
+    connected.map_err(|e| match tls::certificate_error(&e) {
+        Some(problem) => anyhow::Error::new(e).context(format!(
+            "the TLS certificate of the PostgreSQL server at {} was rejected ({problem}): with \
+             sslmode=verify-full it must be signed by a CA in sslrootcert (or in the system's \
+             store when sslrootcert is not given) and name the host",
+            redact(url)
+        )),
+        None => anyhow::Error::new(e).context(format!(
             "cannot connect to PostgreSQL at {} — start a server (Debian: apt-get install postgresql) \
              or set DATABASE_URL",
             redact(url)
-        )
-    })?;
+        )),
+    })
+}
+
+fn spawn_connection<S, T>(conn: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         // The error, if any, surfaces on the next query through the client.
         let _ = conn.await;
     });
-    Ok(client)
 }
 
 /// The URL without its password, for messages.
@@ -101,9 +128,15 @@ pub struct LocalServer {
     pg_ctl: std::path::PathBuf,
     data: std::path::PathBuf,
     run_as_postgres: bool,
+    port: u16,
 }
 
 impl LocalServer {
+    /// The superuser's URL (trust authentication, plaintext: the server is on this machine).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
     /// Stop the server (fast shutdown). Errors are ignored: the data directory stays valid.
     pub fn stop(self) {
         let _ = pg_command(&self.pg_ctl, self.run_as_postgres)
@@ -131,10 +164,31 @@ pub async fn find_or_start(dir: &std::path::Path) -> Result<(String, Option<Loca
             return Ok((DEFAULT_URL.to_string(), None));
         }
     }
-    let (Some(initdb), Some(pg_ctl)) = (find_pg_binary("initdb"), find_pg_binary("pg_ctl")) else {
+    if find_pg_binary("initdb").is_none() || find_pg_binary("pg_ctl").is_none() {
         bail!(
             "no PostgreSQL server answers on 127.0.0.1:5432, DATABASE_URL is not set, and initdb/pg_ctl \
              were not found to start one: install PostgreSQL (Debian: apt-get install postgresql) or set DATABASE_URL"
+        );
+    }
+    let server = start_cluster(dir, 55433, &[("max_connections", "200")])?;
+    let url = server.url();
+    Ok((url, Some(server)))
+}
+
+/// A private cluster with its data in `dir/pgdata`, listening on 127.0.0.1:`port` with trust
+/// authentication, made with the system's `initdb` when absent and started with `pg_ctl`
+/// (already running: used as is). `settings` are extra server settings (`-c name=value`),
+/// e.g. `ssl=on` for the TLS tests. As root, everything runs as the `postgres` system user,
+/// which then owns `dir`.
+pub fn start_cluster(
+    dir: &std::path::Path,
+    port: u16,
+    settings: &[(&str, &str)],
+) -> Result<LocalServer> {
+    let (Some(initdb), Some(pg_ctl)) = (find_pg_binary("initdb"), find_pg_binary("pg_ctl")) else {
+        bail!(
+            "initdb/pg_ctl were not found to start a PostgreSQL cluster: install PostgreSQL \
+             (Debian: apt-get install postgresql)"
         );
     };
     // initdb refuses to run as root; the postgres system user is there wherever the package is.
@@ -158,12 +212,11 @@ pub async fn find_or_start(dir: &std::path::Path) -> Result<(String, Option<Loca
             bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
-    let port = 55433;
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let server = LocalServer {
         pg_ctl: pg_ctl.clone(),
         data: data.clone(),
         run_as_postgres: as_root,
+        port,
     };
     // Left running by a run that was killed: use it, and stop it this time.
     let running = pg_command(&pg_ctl, as_root)
@@ -173,30 +226,34 @@ pub async fn find_or_start(dir: &std::path::Path) -> Result<(String, Option<Loca
         .output()
         .is_ok_and(|o| o.status.success());
     if running {
-        return Ok((url, Some(server)));
+        return Ok(server);
     }
     let log = dir.join("server.log");
+    let mut options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1",
+        dir.display()
+    );
+    for (name, value) in settings {
+        options.push_str(&format!(" -c {name}={value}"));
+    }
     let out = pg_command(&pg_ctl, as_root)
         .arg("-D")
         .arg(&data)
         .arg("-l")
         .arg(&log)
         .arg("-o")
-        .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            dir.display()
-        ))
+        .arg(options)
         .args(["-w", "start"])
         .output()
         .context("running pg_ctl start")?;
     if !out.status.success() {
         bail!(
-            "pg_ctl could not start the sandbox's PostgreSQL (see {}): {}",
+            "pg_ctl could not start PostgreSQL (see {}): {}",
             log.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok((url, Some(server)))
+    Ok(server)
 }
 
 fn pg_command(bin: &std::path::Path, as_postgres: bool) -> std::process::Command {

@@ -124,6 +124,22 @@ impl Workspace {
     }
 }
 
+/// `INTELLI_DATABASE_URL_TEMPLATE` checked before any request: its TLS settings must make
+/// sense (see [`crate::pg::tls`]). `INTELLI_ALLOW_PLAINTEXT_DB`, which allowed plaintext to other
+/// hosts before TLS existed, is refused with what replaces it rather than silently ignored: a
+/// script that set it would otherwise start asking for TLS from a server that may not offer it.
+fn check_database_url_template(template: &str) -> Result<String> {
+    if std::env::var_os("INTELLI_ALLOW_PLAINTEXT_DB").is_some() {
+        bail!(
+            "INTELLI_ALLOW_PLAINTEXT_DB is no longer supported: direct connections use TLS; on a trusted \
+             network write sslmode=disable in INTELLI_DATABASE_URL_TEMPLATE instead, and unset it"
+        );
+    }
+    crate::pg::tls::parse(&template.replace("{ref}", "project-ref"))
+        .context("INTELLI_DATABASE_URL_TEMPLATE")?;
+    Ok(template.to_string())
+}
+
 /// Clients for the vendors, and the simulator behind them in sandbox mode.
 pub struct Connections {
     pub supabase: SupabaseClient,
@@ -148,7 +164,9 @@ impl Connections {
         }
         let supabase = SupabaseClient::new(config).context("configuring the Supabase API")?;
         let sql = match std::env::var("INTELLI_DATABASE_URL_TEMPLATE") {
-            Ok(t) if !t.trim().is_empty() => SqlExecutor::Direct { url_template: t },
+            Ok(t) if !t.trim().is_empty() => SqlExecutor::Direct {
+                url_template: check_database_url_template(&t)?,
+            },
             _ => SqlExecutor::ManagementApi(supabase.clone()),
         };
         let cloudflare = if with_cloudflare {

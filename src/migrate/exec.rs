@@ -17,7 +17,9 @@ use crate::supabase::SupabaseClient;
 pub enum SqlExecutor {
     /// `POST /v1/projects/{ref}/database/query`.
     ManagementApi(SupabaseClient),
-    /// A direct connection; `{ref}` in the URL template is replaced by the project ref.
+    /// A direct connection; `{ref}` in the URL template is replaced by the project ref. TLS
+    /// follows the URL's `sslmode` (see [`crate::pg::tls`]): never plaintext to another machine
+    /// unless `sslmode=disable` is written.
     Direct { url_template: String },
 }
 
@@ -91,11 +93,16 @@ impl SqlExecutor {
                 .map_err(|e| SqlError::from_api(&e)),
             SqlExecutor::Direct { url_template } => {
                 let url = url_template.replace("{ref}", project_ref);
-                check_plaintext_allowed(&url)?;
                 let db = crate::pg::connect(&url).await.map_err(|e| SqlError {
                     message: format!("{e:#}"),
                     code: None,
-                    policy: Policy::Retry,
+                    // A TLS setting or certificate that is refused needs a person; an
+                    // unreachable server may come back.
+                    policy: if crate::pg::tls::is_configuration_error(&e) {
+                        Policy::AskUser
+                    } else {
+                        Policy::Retry
+                    },
                 })?;
                 let messages = db
                     .simple_query(sql)
@@ -137,30 +144,6 @@ impl SqlExecutor {
             }
         }
     }
-}
-
-/// Direct connections are made without TLS, so they are limited to this machine unless the
-/// operator says the network is trusted (`INTELLI_ALLOW_PLAINTEXT_DB=1`, e.g. a private network
-/// to a self-hosted Supabase).
-fn check_plaintext_allowed(url: &str) -> Result<(), SqlError> {
-    let host = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    let local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]")
-        || host.starts_with("127.");
-    if local || std::env::var("INTELLI_ALLOW_PLAINTEXT_DB").is_ok_and(|v| v == "1") {
-        return Ok(());
-    }
-    Err(SqlError {
-        message: format!(
-            "refusing an unencrypted PostgreSQL connection to {host}: direct connections do not use TLS yet; \
-             use the Management API path (unset INTELLI_DATABASE_URL_TEMPLATE) or, on a trusted network, \
-             set INTELLI_ALLOW_PLAINTEXT_DB=1"
-        ),
-        code: None,
-        policy: Policy::AskUser,
-    })
 }
 
 /// The rows of the last result set of a simple-query run, as objects of text values.
