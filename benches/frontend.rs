@@ -33,14 +33,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use intelli::apply::{self, Waits};
+use intelli::apply::Waits;
 use intelli::cloudflare::{CloudflareClient, CloudflareConfig, DeployMeta};
+use intelli::engine::Engine;
 use intelli::migrate::exec::SqlExecutor;
-use intelli::observe;
-use intelli::plan::{self, PlanOptions};
 use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
 use intelli::supabase::{SupabaseClient, SupabaseConfig};
-use intelli::workspace::Workspace;
+use intelli::workspace::{Connections, Workspace};
 use secrecy::SecretString;
 
 const LATENCY: Duration = Duration::from_millis(50);
@@ -267,17 +266,8 @@ async fn fleet_run(n: usize, fake: bool) -> FleetRow {
     let t = Instant::now();
     let sim = start_sim(&state, None).await;
     let addr = sim.addr();
-    let install = Instant::now();
     let front = &ws.fleet.settings.frontend;
-    intelli::frontend::build::run(
-        &ws.fleet.root.join(&front.dir),
-        &front.install_command,
-        &Default::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("installing the frontend's dependencies: {e}"));
-    let install = install.elapsed();
-    converge(&ws, &sim).await;
+    let install = converge(&ws, &sim).await;
     sim.shutdown().await.expect("simulator shutdown");
     println!(
         "setup: {n} projects and sites converged in {:.1}s (`{}` took {:.1}s)",
@@ -550,62 +540,37 @@ fn cloudflare_client(sim: &SimHandle, vendor_limits: bool) -> CloudflareClient {
     CloudflareClient::new(c).expect("Cloudflare client")
 }
 
-/// Plan and apply both sides until nothing is left to do (what `intelli apply` does).
-async fn converge(ws: &Workspace, sim: &SimHandle) {
+/// Install the frontend's dependencies, then plan and apply both sides until nothing is left
+/// to do (what `intelli apply` does), through the engine. Returns how long the install took.
+async fn converge(ws: &Workspace, sim: &SimHandle) -> Duration {
     let sb = supabase_client(sim);
-    let sql = SqlExecutor::ManagementApi(sb.clone());
-    let cf = cloudflare_client(sim, false);
-    let selected = ws.select(&[], &[]).expect("select all");
-    let template = sb.project_url("{ref}");
-    let desired = ws.desired(Some(&template));
-    let builds = tokio::sync::Semaphore::new(
-        if intelli::frontend::build::supports_parallel_builds(
-            &ws.fleet.settings.frontend.build_command,
-        ) {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            1
-        },
+    let conns = Connections::new(
+        sb.clone(),
+        SqlExecutor::ManagementApi(sb),
+        Some(cloudflare_client(sim, false)),
+        Some(sim.base_url()),
     );
-    let waits = Waits {
-        poll: Duration::from_millis(100),
-        healthy_timeout: Duration::from_secs(600),
-        domain_timeout: Duration::from_secs(120),
-        ..Waits::default()
-    };
-    let progress = |_: &str| {};
+    let engine = Engine::new(ws, &conns)
+        .with_waits(Waits {
+            poll: Duration::from_millis(100),
+            healthy_timeout: Duration::from_secs(600),
+            domain_timeout: Duration::from_secs(120),
+            ..Waits::default()
+        })
+        .with_parallelism(16)
+        .with_progress(|_| {});
+    let t = Instant::now();
+    engine
+        .install()
+        .await
+        .unwrap_or_else(|e| panic!("installing the frontend's dependencies: {e:#}"));
+    let install = t.elapsed();
     for round in 0..4 {
-        let (observed, sites) = tokio::join!(
-            observe::supabase::observe(&sb, &sql, &ws.fleet, &selected, &ws.migrations, 32, true),
-            observe::cloudflare::observe(&cf, &ws.fleet, &selected, 32)
-        );
-        let mut observed = observed.expect("observe Supabase during setup");
-        for (slug, site) in sites.expect("observe Cloudflare during setup") {
-            observed.clients.entry(slug).or_default().site = site;
-        }
-        let p = plan::plan(&desired, &selected, &observed, PlanOptions::default());
+        let p = engine.plan(&[], &[]).await.expect("plan during setup");
         if !p.has_changes() {
-            return;
+            return install;
         }
-        let ctx = apply::Context {
-            supabase: &sb,
-            sql: &sql,
-            fleet: &ws.fleet,
-            desired: &desired,
-            migrations: &ws.migrations,
-            seed_sql: &ws.seed_sql,
-            options: PlanOptions::default(),
-            waits,
-            progress: &progress,
-            site: Some(apply::site::SiteContext {
-                cloudflare: &cf,
-                source_digest: ws.frontend_digest.clone(),
-                builds: &builds,
-                probe_base: Some(sim.base_url()),
-                domain_timeout: waits.domain_timeout,
-            }),
-        };
-        let report = apply::apply(&ctx, &p.clients, 16).await;
+        let report = engine.apply(&p.clients).await.expect("apply during setup");
         if report.failed() > 0 {
             eprintln!(
                 "setup round {round}: {} client(s) failed\n{}",

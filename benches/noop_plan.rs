@@ -25,13 +25,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use intelli::apply::{self, Waits};
+use intelli::apply::Waits;
+use intelli::engine::Engine;
 use intelli::migrate::exec::SqlExecutor;
 use intelli::observe;
 use intelli::plan::{self, PlanOptions};
 use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
 use intelli::supabase::{SupabaseClient, SupabaseConfig};
-use intelli::workspace::Workspace;
+use intelli::workspace::{Connections, Workspace};
 use secrecy::SecretString;
 
 const LATENCY: Duration = Duration::from_millis(50);
@@ -320,47 +321,30 @@ fn client_for(sim: &SimHandle, vendor_limits: bool) -> SupabaseClient {
     SupabaseClient::new(c).expect("Supabase client")
 }
 
-/// Plan and apply until nothing is left to do.
+/// Plan and apply until nothing is left to do, through the engine.
 async fn converge(ws: &Workspace, sim: &SimHandle) {
     let client = client_for(sim, false);
-    let sql = SqlExecutor::ManagementApi(client.clone());
-    let selected = ws.select(&[], &[]).expect("select all");
-    let desired = ws.desired(None);
-    let progress = |_: &str| {};
+    let conns = Connections::new(
+        client.clone(),
+        SqlExecutor::ManagementApi(client),
+        None,
+        None,
+    );
+    let engine = Engine::new(ws, &conns)
+        .with_waits(Waits {
+            domain_timeout: Duration::from_secs(60),
+            ambiguous_lookup: Duration::from_secs(60),
+            poll: Duration::from_millis(100),
+            healthy_timeout: Duration::from_secs(600),
+        })
+        .with_parallelism(16)
+        .with_progress(|_| {});
     for round in 0..3 {
-        let observed = observe::supabase::observe(
-            &client,
-            &sql,
-            &ws.fleet,
-            &selected,
-            &ws.migrations,
-            32,
-            false,
-        )
-        .await
-        .expect("observe during setup");
-        let p = plan::plan(&desired, &selected, &observed, PlanOptions::default());
+        let p = engine.plan(&[], &[]).await.expect("plan during setup");
         if !p.has_changes() {
             return;
         }
-        let ctx = apply::Context {
-            supabase: &client,
-            sql: &sql,
-            fleet: &ws.fleet,
-            desired: &desired,
-            migrations: &ws.migrations,
-            seed_sql: &ws.seed_sql,
-            options: PlanOptions::default(),
-            waits: Waits {
-                domain_timeout: std::time::Duration::from_secs(60),
-                ambiguous_lookup: std::time::Duration::from_secs(60),
-                poll: Duration::from_millis(100),
-                healthy_timeout: Duration::from_secs(600),
-            },
-            progress: &progress,
-            site: None,
-        };
-        let report = apply::apply(&ctx, &p.clients, 16).await;
+        let report = engine.apply(&p.clients).await.expect("apply during setup");
         if report.failed() > 0 {
             eprintln!("setup round {round}: {} client(s) failed", report.failed());
         }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use crate::apply::{self, Waits};
-use crate::observe;
+use crate::engine::Engine;
 use crate::plan::{self, ClientPlan, Plan, PlanOptions, render};
 use crate::workspace::{Connections, Workspace};
 
@@ -37,52 +36,12 @@ async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Conne
     }
 }
 
-/// The desired state as `conns` can plan it (with the frontend side when Cloudflare is there).
-fn desired<'w>(ws: &'w Workspace, conns: &Connections) -> crate::plan::Desired<'w> {
-    let template = conns
-        .cloudflare
-        .as_ref()
-        .map(|_| conns.supabase.project_url("{ref}"));
-    ws.desired(template.as_deref())
-}
-
-async fn make_plan(ws: &Workspace, conns: &Connections, sel: &Selection) -> Result<Plan> {
-    let selected = ws.select(&sel.only, &sel.exclude)?;
-    let parallelism = (ws.fleet.settings.parallelism as usize).max(8);
-    let supabase = observe::supabase::observe(
-        &conns.supabase,
-        &conns.sql,
-        &ws.fleet,
-        &selected,
-        &ws.migrations,
-        parallelism,
-        conns.cloudflare.is_some(),
-    );
-    let sites = async {
-        match &conns.cloudflare {
-            Some(cf) => observe::cloudflare::observe(cf, &ws.fleet, &selected, parallelism)
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
-    };
-    let (observed, sites) = tokio::join!(supabase, sites);
-    let mut observed = observed.context("observing Supabase")?;
-    if let Some(sites) = sites.context("observing Cloudflare")? {
-        for (slug, site) in sites {
-            observed.clients.entry(slug).or_default().site = site;
-        }
-    }
-    let options = PlanOptions {
+/// The engine for one command.
+fn engine<'w>(ws: &'w Workspace, conns: &'w Connections, sel: &Selection) -> Engine<'w> {
+    Engine::new(ws, conns).with_options(PlanOptions {
         include_all: sel.include_all,
         allow_delete: sel.allow_delete,
-    };
-    Ok(plan::plan(
-        &desired(ws, conns),
-        &selected,
-        &observed,
-        options,
-    ))
+    })
 }
 
 fn style() -> render::Style {
@@ -101,7 +60,7 @@ pub async fn plan_cmd(
 ) -> Result<ExitCode> {
     let ws = Workspace::load(fleet_dir)?;
     let conns = connect(&ws, sandbox, sel).await?;
-    let result = make_plan(&ws, &conns, sel).await;
+    let result = engine(&ws, &conns, sel).plan(&sel.only, &sel.exclude).await;
     conns.close().await?;
     let plan = result?;
     let text = match format {
@@ -154,13 +113,17 @@ async fn apply_with(
     yes: bool,
     parallelism: Option<usize>,
 ) -> Result<ExitCode> {
+    let mut engine = engine(ws, conns, sel);
+    if let Some(n) = parallelism {
+        engine = engine.with_parallelism(n);
+    }
     let plan = match &saved {
         Some(path) => {
             let saved = load_saved(path)?;
-            check_saved(&saved, ws, conns, sel).await?;
+            check_saved(&saved, ws, &engine).await?;
             saved
         }
-        None => make_plan(ws, conns, sel).await?,
+        None => engine.plan(&sel.only, &sel.exclude).await?,
     };
     if saved.is_none() {
         print!("{}", render::text(&plan, style()));
@@ -179,92 +142,13 @@ async fn apply_with(
         return Ok(ExitCode::from(1));
     }
 
-    let progress = |line: &str| eprintln!("{line}");
-    let desired = desired(ws, conns);
-    let builds =
-        tokio::sync::Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command));
-    let needs_build = plan.clients.iter().any(|c| {
-        c.errors.is_empty()
-            && c.actions
-                .iter()
-                .any(|a| matches!(a, crate::plan::Action::Deploy { .. }))
-    });
-    if needs_build {
-        let front = &ws.fleet.settings.frontend;
-        eprintln!("frontend: {} …", front.install_command);
-        crate::frontend::build::run(
-            &ws.fleet.root.join(&front.dir),
-            &front.install_command,
-            &Default::default(),
-        )
-        .await
-        .context("installing the frontend's dependencies")?;
-    }
-    let waits = waits_from_env();
-    let ctx = apply::Context {
-        supabase: &conns.supabase,
-        sql: &conns.sql,
-        fleet: &ws.fleet,
-        desired: &desired,
-        migrations: &ws.migrations,
-        seed_sql: &ws.seed_sql,
-        options: PlanOptions {
-            include_all: sel.include_all,
-            allow_delete: sel.allow_delete,
-        },
-        waits,
-        progress: &progress,
-        site: conns
-            .cloudflare
-            .as_ref()
-            .map(|cf| apply::site::SiteContext {
-                cloudflare: cf,
-                source_digest: ws.frontend_digest.clone(),
-                builds: &builds,
-                probe_base: conns.probe_base.clone(),
-                domain_timeout: waits.domain_timeout,
-            }),
-    };
-    let parallelism = parallelism.unwrap_or(ws.fleet.settings.parallelism as usize);
-    let report = apply::apply(&ctx, &plan.clients, parallelism).await;
+    let report = engine.apply(&plan.clients).await?;
     println!("\n{}", report.table());
     Ok(if report.failed() > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Builds that may run at once: one per CPU when each client builds into its own directory,
-/// else one (they would share the frontend's output directory).
-fn build_slots(build_command: &str) -> usize {
-    if crate::frontend::build::supports_parallel_builds(build_command) {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        1
-    }
-}
-
-/// Poll interval and timeout for slow vendor operations (`INTELLI_POLL_MS`,
-/// `INTELLI_HEALTHY_TIMEOUT_SECS`); the defaults suit the real vendors.
-fn waits_from_env() -> Waits {
-    let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut w = Waits {
-        // Short enough for the simulator's provisioning, polite enough for the real API (one
-        // GET per client every half second is far under the per-project limit).
-        poll: std::time::Duration::from_millis(num("INTELLI_POLL_MS").unwrap_or(500)),
-        ..Waits::default()
-    };
-    if let Some(s) = num("INTELLI_HEALTHY_TIMEOUT_SECS") {
-        w.healthy_timeout = std::time::Duration::from_secs(s);
-    }
-    if let Some(s) = num("INTELLI_DOMAIN_TIMEOUT_SECS") {
-        w.domain_timeout = std::time::Duration::from_secs(s);
-    }
-    if let Some(s) = num("INTELLI_CREATE_LOOKUP_SECS") {
-        w.ambiguous_lookup = std::time::Duration::from_secs(s);
-    }
-    w
 }
 
 fn confirm() -> Result<bool> {
@@ -299,23 +183,14 @@ fn load_saved(path: &Path) -> Result<Plan> {
 }
 
 /// Refuse a saved plan when the desired state or the world changed since it was made.
-async fn check_saved(
-    saved: &Plan,
-    ws: &Workspace,
-    conns: &Connections,
-    sel: &Selection,
-) -> Result<()> {
+async fn check_saved(saved: &Plan, ws: &Workspace, engine: &Engine<'_>) -> Result<()> {
     if saved.desired_digest != ws.digest {
         bail!(
             "the saved plan is stale: the fleet files, migrations or seed changed since it was made; run `intelli plan` again"
         );
     }
-    let scope = Selection {
-        only: saved.clients.iter().map(|c| c.client.clone()).collect(),
-        exclude: Vec::new(),
-        ..sel.clone()
-    };
-    let fresh = make_plan(ws, conns, &scope).await?;
+    let only: Vec<String> = saved.clients.iter().map(|c| c.client.clone()).collect();
+    let fresh = engine.plan(&only, &[]).await?;
     let mut diffs = Vec::new();
     for old in &saved.clients {
         match fresh.clients.iter().find(|c| c.client == old.client) {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cloudflare;
 pub mod commands;
 pub mod diag;
+pub mod engine;
 pub mod fleet;
 pub mod frontend;
 pub mod http;

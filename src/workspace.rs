@@ -153,6 +153,23 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Connections to clients the caller made (tests and benches with their own settings).
+    pub fn new(
+        supabase: SupabaseClient,
+        sql: SqlExecutor,
+        cloudflare: Option<crate::cloudflare::CloudflareClient>,
+        probe_base: Option<String>,
+    ) -> Connections {
+        Connections {
+            supabase,
+            sql,
+            cloudflare,
+            probe_base,
+            sim: None,
+            local_pg: None,
+        }
+    }
+
     /// Real vendors, configured from the environment (`SUPABASE_ACCESS_TOKEN`, `SUPABASE_API_URL`,
     /// `SUPABASE_PROJECT_URL_TEMPLATE`, `INTELLI_DATABASE_URL_TEMPLATE` for the direct path).
     pub fn from_env(fleet: &Fleet, with_cloudflare: bool) -> Result<Connections> {

@@ -111,3 +111,26 @@ pub fn advice(policy: Policy) -> &'static str {
         Policy::AskUser => "needs you: credentials, permissions or configuration",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk full")]
+    struct Root;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing out: disk full")]
+    struct Repeats(#[source] Root);
+
+    #[test]
+    fn chain_names_each_cause_once_and_keeps_the_policy() {
+        let e = StepError::local("build failed", Policy::Retry, Repeats(Root));
+        assert_eq!(e.chain(), "build failed: writing out: disk full");
+        assert_eq!(e.policy(), Policy::Retry);
+        let e = StepError::ask_user("zone x is not visible to this token");
+        assert_eq!(e.chain(), "zone x is not visible to this token");
+        assert_eq!(e.policy(), Policy::AskUser);
+    }
+}

@@ -12,8 +12,8 @@ pub mod site;
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use secrecy::SecretString;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::Instrument;
 
 use crate::fleet::{ClientSpec, Fleet};
@@ -60,24 +60,24 @@ pub struct Context<'a> {
     pub seed_sql: &'a str,
     pub options: PlanOptions,
     pub waits: Waits,
+    /// Work slots: a client holds one while it does something and gives it back while it
+    /// waits (see `engine`).
+    pub slots: &'a Semaphore,
     /// Progress lines go here (stderr in the CLI).
     pub progress: &'a (dyn Fn(&str) + Send + Sync),
     /// The Cloudflare side; `None` when only the Supabase side is applied.
     pub site: Option<site::SiteContext<'a>>,
 }
 
-/// Apply every client's plan, `parallelism` clients at a time. One client's failure never
-/// stops another.
-pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan], parallelism: usize) -> ApplyReport {
-    let outcomes = futures::stream::iter(plans.iter().map(|p| {
+/// Apply every client's plan. All clients run at once; `ctx.slots` bounds how many do work
+/// at a time. One client's failure never stops another.
+pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan]) -> ApplyReport {
+    let mut outcomes = futures::future::join_all(plans.iter().map(|p| {
         // Every vendor request below is traced inside this span (with `INTELLI_LOG=debug`).
         let span = tracing::info_span!("client", client = %p.client);
         apply_client(ctx, p).instrument(span)
     }))
-    .buffer_unordered(parallelism.max(1))
-    .collect::<Vec<_>>()
     .await;
-    let mut outcomes = outcomes;
     outcomes.sort_by(|a, b| a.client.cmp(&b.client));
     ApplyReport { outcomes }
 }
@@ -102,9 +102,13 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
         project_ref: plan.project_ref.clone(),
         keys: None,
         built_index: None,
+        slot: None,
         outcome: &mut outcome,
     };
-    if let Err((step, e)) = run.execute(plan.actions.clone()).await {
+    let result = run.execute(plan.actions.clone()).await;
+    // Gives the work slot back.
+    drop(run);
+    if let Err((step, e)) = result {
         outcome.fail(&step, &e);
     }
     outcome.elapsed = started.elapsed();
@@ -118,12 +122,33 @@ struct ClientRun<'r, 'a> {
     keys: Option<ApiKeys>,
     /// index.html of the build this run deployed, for the health check.
     built_index: Option<Vec<u8>>,
+    /// The work slot this client holds, if it holds one.
+    slot: Option<SemaphorePermit<'r>>,
     outcome: &'r mut ClientOutcome,
 }
 
-impl ClientRun<'_, '_> {
+impl<'r, 'a> ClientRun<'r, 'a> {
     fn say(&self, msg: &str) {
         (self.ctx.progress)(&format!("{}: {msg}", self.spec.slug));
+    }
+
+    /// Take a work slot (if not holding one already) before doing something.
+    async fn busy(&mut self) -> Result<(), StepError> {
+        if self.slot.is_none() {
+            let permit = self
+                .ctx
+                .slots
+                .acquire()
+                .await
+                .map_err(|e| StepError::local("waiting for a work slot", Policy::GiveUp, e))?;
+            self.slot = Some(permit);
+        }
+        Ok(())
+    }
+
+    /// Give the work slot back before waiting.
+    fn idle(&mut self) {
+        self.slot = None;
     }
 
     /// Run the actions in order; a failure names the step it happened in.
@@ -137,6 +162,7 @@ impl ClientRun<'_, '_> {
             let t = Instant::now();
             self.say(&format!("{label} …"));
             let span = tracing::info_span!("action", action = %label, reason = %action.reason());
+            self.busy().await.map_err(|e| (label.clone(), e))?;
             let replan = self
                 .step(&action)
                 .instrument(span)
@@ -321,24 +347,14 @@ impl ClientRun<'_, '_> {
     /// keep looking for the project instead, and give up as "run apply again" if it does not
     /// show up.
     async fn create_project_once(
-        &self,
+        &mut self,
         name: &str,
         org: &str,
         region: &str,
         instance_size: Option<String>,
     ) -> Result<Project, StepError> {
         let sb = self.ctx.supabase;
-        let find_one = |found: Vec<Project>| -> Result<Option<Project>, StepError> {
-            let live: Vec<Project> = found.into_iter().filter(|p| !p.status.is_gone()).collect();
-            match live.len() {
-                0 => Ok(None),
-                1 => Ok(live.into_iter().next()),
-                n => Err(StepError::ask_user(format!(
-                    "{n} projects are named {name}; pin the right one with project_ref"
-                ))),
-            }
-        };
-        if let Some(p) = find_one(sb.find_projects_by_name(org, name).await?)? {
+        if let Some(p) = only_live(name, sb.find_projects_by_name(org, name).await?)? {
             return Ok(p);
         }
         let req = CreateProjectRequest {
@@ -357,11 +373,22 @@ impl ClientRun<'_, '_> {
             }
             Err(e) => return Err(e.into()),
         }
+        // Looking the project up is waiting for it to appear: no work slot is held.
+        self.idle();
+        let found = self.look_for_lost_create(name, org).await;
+        self.busy().await?;
+        found
+    }
+
+    /// After a create whose answer was lost: look the project up until it appears or
+    /// `waits.ambiguous_lookup` has passed. Never sends the create again.
+    async fn look_for_lost_create(&self, name: &str, org: &str) -> Result<Project, StepError> {
+        let sb = self.ctx.supabase;
         let deadline = Instant::now() + self.ctx.waits.ambiguous_lookup;
         loop {
             match sb.find_projects_by_name(org, name).await {
                 Ok(found) => {
-                    if let Some(p) = find_one(found)? {
+                    if let Some(p) = only_live(name, found)? {
                         self.say(&format!(
                             "  project {name} was created despite the lost answer; using it"
                         ));
@@ -382,7 +409,15 @@ impl ClientRun<'_, '_> {
         }
     }
 
-    async fn wait_healthy(&self) -> Result<(), StepError> {
+    /// Wait (without a work slot) until the project and its services are healthy.
+    async fn wait_healthy(&mut self) -> Result<(), StepError> {
+        self.idle();
+        let waited = self.poll_healthy().await;
+        self.busy().await?;
+        waited
+    }
+
+    async fn poll_healthy(&self) -> Result<(), StepError> {
         let project_ref = self.project_ref()?.to_string();
         let deadline = Instant::now() + self.ctx.waits.healthy_timeout;
         let mut last: Option<ProjectStatus> = None;
@@ -485,6 +520,19 @@ impl ClientRun<'_, '_> {
             .ctx
             .supabase
             .storage(&project_ref, &keys.service_role)?)
+    }
+}
+
+/// The one project named `name` that is not gone, if any; more than one is for a person to
+/// sort out.
+fn only_live(name: &str, found: Vec<Project>) -> Result<Option<Project>, StepError> {
+    let mut live: Vec<Project> = found.into_iter().filter(|p| !p.status.is_gone()).collect();
+    match live.len() {
+        0 => Ok(None),
+        1 => Ok(live.pop()),
+        n => Err(StepError::ask_user(format!(
+            "{n} projects are named {name}; pin the right one with project_ref"
+        ))),
     }
 }
 

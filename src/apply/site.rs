@@ -25,12 +25,10 @@ pub struct SiteContext<'a> {
     /// Where a site is fetched for the health check: `None` → `https://<domain>/`; `Some(base)`
     /// → `base` with a `Host: <domain>` header (the simulator serves sites that way).
     pub probe_base: Option<String>,
-    /// How long to wait for a custom domain before reporting it as pending (not a failure).
-    pub domain_timeout: Duration,
 }
 
-impl ClientRun<'_, '_> {
-    pub(super) fn site(&self) -> Result<&SiteContext<'_>, StepError> {
+impl<'r, 'a> ClientRun<'r, 'a> {
+    pub(super) fn site(&self) -> Result<&'r SiteContext<'a>, StepError> {
         self.ctx.site.as_ref().ok_or_else(|| {
             StepError::ask_user("the Cloudflare side is not configured (CLOUDFLARE_API_TOKEN)")
         })
@@ -59,7 +57,14 @@ impl ClientRun<'_, '_> {
                 .patch_project(name, &production_branch.after)
                 .await
                 .map(drop)?),
-            Action::Deploy { project, .. } => self.build_and_deploy(project, &branch).await,
+            Action::Deploy {
+                project,
+                fingerprint,
+                reason: _,
+            } => {
+                self.build_and_deploy(project, &branch, fingerprint.as_deref())
+                    .await
+            }
             Action::AddDomain {
                 project, domain, ..
             } => match cf.add_domain(project, domain).await {
@@ -107,8 +112,15 @@ impl ClientRun<'_, '_> {
     }
 
     /// Build with the client's values in the child's environment, then deploy with wrangler's
-    /// protocol; the fingerprint goes into the deployment's metadata.
-    async fn build_and_deploy(&mut self, project: &str, branch: &str) -> Result<(), StepError> {
+    /// protocol; the fingerprint goes into the deployment's metadata. When the plan knew the
+    /// fingerprint (`planned`), the build must be that one: anything else means the sources or
+    /// values changed since the plan.
+    async fn build_and_deploy(
+        &mut self,
+        project: &str,
+        branch: &str,
+        planned: Option<&str>,
+    ) -> Result<(), StepError> {
         let project_ref = self.project_ref()?.to_string();
         let keys = self.keys().await?;
         let anon = keys.anon.clone();
@@ -127,6 +139,13 @@ impl ClientRun<'_, '_> {
                 &extras,
             )),
         };
+        if let Some(planned) = planned
+            && planned != fingerprint.commit_hash()
+        {
+            return Err(StepError::give_up(format!(
+                "the frontend sources or build-time values changed since the plan was made (planned fingerprint {planned}); plan again"
+            )));
+        }
         let mut env: BTreeMap<String, SecretString> = extras
             .into_iter()
             .map(|(k, v)| (k, SecretString::from(v)))
@@ -147,11 +166,14 @@ impl ClientRun<'_, '_> {
         let out_dir = out.path().join("site");
         {
             let site = self.site()?;
+            // Waiting for a build slot is waiting: the work slot goes back meanwhile.
+            self.idle();
             let _permit = site
                 .builds
                 .acquire()
                 .await
                 .map_err(|e| StepError::local("waiting for a build slot", Policy::GiveUp, e))?;
+            self.busy().await?;
             let t = Instant::now();
             frontend::build::build_client(
                 &frontend_dir,
@@ -251,13 +273,24 @@ impl ClientRun<'_, '_> {
         }
     }
 
-    /// Poll until active, re-triggering validation when it stalls. A timeout is reported as a
-    /// state (validation/TLS pending), not a failure: the next plan picks it up.
+    /// Wait (without a work slot) until the domain is active and the site serves this run's
+    /// build, then mark the DNS record (a follow-up of `WaitForDomain`).
     async fn wait_for_domain(&mut self, domain: &str) -> Result<(), StepError> {
-        let (cf, timeout) = {
-            let s = self.site()?;
-            (s.cloudflare, s.domain_timeout)
-        };
+        self.idle();
+        let active = self.poll_domain(domain).await;
+        self.busy().await?;
+        if active? {
+            self.mark_domain_active(domain).await;
+        }
+        Ok(())
+    }
+
+    /// Poll until active, re-triggering validation once when it is stuck (a follow-up of
+    /// `WaitForDomain`), then check the site. A timeout is reported as a state (validation/TLS
+    /// pending), not a failure: the next plan picks it up. `Ok(false)`: still pending.
+    async fn poll_domain(&mut self, domain: &str) -> Result<bool, StepError> {
+        let cf = self.site()?.cloudflare;
+        let timeout = self.ctx.waits.domain_timeout;
         let project = self.spec.pages_project.clone();
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
@@ -279,34 +312,52 @@ impl ClientRun<'_, '_> {
                 self.outcome
                     .notes
                     .push(format!("{domain} is still {status}: validation or TLS pending; the next plan checks again"));
-                return Ok(());
+                return Ok(false);
             }
-            // A domain stuck in an error state gets its validation restarted once.
+            // A domain stuck in an error state gets its validation restarted once. If that
+            // fails, waiting goes on and the timeout reports the domain as pending.
             if !retriggered && d.as_ref().is_some_and(|d| stuck(&d.status)) {
-                let _ = cf.retry_domain(&project, domain).await;
+                if let Err(e) = cf.retry_domain(&project, domain).await {
+                    self.say(&format!("  restarting validation of {domain}: {e}"));
+                } else {
+                    self.say(&format!("  restarted validation of {domain}"));
+                }
                 retriggered = true;
             }
             tokio::time::sleep(self.ctx.waits.poll).await;
         }
         self.health_check(domain).await?;
-        // Record in the world that the domain is active, so a no-op plan need not ask again.
-        if let Ok(zone_id) = self.zone_id().await {
+        Ok(true)
+    }
+
+    /// Record in the world that the domain is active, so a no-op plan need not read it again.
+    /// Only an optimisation of later plans: a failure is reported and changes nothing else.
+    async fn mark_domain_active(&self, domain: &str) {
+        let marked = async {
+            let cf = self.site()?.cloudflare;
+            let zone_id = self.zone_id().await?;
             let filters = DnsFilters {
                 name: Some(domain.to_string()),
                 ..DnsFilters::default()
             };
-            if let Ok(records) = cf.list_dns_records(&zone_id, &filters).await
-                && let Some(rec) = records.first()
+            let records = cf.list_dns_records(&zone_id, &filters).await?;
+            if let Some(rec) = records.first()
                 && owned_by(rec.comment.as_deref(), &self.spec.slug)
             {
                 let patch = DnsRecordPatch {
                     comment: Some(active_comment(&self.spec.slug)),
                     ..DnsRecordPatch::default()
                 };
-                let _ = cf.patch_dns_record(&zone_id, &rec.id, &patch).await;
+                cf.patch_dns_record(&zone_id, &rec.id, &patch).await?;
             }
+            Ok::<(), StepError>(())
+        };
+        if let Err(e) = marked.await {
+            self.say(&format!(
+                "  marking {domain} active in its DNS record: {}; the next plan reads the domain instead",
+                e.chain()
+            ));
         }
-        Ok(())
     }
 
     /// Fetch the site and compare its index.html with what this run built.

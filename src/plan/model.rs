@@ -324,6 +324,29 @@ impl Action {
         }
     }
 
+    /// Whether apply builds the frontend for it (so the install step must run first).
+    pub fn builds_site(&self) -> bool {
+        match self {
+            Action::Deploy { .. } => true,
+            Action::CreateProject { .. }
+            | Action::WaitUntilHealthy { .. }
+            | Action::RestoreProject { .. }
+            | Action::PauseProject { .. }
+            | Action::DeleteProject { .. }
+            | Action::UpdateAuthConfig { .. }
+            | Action::CreateBucket { .. }
+            | Action::UpdateBucket { .. }
+            | Action::ApplyMigrations { .. }
+            | Action::ApplySeed { .. }
+            | Action::CreatePagesProject { .. }
+            | Action::UpdatePagesProject { .. }
+            | Action::AddDomain { .. }
+            | Action::UpsertDnsRecord { .. }
+            | Action::WaitForDomain { .. }
+            | Action::DeleteSite { .. } => false,
+        }
+    }
+
     /// Whether the action belongs to the Cloudflare side (run after the Supabase side).
     pub fn is_site(&self) -> bool {
         match self {

@@ -1,0 +1,228 @@
+//! The engine: observe → plan → apply as a small API, used by the commands, the integration
+//! tests and the benches alike.
+//!
+//! It owns what every caller would otherwise rebuild: the desired state as the connections can
+//! plan it, the frontend's install step (run once per engine, before the first build), the
+//! build slots, the work slots and the waits.
+//!
+//! **Slots bound work, not waiting.** Every client of an apply runs at once; a client holds one
+//! of `parallelism` work slots only while it does something (vendor requests, a build, a
+//! re-plan), and gives it back while it waits (project provisioning and health, domain
+//! activation, the site's health probe, a lost create answer being looked up). So a fleet of
+//! new projects that each wait minutes for provisioning does not hold back clients with work to
+//! do. Builds additionally take one of the build slots (CPU-bound, see [`build_slots`]).
+//!
+//! [`Engine::apply`] takes any set of client plans and returns their outcomes, and may be
+//! called more than once on one engine (the install runs once): a caller that orders clients
+//! in waves calls it once per wave, checking its gate in between.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::apply::{self, ApplyReport, Waits};
+use crate::fleet::ClientSpec;
+use crate::observe::{self, ObservedFleet};
+use crate::plan::{self, ClientPlan, Desired, Plan, PlanOptions};
+use crate::workspace::{Connections, Workspace};
+
+/// Observation runs at least this many clients at once: it only reads, and the HTTP layer's
+/// rate limiter paces it.
+const MIN_OBSERVE_PARALLELISM: usize = 8;
+
+/// Observe, plan and apply one workspace through one set of connections.
+pub struct Engine<'w> {
+    ws: &'w Workspace,
+    conns: &'w Connections,
+    options: PlanOptions,
+    waits: Waits,
+    /// Clients observed at once (the fleet's `parallelism`, at least 8).
+    observe_parallelism: usize,
+    slots: Semaphore,
+    builds: Semaphore,
+    installed: OnceCell<()>,
+    progress: Box<dyn Fn(&str) + Send + Sync + 'w>,
+}
+
+impl<'w> Engine<'w> {
+    /// An engine with the fleet's parallelism, [`waits_from_env`], default plan options and
+    /// progress lines on stderr.
+    pub fn new(ws: &'w Workspace, conns: &'w Connections) -> Engine<'w> {
+        let parallelism = (ws.fleet.settings.parallelism as usize).max(1);
+        Engine {
+            ws,
+            conns,
+            options: PlanOptions::default(),
+            waits: waits_from_env(),
+            observe_parallelism: parallelism.max(MIN_OBSERVE_PARALLELISM),
+            slots: Semaphore::new(parallelism),
+            builds: Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command)),
+            installed: OnceCell::new(),
+            progress: Box::new(|line| eprintln!("{line}")),
+        }
+    }
+
+    pub fn with_options(mut self, options: PlanOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn with_waits(mut self, waits: Waits) -> Self {
+        self.waits = waits;
+        self
+    }
+
+    /// How many clients may do work at once during apply (`--parallelism`).
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        self.slots = Semaphore::new(parallelism.max(1));
+        self
+    }
+
+    /// Where apply's progress lines go.
+    pub fn with_progress(mut self, progress: impl Fn(&str) + Send + Sync + 'w) -> Self {
+        self.progress = Box::new(progress);
+        self
+    }
+
+    /// The desired state as these connections can plan it (the frontend side only when
+    /// Cloudflare is connected).
+    pub fn desired(&self) -> Desired<'w> {
+        let template = self
+            .conns
+            .cloudflare
+            .as_ref()
+            .map(|_| self.conns.supabase.project_url("{ref}"));
+        self.ws.desired(template.as_deref())
+    }
+
+    /// The observed state of `selected` (both sides, at once).
+    pub async fn observe(&self, selected: &[&ClientSpec]) -> Result<ObservedFleet> {
+        let conns = self.conns;
+        let ws = self.ws;
+        let parallelism = self.observe_parallelism;
+        let supabase = observe::supabase::observe(
+            &conns.supabase,
+            &conns.sql,
+            &ws.fleet,
+            selected,
+            &ws.migrations,
+            parallelism,
+            conns.cloudflare.is_some(),
+        );
+        let sites = async {
+            match &conns.cloudflare {
+                Some(cf) => observe::cloudflare::observe(cf, &ws.fleet, selected, parallelism)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (observed, sites) = tokio::join!(supabase, sites);
+        let mut observed = observed.context("observing Supabase")?;
+        if let Some(sites) = sites.context("observing Cloudflare")? {
+            for (slug, site) in sites {
+                observed.clients.entry(slug).or_default().site = site;
+            }
+        }
+        Ok(observed)
+    }
+
+    /// The plan for the clients named by `only` (all when empty) minus `exclude`.
+    pub async fn plan(&self, only: &[String], exclude: &[String]) -> Result<Plan> {
+        let selected = self.ws.select(only, exclude)?;
+        let observed = self.observe(&selected).await?;
+        Ok(plan::plan(
+            &self.desired(),
+            &selected,
+            &observed,
+            self.options,
+        ))
+    }
+
+    /// Install the frontend's dependencies, once per engine.
+    pub async fn install(&self) -> Result<()> {
+        self.installed
+            .get_or_try_init(|| async {
+                let front = &self.ws.fleet.settings.frontend;
+                (self.progress)(&format!("frontend: {} …", front.install_command));
+                crate::frontend::build::run(
+                    &self.ws.fleet.root.join(&front.dir),
+                    &front.install_command,
+                    &Default::default(),
+                )
+                .await
+                .context("installing the frontend's dependencies")
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Apply `plans` (all at once, work bounded by the slots); one client's failure never
+    /// stops another. Installs the frontend first when a plan builds a site.
+    pub async fn apply(&self, plans: &[ClientPlan]) -> Result<ApplyReport> {
+        let builds_a_site = plans
+            .iter()
+            .any(|c| c.errors.is_empty() && c.actions.iter().any(plan::Action::builds_site));
+        if builds_a_site {
+            self.install().await?;
+        }
+        let desired = self.desired();
+        let conns = self.conns;
+        let ctx = apply::Context {
+            supabase: &conns.supabase,
+            sql: &conns.sql,
+            fleet: &self.ws.fleet,
+            desired: &desired,
+            migrations: &self.ws.migrations,
+            seed_sql: &self.ws.seed_sql,
+            options: self.options,
+            waits: self.waits,
+            slots: &self.slots,
+            progress: &*self.progress,
+            site: conns
+                .cloudflare
+                .as_ref()
+                .map(|cf| apply::site::SiteContext {
+                    cloudflare: cf,
+                    source_digest: self.ws.frontend_digest.clone(),
+                    builds: &self.builds,
+                    probe_base: conns.probe_base.clone(),
+                }),
+        };
+        Ok(apply::apply(&ctx, plans).await)
+    }
+}
+
+/// Builds that may run at once: one per CPU when each client builds into its own directory,
+/// else one (they would share the frontend's output directory).
+pub fn build_slots(build_command: &str) -> usize {
+    if crate::frontend::build::supports_parallel_builds(build_command) {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        1
+    }
+}
+
+/// Poll interval and timeouts for slow vendor operations (`INTELLI_POLL_MS`,
+/// `INTELLI_HEALTHY_TIMEOUT_SECS`, `INTELLI_DOMAIN_TIMEOUT_SECS`, `INTELLI_CREATE_LOOKUP_SECS`);
+/// the defaults suit the real vendors.
+pub fn waits_from_env() -> Waits {
+    let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut w = Waits {
+        // Short enough for the simulator's provisioning, polite enough for the real API (one
+        // GET per client every half second is far under the per-project limit).
+        poll: Duration::from_millis(num("INTELLI_POLL_MS").unwrap_or(500)),
+        ..Waits::default()
+    };
+    if let Some(s) = num("INTELLI_HEALTHY_TIMEOUT_SECS") {
+        w.healthy_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = num("INTELLI_DOMAIN_TIMEOUT_SECS") {
+        w.domain_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = num("INTELLI_CREATE_LOOKUP_SECS") {
+        w.ambiguous_lookup = Duration::from_secs(s);
+    }
+    w
+}
