@@ -33,6 +33,7 @@ fn fast_config(api_base: &str, token: &str, account: &str) -> CloudflareConfig {
     c.api_base = api_base.parse().expect("api base URL");
     c.retry = RetryConfig {
         max_attempts: 5,
+        max_rate_limited: 10,
         min_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(400),
         max_wait: Duration::from_secs(10),
@@ -1317,5 +1318,132 @@ async fn many_files_are_split_into_batches_within_the_file_limit() {
     // simulator refuses a request over 2,000 files, so they all fit.
     assert_eq!(cf_stat(&sim, "upload_requests"), 4);
     assert_eq!(cf_stat(&sim, "asset_files_uploaded"), n as u64);
+    sim.shutdown().await.expect("shutdown");
+}
+
+/// A 5xx on a look-before-create write (nothing was made): the client looks, finds nothing,
+/// and creates again, once; the thing exists once.
+#[tokio::test]
+async fn a_failed_create_is_looked_for_then_sent_again() {
+    let sim = sim(|_| {}).await;
+    let cf = client(&sim, |_| {});
+    let fail_once = |path: &str| FaultRule {
+        vendor: Some(Vendor::Cloudflare),
+        method: Some("POST".into()),
+        path: path.into(),
+        probability: 1.0,
+        kind: FaultKind::Status(503),
+        times: Some(1),
+    };
+    sim.set_faults(vec![
+        fail_once("*/pages/projects"),
+        fail_once("*/pages/projects/*/domains"),
+        fail_once("*/zones/*/dns_records"),
+    ]);
+    let project = cf.create_project("again", "main").await.expect("create");
+    cf.add_domain("again", "again.intelliservice.io")
+        .await
+        .expect("domain");
+    let zone = cf.find_zone(ZONE).await.expect("zone").expect("zone");
+    let input = DnsRecordInput::proxied_cname(
+        "again.intelliservice.io",
+        &project.subdomain,
+        Some("managed by intelli: again".into()),
+    );
+    cf.create_dns_record(&zone.id, &input)
+        .await
+        .expect("record");
+    let stats = sim.stats();
+    assert_eq!(stats.faults_injected.get("503"), Some(&3));
+    for counter in ["projects_created", "domains_added", "dns_records_created"] {
+        assert_eq!(stats.cloudflare[counter], json!(1), "{counter}");
+    }
+    // Two sends each (the refused one and the one that made it).
+    for route in [
+        "/client/v4/accounts/{account_id}/pages/projects",
+        "/client/v4/accounts/{account_id}/pages/projects/{project_name}/domains",
+        "/client/v4/zones/{zone_id}/dns_records",
+    ] {
+        assert_eq!(stats.count(Vendor::Cloudflare, "POST", route), 2, "{route}");
+    }
+    // An identical record is refused by the vendor; the plain create reads that as "there".
+    let err = cf
+        .create_dns_record_once(&zone.id, &input)
+        .await
+        .expect_err("identical record refused");
+    // An identical CNAME meets the same-host rule first (81053); other types get 81057.
+    assert!(intelli::cloudflare::has_code(&err, "81053"), "{err}");
+    let same = cf.create_dns_record(&zone.id, &input).await.expect("found");
+    assert_eq!(same.name, "again.intelliservice.io");
+    assert_eq!(sim.stats().cloudflare["dns_records_created"], json!(1));
+    sim.shutdown().await.expect("shutdown");
+}
+
+/// Cloudflare blocks the whole user on a 429: every request of the client waits for the
+/// block's end instead of earning its own 429, and a block longer than the client waits in
+/// place defers requests without sending them.
+#[tokio::test]
+async fn a_cloudflare_429_blocks_every_request_of_the_client() {
+    let sim = sim(|_| {}).await;
+    let cf = client(&sim, |_| {});
+    sim.set_faults(vec![FaultRule {
+        vendor: Some(Vendor::Cloudflare),
+        method: Some("GET".into()),
+        path: "/client/v4/zones".into(),
+        probability: 1.0,
+        kind: FaultKind::RateLimited,
+        times: Some(1),
+    }]);
+    let started = std::time::Instant::now();
+    let (zone, verify) = tokio::join!(cf.find_zone(ZONE), async {
+        // Starts after the zone read got its 429 (the sim answers at once).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cf.verify_token().await
+    });
+    assert!(zone.expect("zone read waited out").is_some());
+    assert!(verify.expect("verify waited for the block"));
+    // Retry-After is 300 s × 0.01 = 3 s, rounded up.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        stats.count_status(Vendor::Cloudflare, "GET", "/client/v4/zones", 429),
+        1
+    );
+    assert_eq!(
+        stats.count_status(
+            Vendor::Cloudflare,
+            "GET",
+            "/client/v4/user/tokens/verify",
+            429
+        ),
+        0
+    );
+
+    // A client that waits at most 1 s in place: the same block defers, and the request
+    // during the block is not even sent.
+    let impatient = client(&sim, |c| c.retry.max_wait = Duration::from_secs(1));
+    sim.set_faults(vec![FaultRule {
+        vendor: Some(Vendor::Cloudflare),
+        method: Some("GET".into()),
+        path: "/client/v4/zones".into(),
+        probability: 1.0,
+        kind: FaultKind::RateLimited,
+        times: Some(1),
+    }]);
+    sim.reset_stats();
+    let e = impatient.find_zone(ZONE).await.expect_err("deferred");
+    assert_eq!(e.kind(), intelli::http::ErrorKind::Deferred, "{e}");
+    assert_eq!(e.policy(), intelli::http::Policy::Park);
+    let e = impatient.verify_token().await.expect_err("deferred unsent");
+    assert!(e.is_deferred(), "{e}");
+    assert_eq!(
+        sim.stats()
+            .count(Vendor::Cloudflare, "GET", "/client/v4/user/tokens/verify"),
+        0
+    );
     sim.shutdown().await.expect("shutdown");
 }

@@ -218,6 +218,7 @@ async fn start_sim(c: SimConfig) -> SimHandle {
 fn quick_retry() -> RetryConfig {
     RetryConfig {
         max_attempts: 4,
+        max_rate_limited: 10,
         min_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
         max_wait: Duration::from_secs(10),
@@ -614,25 +615,59 @@ async fn vendor_429_is_waited_out_using_its_reset_header() {
     assert!(st.count_status(Vendor::Supabase, "GET", route, 429) >= 1);
     assert_eq!(st.count_status(Vendor::Supabase, "GET", route, 404), 5);
 
-    // A POST is not repeated even on 429 (this layer never repeats a mutation), but the error
-    // says it may be retried, and when.
-    let mut refused = None;
+    // A 429 means the vendor refused the request unhandled, so even a create that is never
+    // repeated after an unknown outcome is sent again after the wait: every create succeeds,
+    // once each.
     for i in 0..5 {
-        match client
+        client
             .create_project(&create_request(&format!("rl-{i}")))
             .await
+            .unwrap_or_else(|e| panic!("create rl-{i}: {e}"));
+    }
+    let st = sim.stats();
+    assert!(
+        st.count_status(Vendor::Supabase, "POST", "/v1/projects", 429) >= 1,
+        "the org budget (3 per window) ran out"
+    );
+    assert_eq!(
+        st.count_status(Vendor::Supabase, "POST", "/v1/projects", 201),
+        5
+    );
+    for i in 0..5 {
+        let found = client
+            .find_projects_by_name(ORG, &format!("rl-{i}"))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "rl-{i}");
+    }
+
+    // A wait longer than this client makes in place is not a failure: the error is Deferred
+    // (park the work), says when, and nothing was created.
+    let impatient = sim_client(&sim, |c| {
+        c.rate_limit_per_minute = 0;
+        c.retry.max_wait = Duration::ZERO;
+    });
+    let mut deferred = None;
+    for i in 0..8 {
+        if let Err(e) = impatient
+            .create_project(&create_request(&format!("late-{i}")))
+            .await
         {
-            Ok(_) => {}
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
+            deferred = Some((i, e));
+            break;
         }
     }
-    let e = refused.expect("the org budget ran out");
-    assert_eq!(e.kind(), ErrorKind::RateLimited);
-    assert_eq!(e.policy(), Policy::Retry);
+    let (i, e) = deferred.expect("the org budget ran out");
+    assert_eq!(e.kind(), ErrorKind::Deferred, "{e}");
+    assert_eq!(e.policy(), Policy::Park);
     assert!(e.retry_after().is_some());
+    assert!(
+        impatient
+            .find_projects_by_name(ORG, &format!("late-{i}"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     sim.shutdown().await.unwrap();
 }
 
@@ -932,5 +967,91 @@ async fn traces_name_the_path_template_and_never_a_secret() {
         "http://{ref}",
     );
     assert_no_secret(&format!("{cfg:?}"), &["sbp_secret_token_value_123"]);
+    sim.shutdown().await.unwrap();
+}
+
+/// Migration SQL is guarded (advisory lock + history check in one transaction), so a 5xx or
+/// a lost answer is answered by sending it again, within the client's budget; the guard makes
+/// the repeat a no-op when the first send committed.
+#[tokio::test]
+async fn guarded_sql_is_sent_again_after_a_5xx_or_a_lost_answer_and_runs_once() {
+    use intelli::http::RetryBudget;
+    use intelli::migrate::MigrationFile;
+    use intelli::migrate::exec::SqlExecutor;
+    use intelli::migrate::sql;
+
+    let sim = start_sim(sim_config()).await;
+    let client = sim_client(&sim, |_| {});
+    let r = client
+        .create_project(&create_request("intelli-guarded"))
+        .await
+        .unwrap()
+        .project_ref;
+    wait_healthy(&client, &r).await;
+    let exec = SqlExecutor::ManagementApi(client.clone());
+    let route = "/v1/projects/{ref}/database/query";
+    let file = |v: &str| MigrationFile {
+        version: v.into(),
+        name: "counter".into(),
+        path: format!("migrations/{v}_counter.sql").into(),
+        sql: "create table if not exists public.ran (v text); insert into public.ran values ('x');"
+            .into(),
+    };
+    let fault = |kind| FaultRule {
+        vendor: Some(Vendor::Supabase),
+        method: Some("POST".into()),
+        path: route.into(),
+        probability: 1.0,
+        kind,
+        times: Some(1),
+    };
+
+    // A 503: nothing ran; the re-send applies it.
+    let budget = RetryBudget::new(3);
+    sim.set_faults(vec![fault(FaultKind::Status(503))]);
+    exec.run_guarded(
+        &r,
+        &sql::apply_migration(&file("20250101000001")),
+        Some(&budget),
+    )
+    .await
+    .unwrap();
+    assert_eq!(budget.remaining(), 2);
+
+    // Committed, then the answer lost: the re-send meets the guard, which says so.
+    sim.set_faults(vec![fault(FaultKind::CommitThenDrop)]);
+    let err = exec
+        .run_guarded(
+            &r,
+            &sql::apply_migration(&file("20250101000002")),
+            Some(&budget),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.already_applied(), "{err}");
+    assert_eq!(budget.remaining(), 1);
+    let rows = client
+        .query_read_only(&r, "select count(*)::text as n from public.ran")
+        .await
+        .unwrap();
+    assert_eq!(rows[0]["n"], "2", "each migration ran exactly once");
+
+    // The budget is per client: once spent, a 5xx is the caller's to handle.
+    let spent = RetryBudget::new(0);
+    sim.set_faults(vec![fault(FaultKind::Status(503))]);
+    let err = exec
+        .run_guarded(
+            &r,
+            &sql::apply_migration(&file("20250101000003")),
+            Some(&spent),
+        )
+        .await
+        .unwrap_err();
+    assert!(!err.from_database, "{err}");
+    assert_eq!(
+        sim.stats()
+            .count_status(Vendor::Supabase, "POST", route, 503),
+        2
+    );
     sim.shutdown().await.unwrap();
 }

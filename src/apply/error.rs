@@ -109,6 +109,7 @@ pub fn advice(policy: Policy) -> &'static str {
         Policy::Retry => "transient: run apply again",
         Policy::GiveUp => "fix the cause, then plan again",
         Policy::AskUser => "needs you: credentials, permissions or configuration",
+        Policy::Park => "deferred: the vendor asked for a long wait; the next apply resumes it",
     }
 }
 

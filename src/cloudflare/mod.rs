@@ -6,11 +6,14 @@
 //! Everything goes through [`crate::http`]: one reqwest client, bearer token, **one** rate
 //! limiter shared by every call of this client and its clones (Cloudflare counts 1200 requests
 //! per 5 minutes per user across everything, and a breach blocks the user for 5 minutes),
-//! `Retry-After` honoured, retries for idempotent calls only, typed and redacted errors.
+//! `Retry-After` honoured (a 429 blocks every call of the client until it ends), re-sends
+//! decided by what each call is ([`Repeat`]), typed and redacted errors.
 //!
 //! Creating calls (`create_project`, `add_domain`, `create_dns_record`, the deployment) are
-//! never blindly repeated: when their outcome is unknown the client re-observes (looks the
-//! thing up) and returns what it finds, or the original [`ErrorKind::Ambiguous`] error.
+//! [`Repeat::LookBeforeCreate`]: never blindly repeated. When their outcome is unknown the
+//! client re-observes (looks the thing up by its unique name) and returns what it finds; only
+//! when it is still absent is the create sent again, a bounded number of times
+//! ([`MAX_CREATE_SENDS`]).
 
 pub mod types;
 pub mod upload;
@@ -24,8 +27,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::http::{
-    Error, ErrorKind, HttpClient, HttpConfig, Keying, RateLimit, Request, Response, RetryConfig,
-    Vendor, endpoint, parse_vendor_error,
+    Error, ErrorKind, HttpClient, HttpConfig, Keying, RateLimit, Repeat, Request, Response,
+    RetryConfig, Vendor, endpoint, parse_vendor_error,
 };
 pub use types::{
     DeployMeta, DeployOutcome, Deployment, DeploymentTrigger, DnsFilters, DnsRecord,
@@ -40,6 +43,10 @@ pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";
 pub const DEFAULT_RATE_LIMIT_REQUESTS: u32 = 1200;
 pub const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(300);
 
+/// Sends of one look-before-create call, the first included: after an unknown outcome the
+/// thing is looked up, and created again only while it is still absent.
+pub const MAX_CREATE_SENDS: u32 = 3;
+
 /// `per_page` maximum of `GET /zones/{zone_id}/dns_records` (dns-records_per_page).
 pub const MAX_DNS_PAGE_SIZE: u32 = 5_000_000;
 
@@ -53,6 +60,11 @@ pub mod codes {
     pub const PAGES_JWT: &str = "8000013";
     /// "No route for the URI": a wrong base URL or id, never "the thing does not exist".
     pub const NO_ROUTE: &str = "7003";
+    /// DNS: "Record already exists." (an identical record: same type, name and content).
+    pub const DNS_RECORD_EXISTS: &str = "81057";
+    /// DNS: "An A, AAAA, or CNAME record with that host already exists." (also what an
+    /// identical CNAME gets).
+    pub const DNS_CNAME_CONFLICT: &str = "81053";
 }
 
 /// How to reach Cloudflare.
@@ -163,6 +175,15 @@ fn config_error(message: impl Into<String>) -> Error {
 pub fn has_code(e: &Error, code: &str) -> bool {
     e.code()
         .is_some_and(|c| c.split(';').any(|c| c.trim() == code))
+}
+
+/// A refusal that may mean "it exists already": a 409 (Pages project, domain) or the DNS
+/// API's identical-record and same-host codes (sent with a 400). Only a look decides: the
+/// look-up matches what was asked for exactly.
+fn is_already_there(e: &Error) -> bool {
+    e.kind() == ErrorKind::AlreadyExists
+        || has_code(e, codes::DNS_RECORD_EXISTS)
+        || has_code(e, codes::DNS_CNAME_CONFLICT)
 }
 
 /// A 404 that means "this does not exist" (not a 404 for a path the API does not route,
@@ -372,31 +393,61 @@ impl CloudflareClient {
     }
 
     /// `POST …/pages/projects` with `{name, production_branch}` (what wrangler sends for a
-    /// direct-upload project). Sent once; if the answer is lost the project is looked up by
-    /// name (unique in the account) and returned when it exists.
+    /// direct-upload project). [`Repeat::LookBeforeCreate`]: the name is unique in the
+    /// account, so after a lost answer (or a refusal because it exists) the project is looked
+    /// up by name and returned when it exists, and created again only while it does not.
     pub async fn create_project(
         &self,
         name: &str,
         production_branch: &str,
     ) -> Result<PagesProject, Error> {
-        let req = self
-            .request(
-                Method::POST,
-                &["accounts", &self.account_id, "pages", "projects"],
-                "/accounts/{account_id}/pages/projects",
-            )?
-            .idempotent(false)
-            .json(&serde_json::json!({
-                "name": name,
-                "production_branch": production_branch,
-            }));
-        match self.call(req).await {
-            Ok(p) => Ok(p),
-            Err(e) if e.is_ambiguous() => match self.get_project(name).await {
-                Ok(Some(p)) => Ok(p),
-                _ => Err(e),
+        let body = serde_json::json!({
+            "name": name,
+            "production_branch": production_branch,
+        });
+        self.create_or_find(
+            || {
+                Ok(self
+                    .request(
+                        Method::POST,
+                        &["accounts", &self.account_id, "pages", "projects"],
+                        "/accounts/{account_id}/pages/projects",
+                    )?
+                    .repeat(Repeat::LookBeforeCreate)
+                    .json(&body))
             },
-            Err(e) => Err(e),
+            async || self.get_project(name).await,
+        )
+        .await
+    }
+
+    /// The look-before-create loop of every [`Repeat::LookBeforeCreate`] call: send; on an
+    /// unknown outcome (or "already exists", or no connection) look; found ⇒ done; absent
+    /// after an unknown outcome ⇒ send again, up to [`MAX_CREATE_SENDS`]. A definite refusal
+    /// is returned as it is.
+    async fn create_or_find<T: DeserializeOwned>(
+        &self,
+        make: impl Fn() -> Result<Request, Error>,
+        look: impl AsyncFn() -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
+        let mut sends = 0;
+        loop {
+            sends += 1;
+            let error = match self.call(make()?).await {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            let unknown = error.is_ambiguous() || error.kind() == ErrorKind::Connect;
+            if !unknown && !is_already_there(&error) {
+                return Err(error);
+            }
+            match look().await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) if unknown && sends < MAX_CREATE_SENDS => {
+                    tracing::warn!(error = %error, sends, "create outcome unknown and not found; sending again");
+                }
+                Ok(None) | Err(_) => return Err(error),
+            }
         }
     }
 
@@ -414,7 +465,7 @@ impl CloudflareClient {
                 &[],
                 "/accounts/{account_id}/pages/projects/{project_name}",
             )?
-            .idempotent(true)
+            .repeat(Repeat::Idempotent)
             .json(&serde_json::json!({ "production_branch": production_branch }));
         self.call(req).await
     }
@@ -506,29 +557,27 @@ impl CloudflareClient {
         }
     }
 
-    /// `POST …/domains {name}`. Adding creates no DNS record (make the proxied CNAME to
-    /// `project.subdomain` next). When the answer is lost, or the API says the domain exists,
-    /// the domain is looked up on this project and returned if it is there.
+    /// `POST …/domains {name}` ([`Repeat::LookBeforeCreate`]). Adding creates no DNS record
+    /// (make the proxied CNAME to `project.subdomain` next). When the answer is lost, or the
+    /// API says the domain exists, the domain is looked up on this project and returned if it
+    /// is there; after a lost answer it is added again only while it is absent.
     pub async fn add_domain(&self, project: &str, name: &str) -> Result<PagesDomain, Error> {
-        let req = self
-            .project_request(
-                Method::POST,
-                project,
-                &["domains"],
-                "/accounts/{account_id}/pages/projects/{project_name}/domains",
-            )?
-            .idempotent(false)
-            .json(&serde_json::json!({ "name": name }));
-        match self.call(req).await {
-            Ok(d) => Ok(d),
-            Err(e) if e.is_ambiguous() || e.kind() == ErrorKind::AlreadyExists => {
-                match self.get_domain(project, name).await {
-                    Ok(Some(d)) => Ok(d),
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let body = serde_json::json!({ "name": name });
+        self.create_or_find(
+            || {
+                Ok(self
+                    .project_request(
+                        Method::POST,
+                        project,
+                        &["domains"],
+                        "/accounts/{account_id}/pages/projects/{project_name}/domains",
+                    )?
+                    .repeat(Repeat::LookBeforeCreate)
+                    .json(&body))
+            },
+            async || self.get_domain(project, name).await,
+        )
+        .await
     }
 
     /// `PATCH …/domains/{name}` (no body): retry validation of a domain stuck in
@@ -541,7 +590,7 @@ impl CloudflareClient {
                 &["domains", name],
                 "/accounts/{account_id}/pages/projects/{project_name}/domains/{domain_name}",
             )?
-            .idempotent(true);
+            .repeat(Repeat::Idempotent);
         self.call(req).await
     }
 
@@ -583,37 +632,56 @@ impl CloudflareClient {
         .await
     }
 
-    /// `POST /zones/{zone_id}/dns_records`. Sent once; if the answer is lost, a record with
-    /// the same type, name and content is looked for and returned when found.
+    /// `POST /zones/{zone_id}/dns_records` ([`Repeat::LookBeforeCreate`]: Cloudflare refuses
+    /// an identical second record). If the answer is lost, a record with the same type, name
+    /// and content is looked for and returned when found, and the create is sent again only
+    /// while there is none.
     pub async fn create_dns_record(
         &self,
         zone_id: &str,
         record: &DnsRecordInput,
     ) -> Result<DnsRecord, Error> {
-        let req = self
+        let filters = DnsFilters {
+            record_type: Some(record.record_type.clone()),
+            name: Some(record.name.clone()),
+            content: Some(record.content.clone()),
+            ..DnsFilters::default()
+        };
+        self.create_or_find(
+            || self.create_dns_record_request(zone_id, record),
+            async || {
+                let mut found = self.list_dns_records(zone_id, &filters).await?;
+                Ok((found.len() == 1).then(|| found.remove(0)))
+            },
+        )
+        .await
+    }
+
+    /// `POST /zones/{zone_id}/dns_records`, sent once and never looked for: an identical
+    /// record that exists already is refused with [`codes::DNS_RECORD_EXISTS`] (the lease
+    /// relies on that refusal, so it must see it, not a look-up's result).
+    pub async fn create_dns_record_once(
+        &self,
+        zone_id: &str,
+        record: &DnsRecordInput,
+    ) -> Result<DnsRecord, Error> {
+        self.call(self.create_dns_record_request(zone_id, record)?)
+            .await
+    }
+
+    fn create_dns_record_request(
+        &self,
+        zone_id: &str,
+        record: &DnsRecordInput,
+    ) -> Result<Request, Error> {
+        Ok(self
             .request(
                 Method::POST,
                 &["zones", zone_id, "dns_records"],
                 "/zones/{zone_id}/dns_records",
             )?
-            .idempotent(false)
-            .json(record);
-        match self.call(req).await {
-            Ok(r) => Ok(r),
-            Err(e) if e.is_ambiguous() => {
-                let filters = DnsFilters {
-                    record_type: Some(record.record_type.clone()),
-                    name: Some(record.name.clone()),
-                    content: Some(record.content.clone()),
-                    ..DnsFilters::default()
-                };
-                match self.list_dns_records(zone_id, &filters).await {
-                    Ok(found) if found.len() == 1 => Ok(found.into_iter().next().ok_or(e)?),
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+            .repeat(Repeat::LookBeforeCreate)
+            .json(record))
     }
 
     /// `PUT /zones/{zone_id}/dns_records/{id}`: overwrite the record (comment and tags
@@ -648,7 +716,7 @@ impl CloudflareClient {
                 &["zones", zone_id, "dns_records", record_id],
                 "/zones/{zone_id}/dns_records/{dns_record_id}",
             )?
-            .idempotent(true)
+            .repeat(Repeat::Idempotent)
             .json(patch);
         self.call(req).await
     }
@@ -663,7 +731,7 @@ impl CloudflareClient {
                 &[],
                 "/accounts/{account_id}/pages/projects/{project_name}",
             )?
-            .idempotent(true);
+            .repeat(Repeat::Idempotent);
         match self.http.send(req).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -679,7 +747,7 @@ impl CloudflareClient {
                 &["zones", zone_id, "dns_records", record_id],
                 "/zones/{zone_id}/dns_records/{dns_record_id}",
             )?
-            .idempotent(true);
+            .repeat(Repeat::Idempotent);
         match self.http.send(req).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::types::{DeployMeta, DeployOutcome, Deployment, UploadTokenResult};
 use super::{CloudflareClient, codes, has_code};
-use crate::http::{Body, Error, ErrorKind, Policy, Request};
+use crate::http::{Body, Error, ErrorKind, Policy, Repeat, Request};
 
 /// Largest file Pages accepts (wrangler `MAX_ASSET_SIZE`): 25 MiB.
 pub const MAX_ASSET_SIZE: u64 = 25 * 1024 * 1024;
@@ -560,7 +560,7 @@ impl<'a> UploadSession<'a> {
         let mut refreshes = 0;
         loop {
             let (jwt, generation) = self.current().await?;
-            let req = build(&jwt).await?.idempotent(true);
+            let req = build(&jwt).await?.repeat(Repeat::Idempotent);
             match self.client.http.send(req).await {
                 Err(e) if is_jwt_refusal(&e) && refreshes < MAX_REFRESHES => {
                     refreshes += 1;
@@ -792,7 +792,9 @@ impl CloudflareClient {
                     &["deployments"],
                     "/accounts/{account_id}/pages/projects/{project_name}/deployments",
                 )?
-                .idempotent(false)
+                // A duplicate deployment is harmless but costs a build's worth of work on
+                // the vendor: look at the project's latest deployments before sending again.
+                .repeat(Repeat::LookBeforeCreate)
                 .body(Body::Multipart(Arc::new(move || f.form())));
             let error = match self.call::<Deployment>(req).await {
                 Ok(d) => return Ok(d),

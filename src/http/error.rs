@@ -51,8 +51,14 @@ pub enum ErrorKind {
     AlreadyExists,
     /// 401 / 403: the credentials are missing, wrong or lack a permission.
     Unauthorized,
-    /// 429 after the retries this layer allows (or on a request it may not retry).
+    /// 429 (only seen by callers that read statuses themselves: this layer waits 429s out,
+    /// or defers them).
     RateLimited,
+    /// Refused with 429 for longer than this run waits in place (or refused again and again):
+    /// nothing happened. The work should be parked, without holding a worker, and resumed
+    /// after [`Error::retry_after`]; a run that must end first reports it as deferred, not
+    /// failed.
+    Deferred,
     /// 5xx on an idempotent request after the retries this layer allows.
     Unavailable,
     /// SQL sent through the Management API was rejected by Postgres.
@@ -79,6 +85,9 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => "already exists",
             ErrorKind::Unauthorized => "not authorized",
             ErrorKind::RateLimited => "rate limited",
+            ErrorKind::Deferred => {
+                "rate limited for longer than this run waits in place (deferred)"
+            }
             ErrorKind::Unavailable => "service unavailable",
             ErrorKind::Sql => "SQL error",
             ErrorKind::Ambiguous => {
@@ -102,6 +111,9 @@ pub enum Policy {
     GiveUp,
     /// Needs a person: credentials, permissions, configuration.
     AskUser,
+    /// The vendor asked for a long wait: park this piece of work (releasing its worker) and
+    /// resume it after [`Error::retry_after`], in the same run when it lasts long enough.
+    Park,
 }
 
 /// An error from a vendor client. Boxed inside so `Result<T, Error>` stays small.
@@ -214,6 +226,10 @@ impl Error {
     pub fn is_ambiguous(&self) -> bool {
         self.0.kind == ErrorKind::Ambiguous
     }
+    /// A 429 wait too long to make in place: see [`ErrorKind::Deferred`].
+    pub fn is_deferred(&self) -> bool {
+        self.0.kind == ErrorKind::Deferred
+    }
 
     /// What to do about it (kube-rs style).
     pub fn policy(&self) -> Policy {
@@ -222,6 +238,7 @@ impl Error {
             | ErrorKind::Unavailable
             | ErrorKind::Connect
             | ErrorKind::Timeout => Policy::Retry,
+            ErrorKind::Deferred => Policy::Park,
             ErrorKind::Unauthorized | ErrorKind::Config => Policy::AskUser,
             ErrorKind::Api
             | ErrorKind::NotFound

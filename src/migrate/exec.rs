@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use tokio_postgres::error::SqlState;
 
-use crate::http::Policy;
+use super::sql::GuardedSql;
+use crate::http::{Policy, RetryBudget};
 use crate::supabase::SupabaseClient;
 
 /// How to reach each client's database.
@@ -32,8 +33,11 @@ pub struct SqlError {
     /// The SQLSTATE, when the database itself rejected the SQL (as opposed to not being
     /// reachable).
     pub code: Option<SqlState>,
-    /// What to do about it: a rejected statement is permanent, an unreachable database is not.
+    /// What to do about it: a rejected statement is permanent, an unreachable database is not,
+    /// and a long 429 parks the client ([`Policy::Park`], see `retry_after`).
     pub policy: Policy,
+    /// How long the vendor asked to wait, when it said (a [`Policy::Park`] error).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl SqlError {
@@ -67,6 +71,16 @@ impl SqlError {
             message: e.to_string(),
             code,
             policy: e.policy(),
+            retry_after: e.retry_after(),
+        }
+    }
+
+    fn local(message: String, code: Option<SqlState>, policy: Policy) -> SqlError {
+        SqlError {
+            message,
+            code,
+            policy,
+            retry_after: None,
         }
     }
 }
@@ -83,46 +97,62 @@ fn sqlstate_in_message(message: &str) -> Option<SqlState> {
 }
 
 impl SqlExecutor {
-    /// Run `sql` on the project's database; rows of the last statement as JSON objects.
-    /// Column values may arrive as JSON or as text, depending on the path: use [`json_column`].
-    pub async fn run(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, SqlError> {
+    /// Run a migration or the seed on the project's database; rows of the last statement as
+    /// JSON objects. Column values may arrive as JSON or as text, depending on the path: use
+    /// [`json_column`]. Through the Management API a lost answer or a 5xx is answered by
+    /// sending it again (the SQL's own guard makes that safe), without a per-client budget.
+    pub async fn run(&self, project_ref: &str, sql: &GuardedSql) -> Result<Vec<Value>, SqlError> {
+        self.run_guarded(project_ref, sql, None).await
+    }
+
+    /// [`SqlExecutor::run`], counting re-sends against the client's `budget`.
+    pub async fn run_guarded(
+        &self,
+        project_ref: &str,
+        sql: &GuardedSql,
+        budget: Option<&RetryBudget>,
+    ) -> Result<Vec<Value>, SqlError> {
         match self {
             SqlExecutor::ManagementApi(client) => client
-                .query(project_ref, sql)
+                .query_guarded(project_ref, sql.as_str(), budget)
                 .await
                 .map_err(|e| SqlError::from_api(&e)),
             SqlExecutor::Direct { url_template } => {
-                let url = url_template.replace("{ref}", project_ref);
-                let db = crate::pg::connect(&url).await.map_err(|e| SqlError {
-                    message: format!("{e:#}"),
-                    code: None,
-                    // A TLS setting or certificate that is refused needs a person; an
-                    // unreachable server may come back.
-                    policy: if crate::pg::tls::is_configuration_error(&e) {
-                        Policy::AskUser
-                    } else {
-                        Policy::Retry
-                    },
-                })?;
-                let messages = db
-                    .simple_query(sql)
-                    .await
-                    .map_err(|e| match e.as_db_error() {
-                        Some(d) => SqlError {
-                            message: d.message().to_string(),
-                            code: Some(d.code().clone()),
-                            policy: Policy::GiveUp,
-                        },
-                        None => SqlError {
-                            message: e.to_string(),
-                            code: None,
-                            policy: Policy::Retry,
-                        },
-                    })?;
-                Ok(rows_as_json(messages))
+                run_direct(url_template, project_ref, sql.as_str()).await
             }
         }
     }
+}
+
+/// One SQL text in one implicit transaction over a direct connection.
+async fn run_direct(
+    url_template: &str,
+    project_ref: &str,
+    sql: &str,
+) -> Result<Vec<Value>, SqlError> {
+    let url = url_template.replace("{ref}", project_ref);
+    let db = crate::pg::connect(&url).await.map_err(|e| {
+        // A TLS setting or certificate that is refused needs a person; an unreachable
+        // server may come back.
+        let policy = if crate::pg::tls::is_configuration_error(&e) {
+            Policy::AskUser
+        } else {
+            Policy::Retry
+        };
+        SqlError::local(format!("{e:#}"), None, policy)
+    })?;
+    let messages = db
+        .simple_query(sql)
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(d) => SqlError::local(
+                d.message().to_string(),
+                Some(d.code().clone()),
+                Policy::GiveUp,
+            ),
+            None => SqlError::local(e.to_string(), None, Policy::Retry),
+        })?;
+    Ok(rows_as_json(messages))
 }
 
 impl SqlExecutor {
@@ -138,9 +168,9 @@ impl SqlExecutor {
                 .query_read_only(project_ref, sql)
                 .await
                 .map_err(|e| SqlError::from_api(&e)),
-            SqlExecutor::Direct { .. } => {
-                self.run(project_ref, &format!("set transaction read only;\n{sql}"))
-                    .await
+            SqlExecutor::Direct { url_template } => {
+                let sql = format!("set transaction read only;\n{sql}");
+                run_direct(url_template, project_ref, &sql).await
             }
         }
     }

@@ -96,10 +96,23 @@ pub fn fetch_statements(versions: &[String]) -> String {
     )
 }
 
+/// SQL that guards itself: it takes intelli's advisory lock, checks the history table and
+/// records itself, all in one transaction, so sending it twice (after a lost answer or a 5xx)
+/// applies it at most once (the second run raises [`ALREADY_APPLIED`]). Only this module makes
+/// one, which is what lets `migrate::exec` re-send it ([`crate::http::Repeat::Guarded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuardedSql(String);
+
+impl GuardedSql {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Apply one migration file and record it, in one transaction. If another run recorded the same
 /// version in the meantime, the transaction fails with `intelli: already applied` before the
 /// file runs, so a migration can never run twice.
-pub fn apply_migration(file: &MigrationFile) -> String {
+pub fn apply_migration(file: &MigrationFile) -> GuardedSql {
     let statements = statements_of(file);
     let array = if statements.is_empty() {
         "array[]::text[]".to_string()
@@ -107,7 +120,7 @@ pub fn apply_migration(file: &MigrationFile) -> String {
         let items: Vec<String> = statements.iter().map(|s| literal(s)).collect();
         format!("array[{}]::text[]", items.join(", "))
     };
-    format!(
+    GuardedSql(format!(
         "{LOCK}{HISTORY_DDL}{guard}\n{body}\n;\ninsert into supabase_migrations.schema_migrations (version, name, statements) values ({v}, {n}, {array});\n",
         guard = already_applied_guard(
             "select 1 from supabase_migrations.schema_migrations where version = ",
@@ -116,16 +129,21 @@ pub fn apply_migration(file: &MigrationFile) -> String {
         body = file.sql,
         v = literal(&file.version),
         n = literal(&file.name),
-    )
+    ))
 }
 
 /// Apply the seed once: bind the client's settings, run the seed, record path and hash.
-pub fn apply_seed(seed_sql: &str, path: &str, sha256: &str, settings: &[(&str, String)]) -> String {
+pub fn apply_seed(
+    seed_sql: &str,
+    path: &str,
+    sha256: &str,
+    settings: &[(&str, String)],
+) -> GuardedSql {
     let sets: Vec<String> = settings
         .iter()
         .map(|(k, v)| format!("set_config({}, {}, true)", literal(k), literal(v)))
         .collect();
-    format!(
+    GuardedSql(format!(
         "{LOCK}{HISTORY_DDL}{guard}\nselect {sets};\n{seed_sql}\n;\ninsert into supabase_migrations.seed_files (path, hash) values ({p}, {h}) on conflict (path) do update set hash = excluded.hash;\n",
         guard = already_applied_guard(
             "select 1 from supabase_migrations.seed_files where path = ",
@@ -134,7 +152,7 @@ pub fn apply_seed(seed_sql: &str, path: &str, sha256: &str, settings: &[(&str, S
         sets = sets.join(", "),
         p = literal(path),
         h = literal(sha256),
-    )
+    ))
 }
 
 /// Marker in the error raised when a concurrent run got there first.

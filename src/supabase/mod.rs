@@ -4,7 +4,8 @@
 //!
 //! Everything goes through [`crate::http`]: bearer token, `User-Agent`, per-(scope, endpoint)
 //! rate limiting (the vendor counts 120/min per project or organisation and endpoint),
-//! retries for idempotent calls only, typed and redacted errors.
+//! 429s waited out, re-sends decided by what each call is ([`Repeat`]), typed and redacted
+//! errors.
 
 pub mod storage;
 pub mod types;
@@ -17,8 +18,8 @@ use serde_json::Value;
 use url::Url;
 
 use crate::http::{
-    Error, ErrorKind, HttpClient, HttpConfig, Keying, RateLimit, Request, RetryConfig, Vendor,
-    endpoint,
+    Error, ErrorKind, HttpClient, HttpConfig, Keying, RateLimit, Repeat, Request, RetryBudget,
+    RetryConfig, Vendor, endpoint,
 };
 pub use storage::{Bucket, StorageClient};
 pub use types::{
@@ -292,9 +293,11 @@ impl SupabaseClient {
         self.http.send(req).await?.json()
     }
 
-    /// `POST /v1/projects`. Sent exactly once: on a timeout, a lost connection or a 5xx the
-    /// error is [`ErrorKind::Ambiguous`]; look the name up with
-    /// [`SupabaseClient::find_projects_by_name`] before trying again.
+    /// `POST /v1/projects`. [`Repeat::NotRepeatable`]: the vendor has no idempotency key and
+    /// names may repeat, so it is sent exactly once. On a timeout, a lost connection or a 5xx
+    /// the error is [`ErrorKind::Ambiguous`]; look the name up with
+    /// [`SupabaseClient::find_projects_by_name`], and never send it again in the same run. A
+    /// 429 is waited out (the vendor refused it unhandled).
     pub async fn create_project(&self, req: &CreateProjectRequest) -> Result<Project, Error> {
         let http_req = self
             .request(
@@ -304,7 +307,7 @@ impl SupabaseClient {
                 // The vendor counts this call against the organisation in the body.
                 format!("org:{}", req.organization_slug),
             )?
-            .idempotent(false)
+            .repeat(Repeat::NotRepeatable)
             .secret(&req.db_pass)
             .json(&req.body());
         let resp = self.http.send(http_req).await?;
@@ -316,7 +319,7 @@ impl SupabaseClient {
     }
 
     /// `POST /v1/projects/{ref}/pause`. Pausing twice is refused by the vendor, not
-    /// duplicated, so it is safe to retry.
+    /// duplicated, so it is [`Repeat::Idempotent`].
     pub async fn pause_project(&self, project_ref: &str) -> Result<(), Error> {
         let req = self
             .project_request(
@@ -325,7 +328,7 @@ impl SupabaseClient {
                 &["pause"],
                 "/v1/projects/{ref}/pause",
             )?
-            .idempotent(true);
+            .repeat(Repeat::Idempotent);
         self.http.send(req).await.map(drop)
     }
 
@@ -338,7 +341,7 @@ impl SupabaseClient {
                 &["restore"],
                 "/v1/projects/{ref}/restore",
             )?
-            .idempotent(true);
+            .repeat(Repeat::Idempotent);
         self.http.send(req).await.map(drop)
     }
 
@@ -383,24 +386,46 @@ impl SupabaseClient {
         }
     }
 
-    /// Run SQL (`POST …/database/query`); rows as JSON objects. Not retried (the SQL may
-    /// write). A statement Postgres rejects is [`ErrorKind::Sql`].
+    /// Run SQL (`POST …/database/query`); rows as JSON objects. [`Repeat::NotRepeatable`]:
+    /// the SQL may write, so it is sent once. A statement Postgres rejects is
+    /// [`ErrorKind::Sql`].
     pub async fn query(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, Error> {
-        self.run_query(project_ref, sql, false).await
+        self.run_query(project_ref, sql, Repeat::NotRepeatable, None)
+            .await
+    }
+
+    /// Run SQL that guards itself ([`Repeat::Guarded`]): it takes an advisory lock and checks
+    /// a history table in the same transaction, so a re-send after a lost answer or a 5xx
+    /// cannot apply it twice (the guard raises instead). Re-sent within `budget`. Only pass
+    /// SQL built by `migrate::sql` (see `migrate::sql::GuardedSql`).
+    pub async fn query_guarded(
+        &self,
+        project_ref: &str,
+        sql: &str,
+        budget: Option<&RetryBudget>,
+    ) -> Result<Vec<Value>, Error> {
+        self.run_query(project_ref, sql, Repeat::Guarded, budget)
+            .await
     }
 
     /// Run read-only SQL (`read_only: true`, which the vendor enforces). Idempotent, so
     /// retried like any read.
     pub async fn query_read_only(&self, project_ref: &str, sql: &str) -> Result<Vec<Value>, Error> {
-        self.run_query(project_ref, sql, true).await
+        self.run_query(project_ref, sql, Repeat::Idempotent, None)
+            .await
     }
 
     async fn run_query(
         &self,
         project_ref: &str,
         sql: &str,
-        read_only: bool,
+        repeat: Repeat,
+        budget: Option<&RetryBudget>,
     ) -> Result<Vec<Value>, Error> {
+        let read_only = match repeat {
+            Repeat::Idempotent => true,
+            Repeat::Guarded | Repeat::LookBeforeCreate | Repeat::NotRepeatable => false,
+        };
         let req = self
             .project_request(
                 Method::POST,
@@ -408,7 +433,8 @@ impl SupabaseClient {
                 &["database", "query"],
                 "/v1/projects/{ref}/database/query",
             )?
-            .idempotent(read_only)
+            .repeat(repeat)
+            .budget(budget)
             .json(&types::RunQueryBody {
                 query: sql,
                 read_only,
@@ -455,7 +481,7 @@ impl SupabaseClient {
                 &["config", "auth"],
                 "/v1/projects/{ref}/config/auth",
             )?
-            .idempotent(true)
+            .repeat(Repeat::Idempotent)
             .json(&patch.body());
         let resp = self.http.send(req).await?;
         let raw: Value = if resp.bytes().is_empty() {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::http::{Error, ErrorKind, HttpClient, Request, endpoint};
+use crate::http::{Error, ErrorKind, HttpClient, Repeat, Request, endpoint};
 
 /// A bucket's settings (what we create, update and compare).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,13 +153,13 @@ impl StorageClient {
 
     /// `POST /storage/v1/bucket`. An existing id is [`ErrorKind::AlreadyExists`].
     ///
-    /// Marked idempotent, so retried on 5xx and lost answers: a bucket is named by its id,
+    /// [`Repeat::Idempotent`], so re-sent on 5xx and lost answers: a bucket is named by its id,
     /// so a repeat can never make a second one, only answer "Duplicate" (which, after a retry,
     /// the caller should read as "exists now" and follow with [`StorageClient::update_bucket`]).
     pub async fn create_bucket(&self, bucket: &Bucket) -> Result<(), Error> {
         let req = self
             .request(Method::POST, &["bucket"], "/storage/v1/bucket")?
-            .idempotent(true)
+            .repeat(Repeat::Idempotent)
             .json(&bucket.create_body());
         self.http.send(req).await.map(drop)
     }
