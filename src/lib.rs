@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fleet;
 pub mod frontend;
 pub mod http;
+pub mod lease;
 pub mod migrate;
 pub mod observe;
 pub mod pg;

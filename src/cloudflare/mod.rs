@@ -632,6 +632,33 @@ impl CloudflareClient {
         .await
     }
 
+    /// The first page (up to 100) of a zone's DNS records matching `filters`, with the time
+    /// on Cloudflare's clock when it answered (its `Date` header). The lease judges expiry by
+    /// Cloudflare's `modified_on` against this, never against a local clock.
+    pub async fn dns_records_at_vendor_time(
+        &self,
+        zone_id: &str,
+        filters: &DnsFilters,
+    ) -> Result<(Vec<DnsRecord>, Option<std::time::SystemTime>), Error> {
+        let req = self
+            .request(
+                Method::GET,
+                &["zones", zone_id, "dns_records"],
+                "/zones/{zone_id}/dns_records",
+            )?
+            .query(&filters.query())
+            .query(&[("per_page", "100")]);
+        let (method, template) = (req.method().to_string(), req.template().to_owned());
+        let resp = self.http.send(req).await?;
+        let now = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let env: types::Envelope<Vec<DnsRecord>> = envelope(&resp, &method, &template)?;
+        Ok((env.result.unwrap_or_default(), now))
+    }
+
     /// `POST /zones/{zone_id}/dns_records` ([`Repeat::LookBeforeCreate`]: Cloudflare refuses
     /// an identical second record). If the answer is lost, a record with the same type, name
     /// and content is looked for and returned when found, and the create is sent again only
