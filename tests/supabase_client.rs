@@ -1047,7 +1047,7 @@ async fn guarded_sql_is_sent_again_after_a_5xx_or_a_lost_answer_and_runs_once() 
         )
         .await
         .unwrap_err();
-    assert!(!err.from_database, "{err}");
+    assert!(!err.from_database(), "{err}");
     assert_eq!(
         sim.stats()
             .count_status(Vendor::Supabase, "POST", route, 503),
