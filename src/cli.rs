@@ -26,6 +26,7 @@ pub struct Cli {
     /// services, with its state kept under .intelli/sandbox/ (needs PostgreSQL: DATABASE_URL or
     /// 127.0.0.1:5432). Nothing real is touched and no credentials are needed.
     #[arg(long, global = true)]
+    #[cfg_attr(not(feature = "sim"), arg(hide = true))]
     pub sandbox: bool,
 
     #[command(subcommand)]
@@ -88,8 +89,16 @@ pub enum Command {
         out_dir: Option<PathBuf>,
     },
     /// Run the local simulator of the Supabase and Cloudflare APIs (see `intelli sim serve --help`).
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
     Sim(crate::sim::serve::SimCommand),
+    /// Not in this build: the simulator is behind the cargo feature `sim` (on by default).
+    #[cfg(not(feature = "sim"))]
+    Sim {
+        /// Whatever follows `sim`, so that every `intelli sim …` gets the same explanation.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Which clients a command works on, and the flags that widen what it may do.
@@ -156,6 +165,11 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Before anything is read, so the answer is the same whatever the fleet holds.
+    #[cfg(not(feature = "sim"))]
+    if cli.sandbox {
+        anyhow::bail!(crate::NO_SIM);
+    }
     match cli.command {
         Command::Validate => Ok(validate(&cli.fleet)),
         Command::Plan {
@@ -184,7 +198,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             yes,
             parallelism,
         )),
+        #[cfg(feature = "sim")]
         Command::Sim(cmd) => crate::sim::serve::run(cmd),
+        #[cfg(not(feature = "sim"))]
+        Command::Sim { .. } => anyhow::bail!(crate::NO_SIM),
         Command::Schema { kind, out_dir } => {
             if let Some(dir) = out_dir {
                 std::fs::create_dir_all(&dir)?;

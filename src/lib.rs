@@ -18,6 +18,14 @@ pub mod observe;
 pub mod pg;
 pub mod plan;
 pub mod schema;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod supabase;
 pub mod workspace;
+
+/// What a build without the simulator (cargo feature `sim`, on by default) says when asked for
+/// `--sandbox` or `intelli sim`.
+#[cfg(not(feature = "sim"))]
+pub const NO_SIM: &str = "this intelli was built without the simulator (cargo feature `sim`), \
+so it has no --sandbox and no `intelli sim`; build one with it: `cargo build --release` (the \
+default features) or `cargo install --path . --features sim`";

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+#[cfg(feature = "sim")]
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
@@ -11,6 +12,7 @@ use crate::fleet::{ClientSpec, Fleet};
 use crate::migrate::exec::SqlExecutor;
 use crate::migrate::{self, MigrationFile};
 use crate::plan::Desired;
+#[cfg(feature = "sim")]
 use crate::sim::server::{SimConfig, SimHandle};
 use crate::supabase::{SupabaseClient, SupabaseConfig};
 
@@ -148,6 +150,7 @@ pub struct Connections {
     pub cloudflare: Option<crate::cloudflare::CloudflareClient>,
     /// Where sites are fetched for health checks (see `apply::site::SiteContext::probe_base`).
     pub probe_base: Option<String>,
+    #[cfg(feature = "sim")]
     sim: Option<SimHandle>,
     local_pg: Option<crate::pg::LocalServer>,
 }
@@ -207,13 +210,21 @@ impl Connections {
             probe_base: std::env::var("INTELLI_SITE_PROBE_URL")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            #[cfg(feature = "sim")]
             sim: None,
             local_pg: None,
         })
     }
 
+    /// In a build without the simulator (cargo feature `sim`): an error saying how to get it.
+    #[cfg(not(feature = "sim"))]
+    pub async fn sandbox(_fleet: &Fleet, _with_cloudflare: bool) -> Result<Connections> {
+        bail!(crate::NO_SIM)
+    }
+
     /// An in-process simulator with its state under `<root>/.intelli/sandbox/`, so successive
     /// commands see the same simulated fleet.
+    #[cfg(feature = "sim")]
     pub async fn sandbox(fleet: &Fleet, with_cloudflare: bool) -> Result<Connections> {
         let state = fleet.root.join(".intelli/sandbox");
         std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
@@ -284,10 +295,13 @@ impl Connections {
 
     /// Stop the sandbox simulator, if any, saving its state.
     pub async fn close(self) -> Result<()> {
+        #[cfg(feature = "sim")]
         let result = match self.sim {
             Some(sim) => sim.shutdown().await,
             None => Ok(()),
         };
+        #[cfg(not(feature = "sim"))]
+        let result = Ok(());
         if let Some(pg) = self.local_pg {
             pg.stop();
         }

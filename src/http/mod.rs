@@ -191,7 +191,7 @@ impl HttpConfig {
 pub enum Body {
     /// Shared bytes: each attempt hands reqwest a reference, not a copy (an upload batch is
     /// up to ~53 MiB of JSON, three in flight).
-    Json(hyper::body::Bytes),
+    Json(bytes::Bytes),
     Bytes {
         content_type: &'static str,
         data: Vec<u8>,

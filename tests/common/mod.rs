@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "sim")]
 pub mod world;
 
 use std::path::{Path, PathBuf};
