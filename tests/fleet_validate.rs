@@ -85,7 +85,8 @@ fn example_fleet_is_valid_and_defaults_merge_as_documented() {
 /// Each directory under tests/bad-fleets overlays its files on `_base` and lists the
 /// diagnostics it must produce in `expect`: `file:line:col: field: message fragment`, one per
 /// line (a line starting with `resolve <client> ` is checked after loading, when `${env:…}`
-/// references are resolved).
+/// references are resolved). A case fails when an expected diagnostic is missing and when one
+/// is produced that no line expects.
 #[test]
 fn bad_fleet_corpus() {
     let corpus = repo_root().join("tests/bad-fleets");
@@ -138,41 +139,64 @@ fn run_case(corpus: &Path, case: &Path) -> Result<(), String> {
         }
     }
     let expect = std::fs::read_to_string(case.join("expect")).map_err(|e| e.to_string())?;
+    let expected: Vec<&str> = expect
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let fleet_dir = root.join("fleet");
-    let prefix = format!("{}/", fleet_dir.display());
-
-    let load = Fleet::load(&fleet_dir);
-    for line in expect.lines().filter(|l| !l.trim().is_empty()) {
-        let (got, want) = if let Some(rest) = line.strip_prefix("resolve ") {
-            let (client, want) = rest.split_once(' ').ok_or("bad resolve line")?;
-            let fleet = load
-                .as_ref()
-                .map_err(|d| format!("expected the fleet to load, got:\n{d}"))?;
-            let spec = fleet
-                .clients
-                .get(client)
-                .ok_or(format!("no client {client}"))?;
-            match fleet.resolve_env(spec, |name| std::env::var(name).ok()) {
-                Ok(_) => return Err(format!("expected resolve of {client} to fail")),
-                Err(d) => (d.to_string(), want),
-            }
-        } else {
-            match &load {
-                Ok(_) => return Err("expected the fleet to be rejected, but it loaded".into()),
-                Err(d) => (d.to_string(), line),
-            }
-        };
-        let got = got.replace(&prefix, "");
-        if !got
-            .lines()
-            .any(|l| l.trim_start_matches("error: ").starts_with(want.trim()))
-        {
-            return Err(format!(
-                "expected a line starting with\n  {want}\ngot:\n{got}"
-            ));
-        }
+    let got = produced(
+        &fleet_dir,
+        expected.iter().any(|l| l.starts_with("resolve ")),
+    )?;
+    // Both ways: every expected line is produced, and nothing is produced that is not expected.
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|want| !got.iter().any(|g| g.starts_with(want)))
+        .collect();
+    let unexpected: Vec<&str> = got
+        .iter()
+        .map(String::as_str)
+        .filter(|g| !expected.iter().any(|want| g.starts_with(want)))
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(format!(
+        "missing (expected a diagnostic starting with):\n  {}\nunexpected:\n  {}\nall produced:\n  {}",
+        missing.join("\n  "),
+        unexpected.join("\n  "),
+        got.join("\n  ")
+    ))
+}
+
+/// Every diagnostic the fleet in `fleet_dir` produces, relative to it: loading it, or (for a
+/// `resolve` case, which must load) resolving every client's `${env:…}` references, each line
+/// then prefixed `resolve <client> `.
+fn produced(fleet_dir: &Path, resolve: bool) -> Result<Vec<String>, String> {
+    let prefix = format!("{}/", fleet_dir.display());
+    let line = |d: &intelli::diag::Diagnostic| d.to_string().replace(&prefix, "");
+    match Fleet::load(fleet_dir) {
+        Err(d) if resolve => Err(format!("expected the fleet to load, got:\n{d}")),
+        Err(d) => Ok(d.iter().map(line).collect()),
+        Ok(_) if !resolve => Err("expected the fleet to be rejected, but it loaded".into()),
+        Ok(fleet) => Ok(fleet
+            .clients
+            .iter()
+            .filter_map(|(slug, spec)| {
+                let d = fleet
+                    .resolve_env(spec, |name| std::env::var(name).ok())
+                    .err()?;
+                Some(
+                    d.iter()
+                        .map(|d| format!("resolve {slug} {}", line(d)))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .flatten()
+            .collect()),
+    }
 }
 
 #[test]

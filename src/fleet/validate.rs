@@ -79,7 +79,8 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
             &mut diags,
         );
         let c = &parsed.value;
-        if let Some(first) = seen_slugs.insert(c.client.clone(), parsed.map.file.clone()) {
+        let slug_taken = seen_slugs.insert(c.client.clone(), parsed.map.file.clone());
+        if let Some(first) = &slug_taken {
             diags.push(parsed.map.diag(
                 "client",
                 format!(
@@ -93,7 +94,11 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
             .domain
             .clone()
             .unwrap_or_else(|| format!("{}.{}", c.client, fleet.value.base_domain));
-        if let Some(first) = seen_domains.insert(domain.clone(), parsed.map.file.clone()) {
+        // A derived domain shared because the slug is shared: the slug's diagnostic says it.
+        let derived_from_taken_slug = c.domain.is_none() && slug_taken.is_some();
+        if let Some(first) = seen_domains.insert(domain.clone(), parsed.map.file.clone())
+            && !derived_from_taken_slug
+        {
             // Both files are told: either one may be the one to change.
             diags.push(parsed.map.diag(
                 "domain",
@@ -356,6 +361,11 @@ fn check_one_of(
     }
 }
 
+/// Whether `base_domain` passes `check_fleet` (a valid domain inside the zone).
+fn base_domain_ok(f: &FleetFile) -> bool {
+    check_domain(&f.base_domain).is_ok() && in_zone(&f.base_domain, &f.cloudflare.zone)
+}
+
 fn check_client(
     fleet: &FleetFile,
     fleet_map: &SourceMap,
@@ -418,7 +428,11 @@ fn check_client(
         .domain
         .clone()
         .unwrap_or_else(|| format!("{slug}.{}", fleet.base_domain));
+    // A domain derived from a slug or base_domain already reported as wrong would only repeat
+    // that diagnostic (in another file, at line 1), so it is checked when both are right.
+    let derived_from_bad = c.domain.is_none() && !(is_slug(slug) && base_domain_ok(fleet));
     match check_domain(&domain) {
+        _ if derived_from_bad => {}
         Err(e) => diags.push(map.diag("domain", e)),
         Ok(()) if !in_zone(&domain, &fleet.cloudflare.zone) => diags.push(map.diag(
             "domain",
