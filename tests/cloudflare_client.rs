@@ -3,10 +3,12 @@
 //! zones and DNS, request bodies checked against the vendored spec subset, and secrets kept
 //! out of errors.
 //!
-//! Most tests use the whole simulator (`intelli::sim::server::start`). Two use the Cloudflare
-//! router on a local axum server instead, because they need what `SimConfig` does not offer:
-//! a short upload-JWT lifetime (with a delay in front of the first upload) and a recorder of
-//! request bodies.
+//! Most tests use the whole simulator (`common::sim::start`). Two use the Cloudflare router on a
+//! local axum server instead (`common::sim::cloudflare`), because they need what `SimConfig`
+//! does not offer: a short upload-JWT lifetime (with a delay in front of the first upload) and a
+//! recorder of request bodies.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -16,6 +18,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
+use common::openapi::{assert_matches_draft4, to_json_schema};
+use common::sim::Served;
 use intelli::cloudflare::{
     CloudflareClient, CloudflareConfig, DeployError, DeployMeta, DnsFilters, DnsRecordInput,
     DnsRecordPatch, DomainStatus, StageName, StageStatus, asset_key, asset_key_of_file,
@@ -45,16 +49,11 @@ fn fast_config(api_base: &str, token: &str, account: &str) -> CloudflareConfig {
 }
 
 async fn sim(tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
-    let mut config = SimConfig {
-        seed: Some(7),
-        // Injected 429s announce the vendor's window scaled: 300 s × 0.01 = 3 s.
-        rate_limit_scale: 0.01,
-        ..SimConfig::default()
-    };
+    let mut config = common::sim::seeded(7);
+    // Injected 429s announce the vendor's window scaled: 300 s × 0.01 = 3 s.
+    config.rate_limit_scale = 0.01;
     tweak(&mut config);
-    intelli::sim::server::start(config)
-        .await
-        .expect("simulator starts (needs PostgreSQL for its Supabase side)")
+    common::sim::start(config).await
 }
 
 fn client(sim: &SimHandle, tweak: impl FnOnce(&mut CloudflareConfig)) -> CloudflareClient {
@@ -118,11 +117,6 @@ fn asset_key_matches_wranglers_vectors() {
     assert_eq!(
         asset_key_of_file(&dir.path().join("a.png")).expect("hash"),
         "2082190357cfd3617ccfe04f340c6247"
-    );
-    // The simulator's implementation agrees.
-    assert_eq!(
-        intelli::sim::cloudflare::asset_key(b"foobar", "txt"),
-        asset_key(b"foobar", "txt")
     );
 }
 
@@ -651,13 +645,7 @@ struct Local {
     base: String,
     sim: Arc<CloudflareSim>,
     recorded: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _served: Served,
 }
 
 #[derive(Clone, Debug)]
@@ -671,68 +659,57 @@ struct Recorded {
 /// The router on 127.0.0.1 with a recorder of request bodies and, optionally, a delay before
 /// the first `upload` request.
 async fn local(jwt_expiry: Duration, delay_first_upload: Option<Duration>) -> Local {
-    let sim = Arc::new(
-        CloudflareSim::new(intelli::sim::cloudflare::CloudflareConfig {
-            account_ids: vec![ACCOUNT.into()],
-            zone_names: vec![ZONE.into()],
-            tokens: vec![ApiToken {
-                value: TOKEN.into(),
-                read_only: false,
-            }],
-            jwt_expiry,
-            ..intelli::sim::cloudflare::CloudflareConfig::default()
-        })
-        .expect("sim"),
-    );
+    let (sim, api) = common::sim::cloudflare(intelli::sim::cloudflare::CloudflareConfig {
+        account_ids: vec![ACCOUNT.into()],
+        zone_names: vec![ZONE.into()],
+        tokens: vec![ApiToken {
+            value: TOKEN.into(),
+            read_only: false,
+        }],
+        jwt_expiry,
+        ..intelli::sim::cloudflare::CloudflareConfig::default()
+    });
     let recorded: Arc<Mutex<Vec<Recorded>>> = Arc::default();
     let rec = recorded.clone();
     let delayed = Arc::new(Mutex::new(delay_first_upload));
-    let app = Router::new()
-        .nest("/client/v4", intelli::sim::cloudflare::router(sim.clone()))
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| {
-                let rec = rec.clone();
-                let delayed = delayed.clone();
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
-                        .await
-                        .unwrap_or_default();
-                    let path = parts.uri.path().to_owned();
-                    rec.lock().unwrap().push(Recorded {
-                        method: parts.method.to_string(),
-                        path: path.clone(),
-                        content_type: parts
-                            .headers
-                            .get("content-type")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned(),
-                        body: bytes.to_vec(),
-                    });
-                    if path.ends_with("/pages/assets/upload") {
-                        let wait = delayed.lock().unwrap().take();
-                        if let Some(d) = wait {
-                            tokio::time::sleep(d).await;
-                        }
+    let app = api.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let rec = rec.clone();
+            let delayed = delayed.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let path = parts.uri.path().to_owned();
+                rec.lock().unwrap().push(Recorded {
+                    method: parts.method.to_string(),
+                    path: path.clone(),
+                    content_type: parts
+                        .headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned(),
+                    body: bytes.to_vec(),
+                });
+                if path.ends_with("/pages/assets/upload") {
+                    let wait = delayed.lock().unwrap().take();
+                    if let Some(d) = wait {
+                        tokio::time::sleep(d).await;
                     }
-                    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                        .await
                 }
-            },
-        ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+                next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                    .await
+            }
+        },
+    ));
+    let served = common::sim::serve(app).await;
     Local {
-        base: format!("http://{addr}/client/v4"),
+        base: format!("{}/client/v4", served.base),
         sim,
         recorded,
-        task,
+        _served: served,
     }
 }
 
@@ -764,37 +741,8 @@ async fn an_expiring_upload_jwt_is_refreshed() {
 // ---------------------------------------------------------------------------------------------
 // Request bodies against the vendored spec subset.
 
-/// OpenAPI 3.0 schema → draft-4 JSON Schema: `nullable` becomes a `null` alternative.
-fn to_json_schema(v: Value) -> Value {
-    match v {
-        Value::Object(mut map) => {
-            let nullable = map.remove("nullable") == Some(Value::Bool(true));
-            let map: serde_json::Map<String, Value> = map
-                .into_iter()
-                .map(|(k, v)| (k, to_json_schema(v)))
-                .collect();
-            if nullable {
-                json!({"anyOf": [{"type": "null"}, Value::Object(map)]})
-            } else {
-                Value::Object(map)
-            }
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(to_json_schema).collect()),
-        other => other,
-    }
-}
-
 fn validate(schemas: &Value, schema: Value, body: &Value, what: &str) {
-    let root = json!({"components": {"schemas": schemas}, "allOf": [to_json_schema(schema)]});
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
-        .build(&root)
-        .unwrap_or_else(|e| panic!("{what}: schema does not compile: {e}"));
-    let errors: Vec<String> = validator
-        .iter_errors(body)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{what}: {errors:?}\n{body:#}");
+    assert_matches_draft4(schemas, &schema, body, what);
 }
 
 /// Field names and values of a multipart/form-data body (text parts only as text).
@@ -900,7 +848,7 @@ async fn request_bodies_match_the_vendored_spec() {
 
     let doc: Value =
         serde_json::from_str(include_str!("specs/cloudflare/openapi-subset.json")).expect("spec");
-    let schemas = to_json_schema(doc["components"]["schemas"].clone());
+    let schemas = to_json_schema(&doc["components"]["schemas"], false);
     let request_schema = |template: &str, method: &str| -> Value {
         doc["paths"][template][method]["requestBody"]["content"]["application/json"]["schema"]
             .clone()

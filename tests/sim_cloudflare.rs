@@ -3,6 +3,8 @@
 //! see SOURCES.md there) or, for the direct-upload endpoints the 2024 document lacks, against
 //! the shapes wrangler uses (tests/specs/cloudflare/assets-reference.json).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -11,8 +13,10 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use base64::Engine;
+use common::openapi::{assert_matches_draft4, to_json_schema};
+use common::sim::{Served, jwt_claims};
 use intelli::sim::cloudflare::{
-    ApiToken, CloudflareConfig, CloudflareSim, asset_key, router, serve_host, sites_router,
+    ApiToken, CloudflareConfig, CloudflareSim, asset_key, serve_host, sites_router,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -50,21 +54,14 @@ struct Server {
     base: String,
     sim: Arc<CloudflareSim>,
     http: reqwest::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _served: Served,
 }
 
 async fn start(config: CloudflareConfig) -> Server {
-    let sim = Arc::new(CloudflareSim::new(config).expect("simulator starts"));
+    let (sim, api) = common::sim::cloudflare(config);
     let host_sim = sim.clone();
     // The core calls `serve_host` before routing; do the same here.
-    let app = Router::new()
-        .nest("/client/v4", router(sim.clone()))
+    let app = api
         .merge(sites_router(sim.clone()))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
@@ -88,18 +85,12 @@ async fn start(config: CloudflareConfig) -> Server {
                 }
             },
         ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
+    let served = common::sim::serve(app).await;
     Server {
-        base: format!("http://{addr}"),
+        base: served.base.clone(),
         sim,
         http: reqwest::Client::new(),
-        task,
+        _served: served,
     }
 }
 
@@ -360,47 +351,13 @@ fn spec() -> &'static Spec {
         for field in ["canonical_deployment", "latest_deployment"] {
             schemas["pages_projects"]["properties"][field]["nullable"] = json!(true);
         }
-        let schemas = openapi_to_json_schema(schemas);
+        let schemas = to_json_schema(&schemas, false);
         Spec {
             doc,
             schemas,
             checked: Default::default(),
         }
     })
-}
-
-/// OpenAPI 3.0 schema objects are almost draft-4 JSON Schema; the difference that matters here
-/// is `nullable: true`, which becomes a `null` alternative. A `$ref` with a `nullable` sibling
-/// (OpenAPI ignores siblings of `$ref`) is turned into `anyOf[null, $ref]`.
-fn openapi_to_json_schema(v: Value) -> Value {
-    match v {
-        Value::Object(mut map) => {
-            let nullable = map.remove("nullable") == Some(Value::Bool(true));
-            for (_, child) in map.iter_mut() {
-                *child = openapi_to_json_schema(child.take());
-            }
-            if !nullable {
-                return Value::Object(map);
-            }
-            if let Some(r) = map.get("$ref").cloned() {
-                return json!({"anyOf": [{"type": "null"}, {"$ref": r}]});
-            }
-            match map.get("type").cloned() {
-                Some(Value::String(t)) => {
-                    map.insert("type".into(), json!([t, "null"]));
-                    if let Some(Value::Array(e)) = map.get_mut("enum") {
-                        e.push(Value::Null);
-                    }
-                    Value::Object(map)
-                }
-                _ => json!({"anyOf": [{"type": "null"}, Value::Object(map)]}),
-            }
-        }
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(openapi_to_json_schema).collect())
-        }
-        other => other,
-    }
 }
 
 impl Spec {
@@ -427,23 +384,7 @@ impl Spec {
     }
 
     fn validate(&self, schema: Value, body: &Value, what: &str) {
-        let root = json!({
-            "components": {"schemas": self.schemas.clone()},
-            "allOf": [openapi_to_json_schema(schema)],
-        });
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .build(&root)
-            .unwrap_or_else(|e| panic!("{what}: schema does not compile: {e}"));
-        let errors: Vec<String> = validator
-            .iter_errors(body)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "{what}: response does not match the spec:\n{}\nbody: {body:#}",
-            errors.join("\n")
-        );
+        assert_matches_draft4(&self.schemas, &schema, body, what);
     }
 
     fn check(&self, method: &Method, template: &str, reply: &Reply) {
@@ -523,14 +464,6 @@ fn reference_failure(body: &Value) {
 
 fn code(r: &Reply) -> u64 {
     r.body["errors"][0]["code"].as_u64().unwrap_or(0)
-}
-
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("claims")
 }
 
 // ---------------------------------------------------------------------------------------------

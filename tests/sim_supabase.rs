@@ -9,9 +9,13 @@
 //! `scripts/vendor-specs-supabase`), made strict: a property the vendor does not document
 //! fails the test.
 
+mod common;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::openapi::to_json_schema;
+use common::sim::{jwt_claims, start};
 use intelli::sim::{self, FaultKind, FaultRule, SimConfig, SimHandle, Vendor};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -25,19 +29,9 @@ const ORG: &str = "intelli-sim";
 // ---------------------------------------------------------------------------------------------
 
 fn config() -> SimConfig {
-    let mut c = SimConfig::default();
+    let mut c = common::sim::seeded(1);
     c.supabase.provisioning_delay_ms = 300;
-    c.seed = Some(1);
     c
-}
-
-async fn start(c: SimConfig) -> SimHandle {
-    sim::start(c).await.unwrap_or_else(|e| {
-        panic!(
-            "could not start the simulator: {e:#}\n(the simulator needs PostgreSQL: install and start it, \
-             e.g. `apt-get install postgresql && pg_ctlcluster 15 main start`, or set DATABASE_URL)"
-        )
-    })
 }
 
 fn http() -> reqwest::Client {
@@ -155,62 +149,6 @@ fn spec() -> &'static Value {
     S.get_or_init(|| serde_json::from_str(SPEC).expect("vendored spec is JSON"))
 }
 
-/// OpenAPI 3.0 schema → JSON Schema: `nullable` becomes a `null` type, annotations that
-/// JSON Schema does not know are dropped, and (when `strict`) objects that list their
-/// properties refuse undocumented ones.
-fn to_json_schema(v: &Value, strict: bool) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut out = serde_json::Map::new();
-            for (k, val) in m {
-                match k.as_str() {
-                    "nullable" | "discriminator" | "example" | "hideDefinitions" | "x-internal" => {
-                    }
-                    "$ref" => {
-                        out.insert(k.clone(), val.clone());
-                    }
-                    "properties" => {
-                        let props = val
-                            .as_object()
-                            .map(|p| {
-                                p.iter()
-                                    .map(|(pk, pv)| (pk.clone(), to_json_schema(pv, strict)))
-                                    .collect::<serde_json::Map<_, _>>()
-                            })
-                            .unwrap_or_default();
-                        out.insert(k.clone(), Value::Object(props));
-                    }
-                    _ => {
-                        out.insert(k.clone(), to_json_schema(val, strict));
-                    }
-                }
-            }
-            if m.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = out.get("type").cloned() {
-                    out.insert("type".into(), json!([t, "null"]));
-                }
-                if let Some(Value::Array(e)) = out.get_mut("enum") {
-                    e.push(Value::Null);
-                }
-                if out.contains_key("$ref")
-                    || out.contains_key("oneOf")
-                    || out.contains_key("allOf")
-                {
-                    let inner = Value::Object(std::mem::take(&mut out));
-                    out.insert("anyOf".into(), json!([inner, { "type": "null" }]));
-                }
-            }
-            if strict && out.contains_key("properties") && !out.contains_key("additionalProperties")
-            {
-                out.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(|x| to_json_schema(x, strict)).collect()),
-        other => other.clone(),
-    }
-}
-
 fn validate(schema: &Value, instance: &Value, strict: bool, what: &str) {
     let mut root = to_json_schema(schema, strict);
     let components = to_json_schema(&spec()["components"], strict);
@@ -260,15 +198,6 @@ fn check_request(path: &str, method: &str, body: &Value) {
     let schema = &operation(path, method)["requestBody"]["content"]["application/json"]["schema"];
     assert!(schema.is_object(), "no request schema for {method} {path}");
     validate(schema, body, false, &format!("request of {method} {path}"));
-}
-
-fn jwt_claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("JWT has 3 parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("JWT payload is base64url");
-    serde_json::from_slice(&bytes).expect("JWT payload is JSON")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 //!   behind it), and against tiny axum servers where a test needs an answer the simulator
 //!   does not give (a `Retry-After` header, an error body that echoes the request).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,9 +20,11 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use common::openapi::to_json_schema;
+use common::sim::{serve, start};
 use futures_util::future::join_all;
 use intelli::http::{ErrorKind, Policy, RetryConfig};
-use intelli::sim::{self, FaultKind, FaultRule, SimConfig, SimHandle, Vendor};
+use intelli::sim::{FaultKind, FaultRule, SimConfig, SimHandle, Vendor};
 use intelli::supabase::{
     AuthConfigPatch, Bucket, CreateProjectRequest, ProjectStatus, SupabaseClient, SupabaseConfig,
     run_query_wire_json,
@@ -36,28 +40,6 @@ const DB_PASS: &str = "pw-Vq8-correct-horse-battery";
 // Contract
 // ---------------------------------------------------------------------------------------------
 
-/// OpenAPI 3.0 → JSON Schema: `nullable: true` becomes "this or null".
-fn openapi_to_json_schema(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut out = serde_json::Map::new();
-            for (k, val) in m {
-                if k != "nullable" {
-                    out.insert(k.clone(), openapi_to_json_schema(val));
-                }
-            }
-            let converted = Value::Object(out);
-            if m.get("nullable") == Some(&Value::Bool(true)) {
-                json!({ "anyOf": [converted, { "type": "null" }] })
-            } else {
-                converted
-            }
-        }
-        Value::Array(a) => Value::Array(a.iter().map(openapi_to_json_schema).collect()),
-        other => other.clone(),
-    }
-}
-
 /// The request-body schema of an operation, as a validator over the whole spec (so `$ref`s
 /// into `components` resolve).
 fn request_validator(path: &str, method: &str) -> jsonschema::Validator {
@@ -65,8 +47,8 @@ fn request_validator(path: &str, method: &str) -> jsonschema::Validator {
     let schema =
         spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"].clone();
     assert!(schema.is_object(), "no request schema for {method} {path}");
-    let mut root = openapi_to_json_schema(&json!({ "components": spec["components"] }));
-    for (k, v) in openapi_to_json_schema(&schema).as_object().unwrap() {
+    let mut root = to_json_schema(&json!({ "components": spec["components"] }), false);
+    for (k, v) in to_json_schema(&schema, false).as_object().unwrap() {
         root[k] = v.clone();
     }
     jsonschema::validator_for(&root).unwrap()
@@ -200,19 +182,9 @@ fn contract_storage_request_bodies_match_the_reference_shapes() {
 // ---------------------------------------------------------------------------------------------
 
 fn sim_config() -> SimConfig {
-    let mut c = SimConfig::default();
+    let mut c = common::sim::seeded(7);
     c.supabase.provisioning_delay_ms = 200;
-    c.seed = Some(7);
     c
-}
-
-async fn start_sim(c: SimConfig) -> SimHandle {
-    sim::start(c).await.unwrap_or_else(|e| {
-        panic!(
-            "could not start the simulator: {e:#}\n(it needs PostgreSQL: start it, or set \
-             DATABASE_URL; scripts/test does this)"
-        )
-    })
 }
 
 fn quick_retry() -> RetryConfig {
@@ -265,16 +237,6 @@ async fn wait_healthy(client: &SupabaseClient, r: &str) {
     }
 }
 
-/// A local server on 127.0.0.1:0; returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
-}
-
 fn assert_no_secret(text: &str, secrets: &[&str]) {
     for s in secrets {
         assert!(!text.contains(s), "secret leaked into: {text}");
@@ -287,7 +249,7 @@ fn assert_no_secret(text: &str, secrets: &[&str]) {
 
 #[tokio::test]
 async fn project_lifecycle_keys_sql_auth_and_storage() {
-    let sim = start_sim(sim_config()).await;
+    let sim = start(sim_config()).await;
     let client = sim_client(&sim, |_| {});
 
     let created = client
@@ -433,7 +395,7 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
 
 #[tokio::test]
 async fn pagination_is_followed_to_the_end() {
-    let sim = start_sim(sim_config()).await;
+    let sim = start(sim_config()).await;
     let client = sim_client(&sim, |c| c.page_size = 2);
     let mut names = Vec::new();
     for i in 0..5 {
@@ -471,7 +433,7 @@ async fn pagination_is_followed_to_the_end() {
 
 #[tokio::test]
 async fn idempotent_reads_are_retried_but_create_is_sent_once() {
-    let sim = start_sim(sim_config()).await;
+    let sim = start(sim_config()).await;
     let client = sim_client(&sim, |_| {});
     let get_route = "/v1/projects/{ref}";
     let r = "abcdefghijklmnopqrst";
@@ -604,7 +566,7 @@ async fn vendor_429_is_waited_out_using_its_reset_header() {
     let mut c = sim_config();
     c.supabase.rate_limit_requests = 3;
     c.rate_limit_scale = 0.02;
-    let sim = start_sim(c).await;
+    let sim = start(c).await;
     let client = sim_client(&sim, |c| c.rate_limit_per_minute = 0);
     let r = "abcdefghijklmnopqrst";
     for _ in 0..5 {
@@ -673,7 +635,7 @@ async fn vendor_429_is_waited_out_using_its_reset_header() {
 
 #[tokio::test]
 async fn rate_limiter_keys_by_project_so_projects_do_not_wait_for_each_other() {
-    let sim = start_sim(sim_config()).await;
+    let sim = start(sim_config()).await;
     // 5 per second with a burst of 1: one request every 250 ms per key.
     let client = sim_client(&sim, |c| {
         c.rate_limit_per_minute = 5;
@@ -744,7 +706,8 @@ async fn retry_after_in_seconds_and_as_http_date_is_honoured() {
             }
         }),
     );
-    let base = serve(app).await;
+    let served = serve(app).await;
+    let base = served.base.clone();
     let client =
         SupabaseClient::new(config_for(&base, "sbp_test", "http://{ref}.invalid")).unwrap();
 
@@ -803,7 +766,8 @@ async fn errors_never_show_tokens_keys_or_passwords() {
     let app = Router::new()
         .route("/v1/projects", post(echo))
         .route("/p/{r}/storage/v1/bucket", post(echo));
-    let base = serve(app).await;
+    let served = serve(app).await;
+    let base = served.base.clone();
     let token = "sbp_0123456789abcdef0123456789abcdef01234567";
     let client =
         SupabaseClient::new(config_for(&base, token, &format!("{base}/p/{{ref}}"))).unwrap();
@@ -871,7 +835,8 @@ async fn a_create_that_times_out_is_ambiguous_and_not_repeated() {
             }
         }),
     );
-    let base = serve(app).await;
+    let served = serve(app).await;
+    let base = served.base.clone();
     let mut c = config_for(&base, "sbp_test_token", "http://{ref}.invalid");
     c.request_timeout = Duration::from_millis(300);
     let client = SupabaseClient::new(c).unwrap();
@@ -925,7 +890,7 @@ impl tracing::Subscriber for Capture {
 
 #[tokio::test]
 async fn traces_name_the_path_template_and_never_a_secret() {
-    let sim = start_sim(sim_config()).await;
+    let sim = start(sim_config()).await;
     let client = sim_client(&sim, |_| {});
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());

@@ -4,6 +4,8 @@
 //! build, where both work (tests/sandbox_quickstart.rs).
 #![cfg(not(feature = "sim"))]
 
+mod common;
+
 use assert_cmd::Command;
 
 fn intelli(args: &[&str]) -> std::process::Output {
@@ -43,10 +45,9 @@ fn sim_says_how_to_get_the_simulator() {
 
 #[test]
 fn validate_works_without_the_simulator() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::cargo_bin("intelli")
         .expect("binary")
-        .current_dir(root)
+        .current_dir(common::repo_root())
         .arg("validate")
         .output()
         .expect("run intelli");

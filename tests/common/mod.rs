@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod openapi;
+#[cfg(feature = "sim")]
+pub mod sim;
 #[cfg(feature = "sim")]
 pub mod world;
 

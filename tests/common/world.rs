@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use intelli::sim::server::{OrgConfig, SimConfig, SimHandle};
+use intelli::sim::server::{OrgConfig, SimHandle};
 
 use super::{copy_dir, repo_root};
 
@@ -20,7 +20,7 @@ pub struct World {
 
 impl World {
     pub async fn new() -> World {
-        let mut config = SimConfig::default();
+        let mut config = super::sim::seeded(7);
         config.supabase.organizations = vec![OrgConfig {
             slug: "intelliservice".into(),
             name: "IntelliService".into(),
@@ -29,12 +29,9 @@ impl World {
         config.cloudflare.account_ids = vec!["0123456789abcdef0123456789abcdef".into()];
         config.cloudflare.zone_names = vec!["intelliservice.io".into()];
         config.cloudflare.domain_activation_delay_ms = 300;
-        config.seed = Some(7);
         // Rate-limit windows (and the waits injected 429s ask for) scaled from 60 s to 3 s.
         config.rate_limit_scale = 0.05;
-        let sim = intelli::sim::server::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL: DATABASE_URL or 127.0.0.1:5432): {e:#}"));
+        let sim = super::sim::start(config).await;
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo_root().join("fleet"), &dir.path().join("fleet"));
         copy_dir(
