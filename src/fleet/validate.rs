@@ -361,6 +361,36 @@ fn check_one_of(
     }
 }
 
+/// The client's domain (its own, or `<slug>.<base_domain>`), checked: a valid name inside the
+/// zone. A domain derived from a slug or base_domain already reported as wrong would only
+/// repeat that diagnostic (in another file, at line 1), so it is checked when both are right.
+fn check_client_domain(
+    fleet: &FleetFile,
+    c: &ClientFile,
+    map: &SourceMap,
+    diags: &mut Diagnostics,
+) -> String {
+    let domain = c
+        .domain
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}", c.client, fleet.base_domain));
+    if c.domain.is_none() && !(is_slug(&c.client) && base_domain_ok(fleet)) {
+        return domain;
+    }
+    match check_domain(&domain) {
+        Err(e) => diags.push(map.diag("domain", e)),
+        Ok(()) if !in_zone(&domain, &fleet.cloudflare.zone) => diags.push(map.diag(
+            "domain",
+            format!(
+                "`{domain}` is not inside the fleet's zone `{}` (cloudflare.zone in fleet.yaml)",
+                fleet.cloudflare.zone
+            ),
+        )),
+        Ok(()) => {}
+    }
+    domain
+}
+
 /// Whether `base_domain` passes `check_fleet` (a valid domain inside the zone).
 fn base_domain_ok(f: &FleetFile) -> bool {
     check_domain(&f.base_domain).is_ok() && in_zone(&f.base_domain, &f.cloudflare.zone)
@@ -424,25 +454,7 @@ fn check_client(
         ));
     }
 
-    let domain = c
-        .domain
-        .clone()
-        .unwrap_or_else(|| format!("{slug}.{}", fleet.base_domain));
-    // A domain derived from a slug or base_domain already reported as wrong would only repeat
-    // that diagnostic (in another file, at line 1), so it is checked when both are right.
-    let derived_from_bad = c.domain.is_none() && !(is_slug(slug) && base_domain_ok(fleet));
-    match check_domain(&domain) {
-        _ if derived_from_bad => {}
-        Err(e) => diags.push(map.diag("domain", e)),
-        Ok(()) if !in_zone(&domain, &fleet.cloudflare.zone) => diags.push(map.diag(
-            "domain",
-            format!(
-                "`{domain}` is not inside the fleet's zone `{}` (cloudflare.zone in fleet.yaml)",
-                fleet.cloudflare.zone
-            ),
-        )),
-        Ok(()) => {}
-    }
+    let domain = check_client_domain(fleet, c, map, diags);
 
     let settings = ClientSettings {
         supabase: c.supabase.clone(),
