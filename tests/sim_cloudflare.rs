@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use base64::Engine;
