@@ -512,3 +512,6 @@ fn bucket_of(row: &BucketRow) -> BucketSpec {
         allowed_mime_types: row.allowed_mime_types.clone().unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests;

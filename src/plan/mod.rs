@@ -3,6 +3,8 @@
 //! Owns: deciding what to do. Must not: perform I/O; `observe` reads the world and `apply`
 //! changes it.
 
+#[cfg(test)]
+mod coverage;
 pub mod describe;
 pub mod diff;
 pub mod model;

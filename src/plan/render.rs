@@ -196,12 +196,32 @@ pub fn json(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloudflare::types::DomainStatus;
     use crate::fleet::ClientState;
     use crate::plan::model::{
-        Action, BucketSpec, Change, ClientPlan, FORMAT_VERSION, Orphan, Reason,
+        Action, BucketSpec, Change, ClientPlan, DnsRecordValue, FORMAT_VERSION, Orphan, Reason,
     };
+    use crate::supabase::types::ProjectStatus;
 
-    /// A plan with one of each situation, built by hand so the snapshot is deterministic.
+    fn client(
+        slug: &str,
+        state: ClientState,
+        project_ref: Option<&str>,
+        actions: Vec<Action>,
+    ) -> ClientPlan {
+        ClientPlan {
+            client: slug.into(),
+            state,
+            project_name: format!("intelli-{slug}"),
+            project_ref: project_ref.map(Into::into),
+            actions,
+            errors: vec![],
+            notes: vec![],
+        }
+    }
+
+    /// A plan with one of each situation and every action kind, built by hand so the snapshot
+    /// is deterministic.
     fn sample() -> Plan {
         let bucket = |public| BucketSpec {
             name: "ticket-photos".into(),
@@ -299,12 +319,99 @@ mod tests {
                     errors: vec![],
                     notes: vec![],
                 },
+                client("umbrella", ClientState::Active, None, vec![
+                    Action::CreatePagesProject {
+                        name: "intelli-umbrella".into(),
+                        production_branch: "main".into(),
+                        reason: Reason::Missing,
+                    },
+                    Action::Deploy {
+                        project: "intelli-umbrella".into(),
+                        fingerprint: None,
+                        reason: Reason::ProjectBeingCreated,
+                    },
+                    Action::AddDomain {
+                        project: "intelli-umbrella".into(),
+                        domain: "umbrella.example.io".into(),
+                        reason: Reason::Missing,
+                    },
+                    Action::UpsertDnsRecord {
+                        name: "umbrella.example.io".into(),
+                        target: None,
+                        before: None,
+                        reason: Reason::Missing,
+                    },
+                    Action::WaitForDomain {
+                        domain: "umbrella.example.io".into(),
+                        status: None,
+                        reason: Reason::DomainNotActive,
+                    },
+                ]),
+                client("vandelay", ClientState::Active, Some("efghijklmnopqrstuvwx"), vec![
+                    Action::WaitUntilHealthy {
+                        status: ProjectStatus::ComingUp,
+                        reason: Reason::ProjectNotReady,
+                    },
+                    Action::UpdatePagesProject {
+                        name: "intelli-vandelay".into(),
+                        production_branch: Change {
+                            before: Some("develop".into()),
+                            after: "main".into(),
+                        },
+                        reason: Reason::Drifted,
+                    },
+                    Action::Deploy {
+                        project: "intelli-vandelay".into(),
+                        fingerprint: Some("f".repeat(40)),
+                        reason: Reason::BuildValuesChanged,
+                    },
+                    Action::UpsertDnsRecord {
+                        name: "vandelay.example.io".into(),
+                        target: Some("intelli-vandelay.pages.dev".into()),
+                        before: Some(DnsRecordValue {
+                            record_type: "A".into(),
+                            content: "192.0.2.1".into(),
+                            proxied: false,
+                        }),
+                        reason: Reason::TakeOver,
+                    },
+                    Action::WaitForDomain {
+                        domain: "vandelay.example.io".into(),
+                        status: Some(DomainStatus::Pending),
+                        reason: Reason::DomainNotActive,
+                    },
+                ]),
+                client("wonka", ClientState::Active, Some("fghijklmnopqrstuvwxy"), vec![
+                    Action::RestoreProject { reason: Reason::DeclaredActive },
+                ]),
+                client("xanadu", ClientState::Paused, Some("ghijklmnopqrstuvwxyz"), vec![
+                    Action::PauseProject { reason: Reason::DeclaredPaused },
+                ]),
+                client("yoyodyne", ClientState::Deleted, Some("hijklmnopqrstuvwxyza"), vec![
+                    Action::DeleteProject {
+                        project_ref: "hijklmnopqrstuvwxyza".into(),
+                        reason: Reason::DeclaredDeleted,
+                    },
+                    Action::DeleteSite {
+                        project: "intelli-yoyodyne".into(),
+                        dns_record: Some("yoyodyne.example.io".into()),
+                        reason: Reason::DeclaredDeleted,
+                    },
+                ]),
             ],
             orphans: vec![Orphan {
                 name: "intelli-oldco".into(),
                 project_ref: "defghijklmnopqrstuvw".into(),
             }],
         }
+    }
+
+    #[test]
+    fn the_sample_has_every_action_kind() {
+        let sample = sample();
+        let (kinds, _) =
+            crate::plan::coverage::missing(sample.clients.iter().flat_map(|c| &c.actions));
+        assert!(kinds.is_empty(), "the snapshot sample lacks {kinds:?}");
     }
 
     #[test]
