@@ -168,6 +168,7 @@ impl Connections {
             sql,
             cloudflare,
             probe_base,
+            #[cfg(feature = "sim")]
             sim: None,
             local_pg: None,
         }

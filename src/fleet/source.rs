@@ -508,23 +508,28 @@ mod tests {
                 .err()
                 .map(|d| d.to_string())
         };
-        assert_eq!(
-            e("a:\n  other: x\nb:\n  need: y\ntop: z\n").as_deref(),
-            Some("f.yaml:1:1: a.need: missing required field `need`")
-        );
-        assert_eq!(
-            e("a:\n  need: x\nb:\n  need: y\n").as_deref(),
-            Some("f.yaml:1:1: top: missing required field `top`")
-        );
-        assert_eq!(
-            e("top: z\na:\n  need: x\nb:\n  other: y\n").as_deref(),
-            Some("f.yaml:4:1: b.need: missing required field `need`")
-        );
-        // The field is declared by the root only, even though the error is inside `a`.
-        assert_eq!(
-            e("a:\n  need: x\n  other: y\n").as_deref(),
-            Some("f.yaml:1:1: top: missing required field `top`")
-        );
+        let cases = [
+            (
+                "a:\n  other: x\nb:\n  need: y\ntop: z\n",
+                "f.yaml:1:1: a.need: missing required field `need`",
+            ),
+            (
+                "a:\n  need: x\nb:\n  need: y\n",
+                "f.yaml:1:1: top: missing required field `top`",
+            ),
+            (
+                "top: z\na:\n  need: x\nb:\n  other: y\n",
+                "f.yaml:4:1: b.need: missing required field `need`",
+            ),
+            // The field is declared by the root only, even though the error is inside `a`.
+            (
+                "a:\n  need: x\n  other: y\n",
+                "f.yaml:1:1: top: missing required field `top`",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(e(yaml).as_deref(), Some(want), "{yaml:?}");
+        }
     }
 
     #[test]
