@@ -45,7 +45,7 @@ pub enum Command {
         /// Output format: text for people, json for machines (schema/plan.schema.json),
         /// markdown for pull-request comments.
         #[arg(long, value_enum, default_value = "text")]
-        format: crate::commands::Format,
+        format: Format,
         /// Also save the plan as JSON, to apply exactly it later with `intelli apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -121,6 +121,24 @@ pub struct SelectArgs {
     pub skip_frontend: bool,
 }
 
+/// `plan --format` (clap's side of [`crate::plan::render::Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<Format> for crate::plan::render::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Text => crate::plan::render::Format::Text,
+            Format::Json => crate::plan::render::Format::Json,
+            Format::Markdown => crate::plan::render::Format::Markdown,
+        }
+    }
+}
+
 impl SelectArgs {
     fn selection(&self) -> crate::commands::Selection {
         crate::commands::Selection {
@@ -181,7 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &cli.fleet,
             cli.sandbox,
             &select.selection(),
-            format,
+            format.into(),
             out,
             detailed_exitcode,
         )),

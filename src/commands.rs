@@ -21,13 +21,6 @@ pub struct Selection {
     pub skip_frontend: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Markdown,
-}
-
 async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Connections> {
     if sandbox {
         Connections::sandbox(&ws.fleet, !sel.skip_frontend).await
@@ -54,7 +47,7 @@ pub async fn plan_cmd(
     fleet_dir: &Path,
     sandbox: bool,
     sel: &Selection,
-    format: Format,
+    format: render::Format,
     out: Option<PathBuf>,
     detailed_exitcode: bool,
 ) -> Result<ExitCode> {
@@ -63,11 +56,7 @@ pub async fn plan_cmd(
     let result = engine(&ws, &conns, sel).plan(&sel.only, &sel.exclude).await;
     conns.close().await?;
     let plan = result?;
-    let text = match format {
-        Format::Text => render::text(&plan, style()),
-        Format::Json => render::json(&plan),
-        Format::Markdown => render::markdown(&plan),
-    };
+    let text = render::render(&plan, format, style());
     print!("{text}");
     if let Some(path) = out {
         std::fs::write(&path, render::json(&plan))

@@ -203,10 +203,6 @@ impl<'r, 'a> ClientRun<'r, 'a> {
 
     /// Run one action; `Ok(true)` when the client must be observed and planned again.
     async fn step(&mut self, action: &Action) -> Result<bool, StepError> {
-        if action.is_site() {
-            self.site_step(action).await?;
-            return Ok(false);
-        }
         let sb = self.ctx.supabase;
         match action {
             Action::CreateProject {
@@ -252,92 +248,133 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 sb.patch_auth_config(self.project_ref()?, &patch).await?;
                 Ok(false)
             }
-            Action::CreateBucket { bucket, .. } => {
-                let storage = self.storage().await?;
-                match storage.create_bucket(&to_bucket(bucket)).await {
-                    Ok(()) => {}
-                    // The documented follow-up of `CreateBucket`: created by a concurrent run or
-                    // a lost answer, so its settings are made the planned ones.
-                    Err(e) if e.kind() == crate::http::ErrorKind::AlreadyExists => {
-                        self.say(&format!(
-                            "  bucket {} exists already; setting it as planned",
-                            bucket.name
-                        ));
-                        storage.update_bucket(&to_bucket(bucket)).await?
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                Ok(false)
-            }
+            Action::CreateBucket { bucket, .. } => self.create_bucket(bucket).await.map(|()| false),
             Action::UpdateBucket { after, .. } => {
                 let storage = self.storage().await?;
                 storage.update_bucket(&to_bucket(after)).await?;
                 Ok(false)
             }
             Action::ApplyMigrations { versions, .. } => {
-                let project_ref = self.project_ref()?.to_string();
-                for v in versions {
-                    let file = self
-                        .ctx
-                        .migrations
-                        .iter()
-                        .find(|f| &f.version == v)
-                        .ok_or_else(|| {
-                            StepError::give_up(format!(
-                                "migration {v} is in the plan but its file is gone"
-                            ))
-                        })?;
-                    let t = Instant::now();
-                    match self
-                        .ctx
-                        .sql
-                        .run(&project_ref, &sql::apply_migration(file))
-                        .await
-                    {
-                        Ok(_) => self.say(&format!(
-                            "  migration {v}_{} applied ({:.1}s)",
-                            file.name,
-                            t.elapsed().as_secs_f64()
-                        )),
-                        Err(e) if e.already_applied() => self.say(&format!(
-                            "  migration {v} was applied by another run; skipped"
-                        )),
-                        Err(e) => {
-                            return Err(StepError::sql(
-                                format!("migration {}", file.path.display()),
-                                e,
-                            ));
-                        }
-                    }
-                }
-                Ok(false)
+                self.apply_migrations(versions).await.map(|()| false)
             }
             Action::ApplySeed { path, sha256, .. } => {
-                let project_ref = self.project_ref()?.to_string();
-                if *sha256 != self.ctx.desired.seed_sha256 {
-                    return Err(StepError::give_up(format!(
-                        "{path} changed since the plan was made; plan again"
-                    )));
-                }
-                let settings = crate::migrate::seed_settings(self.spec);
-                let text = sql::apply_seed(self.ctx.seed_sql, path, sha256, &settings);
-                match self.ctx.sql.run(&project_ref, &text).await {
-                    Ok(_) => {}
-                    Err(e) if e.already_applied() => {
-                        self.say("  seed was applied by another run; skipped")
-                    }
-                    Err(e) => return Err(StepError::sql(format!("seed {path}"), e)),
-                }
-                Ok(false)
+                self.apply_seed(path, sha256).await.map(|()| false)
             }
-            // Dispatched to `site_step` above.
-            Action::CreatePagesProject { .. }
-            | Action::UpdatePagesProject { .. }
-            | Action::Deploy { .. }
-            | Action::AddDomain { .. }
-            | Action::UpsertDnsRecord { .. }
-            | Action::WaitForDomain { .. }
-            | Action::DeleteSite { .. } => Ok(false),
+            Action::CreatePagesProject {
+                name,
+                production_branch,
+                ..
+            } => self
+                .create_pages_project(name, production_branch)
+                .await
+                .map(|()| false),
+            Action::UpdatePagesProject {
+                name,
+                production_branch,
+                ..
+            } => self
+                .update_pages_project(name, &production_branch.after)
+                .await
+                .map(|()| false),
+            Action::Deploy {
+                project,
+                fingerprint,
+                ..
+            } => self
+                .build_and_deploy(project, fingerprint.as_deref())
+                .await
+                .map(|()| false),
+            Action::AddDomain {
+                project, domain, ..
+            } => self.add_domain(project, domain).await.map(|()| false),
+            Action::UpsertDnsRecord { name, .. } => self.upsert_dns(name).await.map(|()| false),
+            Action::WaitForDomain { domain, .. } => {
+                self.wait_for_domain(domain).await.map(|()| false)
+            }
+            Action::DeleteSite {
+                project,
+                dns_record,
+                ..
+            } => self
+                .delete_site(project, dns_record.as_deref())
+                .await
+                .map(|()| false),
+        }
+    }
+
+    async fn create_bucket(&mut self, bucket: &BucketSpec) -> Result<(), StepError> {
+        let storage = self.storage().await?;
+        match storage.create_bucket(&to_bucket(bucket)).await {
+            Ok(()) => Ok(()),
+            // The documented follow-up of `CreateBucket`: created by a concurrent run or a lost
+            // answer, so its settings are made the planned ones.
+            Err(e) if e.kind() == crate::http::ErrorKind::AlreadyExists => {
+                self.say(&format!(
+                    "  bucket {} exists already; setting it as planned",
+                    bucket.name
+                ));
+                Ok(storage.update_bucket(&to_bucket(bucket)).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Each version in its own transaction with its history row; one recorded by a concurrent
+    /// run meanwhile is skipped.
+    async fn apply_migrations(&self, versions: &[String]) -> Result<(), StepError> {
+        let project_ref = self.project_ref()?.to_string();
+        for v in versions {
+            let file = self
+                .ctx
+                .migrations
+                .iter()
+                .find(|f| &f.version == v)
+                .ok_or_else(|| {
+                    StepError::give_up(format!("migration {v} is in the plan but its file is gone"))
+                })?;
+            let t = Instant::now();
+            match self
+                .ctx
+                .sql
+                .run(&project_ref, &sql::apply_migration(file))
+                .await
+            {
+                Ok(_) => self.say(&format!(
+                    "  migration {v}_{} applied ({:.1}s)",
+                    file.name,
+                    t.elapsed().as_secs_f64()
+                )),
+                Err(e) if e.already_applied() => self.say(&format!(
+                    "  migration {v} was applied by another run; skipped"
+                )),
+                Err(e) => {
+                    return Err(StepError::sql(
+                        format!("migration {}", file.path.display()),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The seed once, with the client's settings bound, recorded in the same transaction.
+    async fn apply_seed(&self, path: &str, sha256: &str) -> Result<(), StepError> {
+        let project_ref = self.project_ref()?.to_string();
+        if sha256 != self.ctx.desired.seed_sha256 {
+            return Err(StepError::give_up(format!(
+                "{path} changed since the plan was made; plan again"
+            )));
+        }
+        let settings = crate::migrate::seed_settings(self.spec);
+        let text = sql::apply_seed(self.ctx.seed_sql, path, sha256, &settings);
+        match self.ctx.sql.run(&project_ref, &text).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.already_applied() => {
+                self.say("  seed was applied by another run; skipped");
+                Ok(())
+            }
+            Err(e) => Err(StepError::sql(format!("seed {path}"), e)),
         }
     }
 

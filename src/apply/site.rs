@@ -12,7 +12,6 @@ use crate::cloudflare::types::DomainStatus;
 use crate::cloudflare::{DeployMeta, DnsFilters, DnsRecordInput, DnsRecordPatch};
 use crate::frontend::{self, Fingerprint};
 use crate::http::{ErrorKind, Policy};
-use crate::plan::Action;
 use crate::plan::ownership::{active_comment, owned_by, owner_comment};
 
 /// What the site steps need beyond the Supabase side.
@@ -34,93 +33,76 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         })
     }
 
-    pub(super) async fn site_step(&mut self, action: &Action) -> Result<(), StepError> {
-        let site = self.site()?;
-        let cf = site.cloudflare;
-        let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
-        match action {
-            Action::CreatePagesProject {
-                name,
-                production_branch,
-                reason: _,
-            } => match cf.create_project(name, production_branch).await {
-                Ok(_) => Ok(()),
-                // Created by a concurrent run or a lost answer: it is there, which is the goal.
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-            Action::UpdatePagesProject {
-                name,
-                production_branch,
-                reason: _,
-            } => Ok(cf
-                .patch_project(name, &production_branch.after)
-                .await
-                .map(drop)?),
-            Action::Deploy {
-                project,
-                fingerprint,
-                reason: _,
-            } => {
-                self.build_and_deploy(project, &branch, fingerprint.as_deref())
-                    .await
-            }
-            Action::AddDomain {
-                project, domain, ..
-            } => match cf.add_domain(project, domain).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-            Action::UpsertDnsRecord { name, .. } => self.upsert_dns(name).await,
-            Action::WaitForDomain { domain, .. } => self.wait_for_domain(domain).await,
-            Action::DeleteSite {
-                project,
-                dns_record,
-                reason: _,
-            } => {
-                if let Some(name) = dns_record {
-                    let zone_id = self.zone_id().await?;
-                    let filters = DnsFilters {
-                        name: Some(name.clone()),
-                        ..DnsFilters::default()
-                    };
-                    let records = cf.list_dns_records(&zone_id, &filters).await?;
-                    for rec in records
-                        .iter()
-                        .filter(|r| owned_by(r.comment.as_deref(), &self.spec.slug))
-                    {
-                        cf.delete_dns_record(&zone_id, &rec.id).await?;
-                    }
-                }
-                Ok(cf.delete_project(project).await?)
-            }
-            Action::CreateProject { .. }
-            | Action::WaitUntilHealthy { .. }
-            | Action::RestoreProject { .. }
-            | Action::PauseProject { .. }
-            | Action::DeleteProject { .. }
-            | Action::UpdateAuthConfig { .. }
-            | Action::CreateBucket { .. }
-            | Action::UpdateBucket { .. }
-            | Action::ApplyMigrations { .. }
-            | Action::ApplySeed { .. } => Err(StepError::give_up(format!(
-                "internal: `{}` is not a site action",
-                crate::plan::describe(action)
-            ))),
+    pub(super) async fn create_pages_project(
+        &self,
+        name: &str,
+        production_branch: &str,
+    ) -> Result<(), StepError> {
+        match self
+            .site()?
+            .cloudflare
+            .create_project(name, production_branch)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Created by a concurrent run or a lost answer: it is there, which is the goal.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    pub(super) async fn update_pages_project(
+        &self,
+        name: &str,
+        production_branch: &str,
+    ) -> Result<(), StepError> {
+        let cf = self.site()?.cloudflare;
+        Ok(cf.patch_project(name, production_branch).await.map(drop)?)
+    }
+
+    pub(super) async fn add_domain(&self, project: &str, domain: &str) -> Result<(), StepError> {
+        match self.site()?.cloudflare.add_domain(project, domain).await {
+            Ok(_) => Ok(()),
+            // Attached by a concurrent run or a lost answer: nothing more to write.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The DNS record intelli owns (if named), then the Pages project.
+    pub(super) async fn delete_site(
+        &self,
+        project: &str,
+        dns_record: Option<&str>,
+    ) -> Result<(), StepError> {
+        let cf = self.site()?.cloudflare;
+        if let Some(name) = dns_record {
+            let zone_id = self.zone_id().await?;
+            let filters = DnsFilters {
+                name: Some(name.to_string()),
+                ..DnsFilters::default()
+            };
+            let records = cf.list_dns_records(&zone_id, &filters).await?;
+            for rec in records
+                .iter()
+                .filter(|r| owned_by(r.comment.as_deref(), &self.spec.slug))
+            {
+                cf.delete_dns_record(&zone_id, &rec.id).await?;
+            }
+        }
+        Ok(cf.delete_project(project).await?)
     }
 
     /// Build with the client's values in the child's environment, then deploy with wrangler's
     /// protocol; the fingerprint goes into the deployment's metadata. When the plan knew the
     /// fingerprint (`planned`), the build must be that one: anything else means the sources or
     /// values changed since the plan.
-    async fn build_and_deploy(
+    pub(super) async fn build_and_deploy(
         &mut self,
         project: &str,
-        branch: &str,
         planned: Option<&str>,
     ) -> Result<(), StepError> {
+        let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
         let project_ref = self.project_ref()?.to_string();
         let keys = self.keys().await?;
         let anon = keys.anon.clone();
@@ -188,7 +170,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         }
         self.built_index = std::fs::read(out_dir.join("index.html")).ok();
         let meta = DeployMeta::new(
-            branch,
+            &branch,
             fingerprint.commit_hash(),
             fingerprint.commit_message(),
         );
@@ -221,7 +203,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             .ok_or_else(|| StepError::ask_user(format!("zone {zone} is not visible to this token")))
     }
 
-    async fn upsert_dns(&self, name: &str) -> Result<(), StepError> {
+    pub(super) async fn upsert_dns(&self, name: &str) -> Result<(), StepError> {
         let cf = self.site()?.cloudflare;
         let target = cf
             .get_project(&self.spec.pages_project)
@@ -275,7 +257,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
 
     /// Wait (without a work slot) until the domain is active and the site serves this run's
     /// build, then mark the DNS record (a follow-up of `WaitForDomain`).
-    async fn wait_for_domain(&mut self, domain: &str) -> Result<(), StepError> {
+    pub(super) async fn wait_for_domain(&mut self, domain: &str) -> Result<(), StepError> {
         self.idle();
         let active = self.poll_domain(domain).await;
         self.busy().await?;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::model::{Action, BucketSpec, Change, DnsRecordValue};
+use super::model::{Action, BucketSpec, Change, DnsRecordValue, Reason};
 
 /// An action as people read it: a headline (also apply's progress label) and detail lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,157 +27,119 @@ pub fn describe(a: &Action) -> Description {
             organization_slug,
             region,
             instance_size,
-            reason: _,
+            ..
         } => (
-            format!(
-                "create project {name} in {region} ({}, organization {organization_slug})",
-                instance_size.as_deref().unwrap_or("default size")
-            ),
+            create_project_line(name, region, instance_size.as_deref(), organization_slug),
             vec![],
         ),
-        Action::WaitUntilHealthy { status, reason: _ } => (
+        Action::WaitUntilHealthy { status, .. } => (
             format!("wait until the project is healthy (now {status})"),
             vec![],
         ),
-        Action::RestoreProject { reason: _ } => ("restore the paused project".into(), vec![]),
-        Action::PauseProject { reason: _ } => ("pause the project".into(), vec![]),
-        Action::DeleteProject {
-            project_ref,
-            reason: _,
-        } => (
+        Action::RestoreProject { .. } => ("restore the paused project".into(), vec![]),
+        Action::PauseProject { .. } => ("pause the project".into(), vec![]),
+        Action::DeleteProject { project_ref, .. } => (
             format!("DELETE project {project_ref} with its database, users and files"),
             vec![],
         ),
         Action::UpdateAuthConfig {
             site_url,
             redirect_urls,
-            reason: _,
+            ..
         } => (
             "update auth settings".into(),
             auth_details(site_url, redirect_urls),
         ),
-        Action::CreateBucket { bucket, reason: _ } => {
+        Action::CreateBucket { bucket, .. } => {
             (format!("create bucket {}", bucket_summary(bucket)), vec![])
         }
-        Action::UpdateBucket {
-            before,
-            after,
-            reason: _,
-        } => (
+        Action::UpdateBucket { before, after, .. } => (
             format!("update bucket {}", after.name),
             bucket_details(before, after),
         ),
-        Action::ApplyMigrations {
-            versions,
-            reason: _,
-        } => (
-            format!(
-                "apply {} migration{}",
-                versions.len(),
-                if versions.len() == 1 { "" } else { "s" }
-            ),
-            versions.clone(),
-        ),
-        Action::ApplySeed {
-            path,
-            sha256,
-            reason: _,
-        } => (
-            format!(
-                "run seed {path} (sha256 {})",
-                &sha256[..12.min(sha256.len())]
-            ),
-            vec![],
-        ),
+        Action::ApplyMigrations { versions, .. } => {
+            let s = if versions.len() == 1 { "" } else { "s" };
+            (
+                format!("apply {} migration{s}", versions.len()),
+                versions.clone(),
+            )
+        }
+        Action::ApplySeed { path, sha256, .. } => {
+            let short = &sha256[..12.min(sha256.len())];
+            (format!("run seed {path} (sha256 {short})"), vec![])
+        }
         Action::CreatePagesProject {
             name,
             production_branch,
-            reason: _,
+            ..
         } => (
             format!("create Pages project {name} (production branch {production_branch})"),
             vec![],
         ),
         Action::UpdatePagesProject {
             name,
-            production_branch,
-            reason: _,
+            production_branch: branch,
+            ..
         } => (
             format!("update Pages project {name}"),
             vec![format!(
                 "production_branch: {} → {}",
-                before(&production_branch.before),
-                production_branch.after
+                before(&branch.before),
+                branch.after
             )],
         ),
         Action::Deploy {
             project,
             fingerprint,
             reason,
-        } => (
-            format!("build and deploy the site to {project}"),
-            vec![
-                format!("reason: {reason}"),
-                format!(
-                    "fingerprint: {}",
-                    fingerprint.as_deref().unwrap_or("(known after apply)")
-                ),
-            ],
-        ),
+        } => deploy_lines(project, fingerprint.as_deref(), *reason),
         Action::AddDomain {
-            project,
-            domain,
-            reason: _,
+            project, domain, ..
         } => (format!("attach domain {domain} to {project}"), vec![]),
         Action::UpsertDnsRecord {
             name,
             target,
-            before: b,
-            reason: _,
-        } => (
-            match b {
-                None => format!("create DNS record {name}"),
-                Some(_) => format!("fix DNS record {name}"),
-            },
-            vec![format!(
-                "{}CNAME → {} (proxied)",
-                b.as_ref()
-                    .map(|b| format!("{} → ", dns_value(b)))
-                    .unwrap_or_default(),
-                target
-                    .as_deref()
-                    .unwrap_or("(Pages subdomain, known after apply)")
-            )],
-        ),
+            before,
+            ..
+        } => dns_lines(name, target.as_deref(), before.as_ref()),
         Action::DeleteSite {
             project,
             dns_record,
-            reason: _,
-        } => (
-            format!(
-                "DELETE Pages project {project}{}",
-                dns_record
-                    .as_ref()
-                    .map(|d| format!(" and DNS record {d}"))
-                    .unwrap_or_default()
-            ),
-            vec![],
-        ),
-        Action::WaitForDomain {
-            domain,
-            status,
-            reason: _,
-        } => (
-            format!(
-                "wait until {domain} is active{} and check the site",
-                status
-                    .as_ref()
-                    .map(|s| format!(" (now {s})"))
-                    .unwrap_or_default()
-            ),
-            vec![],
-        ),
+            ..
+        } => (delete_site_line(project, dns_record.as_deref()), vec![]),
+        Action::WaitForDomain { domain, status, .. } => {
+            let now = status.as_ref().map(|s| format!(" (now {s})"));
+            let now = now.unwrap_or_default();
+            (
+                format!("wait until {domain} is active{now} and check the site"),
+                vec![],
+            )
+        }
     };
     Description { headline, details }
+}
+
+fn create_project_line(name: &str, region: &str, size: Option<&str>, org: &str) -> String {
+    let size = size.unwrap_or("default size");
+    format!("create project {name} in {region} ({size}, organization {org})")
+}
+
+fn delete_site_line(project: &str, dns_record: Option<&str>) -> String {
+    let dns = dns_record.map(|d| format!(" and DNS record {d}"));
+    format!("DELETE Pages project {project}{}", dns.unwrap_or_default())
+}
+
+fn deploy_lines(project: &str, fingerprint: Option<&str>, reason: Reason) -> (String, Vec<String>) {
+    (
+        format!("build and deploy the site to {project}"),
+        vec![
+            format!("reason: {reason}"),
+            format!(
+                "fingerprint: {}",
+                fingerprint.unwrap_or("(known after apply)")
+            ),
+        ],
+    )
 }
 
 fn auth_details(site_url: &Change<String>, redirect_urls: &Change<Vec<String>>) -> Vec<String> {
@@ -224,6 +186,25 @@ fn bucket_details(before: &BucketSpec, after: &BucketSpec) -> Vec<String> {
         );
     }
     d
+}
+
+fn dns_lines(
+    name: &str,
+    target: Option<&str>,
+    before: Option<&DnsRecordValue>,
+) -> (String, Vec<String>) {
+    let headline = match before {
+        None => format!("create DNS record {name}"),
+        Some(_) => format!("fix DNS record {name}"),
+    };
+    let detail = format!(
+        "{}CNAME → {} (proxied)",
+        before
+            .map(|b| format!("{} → ", dns_value(b)))
+            .unwrap_or_default(),
+        target.unwrap_or("(Pages subdomain, known after apply)")
+    );
+    (headline, vec![detail])
 }
 
 fn dns_value(v: &DnsRecordValue) -> String {

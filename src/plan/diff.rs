@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use crate::fleet::{ClientSpec, ClientState, Fleet};
 use crate::migrate::MigrationFile;
 use crate::migrate::history;
-use crate::observe::{BucketRow, ObservedClient, ObservedDatabase, ObservedFleet};
+use crate::observe::{
+    BucketRow, ObservedClient, ObservedDatabase, ObservedFleet, ObservedProject, ObservedSite,
+};
 
 use super::model::{
     Action, BucketSpec, Change, ClientPlan, DnsRecordValue, FORMAT_VERSION, Orphan, Plan, Reason,
@@ -117,75 +119,12 @@ pub fn plan_client(
     }
 
     let Some(project) = &obs.project else {
-        match (spec.state, &spec.project_ref) {
-            (ClientState::Deleted, _) => {
-                p.notes
-                    .push("declared deleted and no Supabase project exists".into());
-                // A site left behind by an interrupted offboarding is finished off too.
-                if opts.allow_delete {
-                    delete_site(desired, spec, obs, &mut p);
-                } else if obs.site.pages.is_some() {
-                    p.errors.push(format!(
-                        "declared `state: deleted`: applying would delete Pages project {}; re-run with --allow-delete to do it",
-                        spec.pages_project
-                    ));
-                }
-            }
-            (_, Some(r)) => p.errors.push(format!(
-                "project_ref `{r}` is pinned in {} but no such project is visible to this token",
-                spec.file.display()
-            )),
-            (ClientState::Paused, None) => {
-                p.notes
-                    .push("declared paused and no project exists: nothing to create".into());
-            }
-            (ClientState::Active, None) => {
-                p.actions.push(Action::CreateProject {
-                    name: spec.resource_name.clone(),
-                    organization_slug: desired.fleet.settings.supabase.organization_slug.clone(),
-                    region: spec.region.clone(),
-                    instance_size: spec.instance_size.clone(),
-                    reason: Reason::Missing,
-                });
-                // A new project is empty: everything after creation is known now.
-                converge_healthy(
-                    desired,
-                    spec,
-                    None,
-                    &ObservedDatabase::default(),
-                    opts,
-                    &mut p,
-                );
-                if p.errors.is_empty() {
-                    plan_site(desired, spec, obs, &mut p);
-                }
-            }
-        }
+        plan_without_project(desired, spec, obs, opts, &mut p);
         return p;
     };
 
     match spec.state {
-        ClientState::Deleted => {
-            if opts.allow_delete {
-                p.actions.push(Action::DeleteProject {
-                    project_ref: project.project_ref.clone(),
-                    reason: Reason::DeclaredDeleted,
-                });
-                delete_site(desired, spec, obs, &mut p);
-            } else {
-                p.errors.push(format!(
-                    "declared `state: deleted`: applying would permanently delete project {} ({}) with its \
-                     database, auth users and stored files{}; re-run with --allow-delete to do it",
-                    project.name,
-                    project.project_ref,
-                    if obs.site.pages.is_some() {
-                        format!(", and the site {} on {}", spec.pages_project, spec.domain)
-                    } else {
-                        String::new()
-                    }
-                ));
-            }
-        }
+        ClientState::Deleted => plan_deletion(desired, spec, obs, project, opts, &mut p),
         ClientState::Paused => {
             if !project.is_paused() {
                 p.actions.push(Action::PauseProject {
@@ -229,6 +168,83 @@ pub fn plan_client(
         }
     }
     p
+}
+
+/// A client declared deleted whose project exists.
+fn plan_deletion(
+    desired: &Desired<'_>,
+    spec: &ClientSpec,
+    obs: &ObservedClient,
+    project: &ObservedProject,
+    opts: PlanOptions,
+    p: &mut ClientPlan,
+) {
+    if opts.allow_delete {
+        p.actions.push(Action::DeleteProject {
+            project_ref: project.project_ref.clone(),
+            reason: Reason::DeclaredDeleted,
+        });
+        delete_site(desired, spec, obs, p);
+    } else {
+        p.errors.push(format!(
+            "declared `state: deleted`: applying would permanently delete project {} ({}) with its \
+             database, auth users and stored files{}; re-run with --allow-delete to do it",
+            project.name,
+            project.project_ref,
+            if obs.site.pages.is_some() {
+                format!(", and the site {} on {}", spec.pages_project, spec.domain)
+            } else {
+                String::new()
+            }
+        ));
+    }
+}
+
+/// A client whose project does not exist (or is not visible).
+fn plan_without_project(
+    desired: &Desired<'_>,
+    spec: &ClientSpec,
+    obs: &ObservedClient,
+    opts: PlanOptions,
+    p: &mut ClientPlan,
+) {
+    match (spec.state, &spec.project_ref) {
+        (ClientState::Deleted, _) => {
+            p.notes
+                .push("declared deleted and no Supabase project exists".into());
+            // A site left behind by an interrupted offboarding is finished off too.
+            if opts.allow_delete {
+                delete_site(desired, spec, obs, p);
+            } else if obs.site.pages.is_some() {
+                p.errors.push(format!(
+                    "declared `state: deleted`: applying would delete Pages project {}; re-run with --allow-delete to do it",
+                    spec.pages_project
+                ));
+            }
+        }
+        (_, Some(r)) => p.errors.push(format!(
+            "project_ref `{r}` is pinned in {} but no such project is visible to this token",
+            spec.file.display()
+        )),
+        (ClientState::Paused, None) => {
+            p.notes
+                .push("declared paused and no project exists: nothing to create".into());
+        }
+        (ClientState::Active, None) => {
+            p.actions.push(Action::CreateProject {
+                name: spec.resource_name.clone(),
+                organization_slug: desired.fleet.settings.supabase.organization_slug.clone(),
+                region: spec.region.clone(),
+                instance_size: spec.instance_size.clone(),
+                reason: Reason::Missing,
+            });
+            // A new project is empty: everything after creation is known now.
+            converge_healthy(desired, spec, None, &ObservedDatabase::default(), opts, p);
+            if p.errors.is_empty() {
+                plan_site(desired, spec, obs, p);
+            }
+        }
+    }
 }
 
 /// For a client declared deleted (with `--allow-delete`): its Pages project and the DNS record
@@ -282,6 +298,42 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         Some(_) => {}
     }
 
+    if !plan_deploy(front, spec, obs, p) {
+        return;
+    }
+
+    let attached = site
+        .pages
+        .as_ref()
+        .is_some_and(|pg| pg.domains.contains(&spec.domain));
+    if !attached {
+        p.actions.push(Action::AddDomain {
+            project: spec.pages_project.clone(),
+            domain: spec.domain.clone(),
+            reason: Reason::Missing,
+        });
+    }
+    if !plan_dns(spec, site, p) {
+        return;
+    }
+    if site.domain_status != Some(DomainStatus::Active) {
+        p.actions.push(Action::WaitForDomain {
+            domain: spec.domain.clone(),
+            status: site.domain_status.clone(),
+            reason: Reason::DomainNotActive,
+        });
+    }
+}
+
+/// The site's deployment: `false` when the client's build-time values are in error (the
+/// client's actions are cleared).
+fn plan_deploy(
+    front: &FrontendDesired,
+    spec: &ClientSpec,
+    obs: &ObservedClient,
+    p: &mut ClientPlan,
+) -> bool {
+    let site = &obs.site;
     // The build's values include the Supabase project's URL and anon key: known only once the
     // project exists and is healthy.
     let project_ready =
@@ -294,7 +346,7 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         (_, _, Some(Err(e))) => {
             p.errors.push(e.clone());
             p.actions.clear();
-            return;
+            return false;
         }
         (Some(project), Some(anon), Some(Ok(extras))) if project_ready => {
             Some(crate::frontend::Fingerprint {
@@ -345,17 +397,12 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         });
     }
 
-    let attached = site
-        .pages
-        .as_ref()
-        .is_some_and(|pg| pg.domains.contains(&spec.domain));
-    if !attached {
-        p.actions.push(Action::AddDomain {
-            project: spec.pages_project.clone(),
-            domain: spec.domain.clone(),
-            reason: Reason::Missing,
-        });
-    }
+    true
+}
+
+/// The CNAME for the client's domain: `false` when a record intelli does not own is in the way
+/// (the site's actions are dropped).
+fn plan_dns(spec: &ClientSpec, site: &ObservedSite, p: &mut ClientPlan) -> bool {
     let target = site.pages.as_ref().map(|pg| pg.subdomain.clone());
     match &site.dns {
         None => p.actions.push(Action::UpsertDnsRecord {
@@ -394,18 +441,12 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
                         spec.file.display()
                     ));
                     p.actions.retain(|a| !a.is_site());
-                    return;
+                    return false;
                 }
             }
         }
     }
-    if site.domain_status != Some(DomainStatus::Active) {
-        p.actions.push(Action::WaitForDomain {
-            domain: spec.domain.clone(),
-            status: site.domain_status.clone(),
-            reason: Reason::DomainNotActive,
-        });
-    }
+    true
 }
 
 /// The actions that bring a healthy (or about to be created) project to the desired settings.

@@ -324,27 +324,10 @@ impl Action {
         }
     }
 
-    /// Whether apply builds the frontend for it (so the install step must run first).
+    /// Whether apply builds the frontend for it (so the install step must run first): the
+    /// site side's only action that runs something is its deployment.
     pub fn builds_site(&self) -> bool {
-        match self {
-            Action::Deploy { .. } => true,
-            Action::CreateProject { .. }
-            | Action::WaitUntilHealthy { .. }
-            | Action::RestoreProject { .. }
-            | Action::PauseProject { .. }
-            | Action::DeleteProject { .. }
-            | Action::UpdateAuthConfig { .. }
-            | Action::CreateBucket { .. }
-            | Action::UpdateBucket { .. }
-            | Action::ApplyMigrations { .. }
-            | Action::ApplySeed { .. }
-            | Action::CreatePagesProject { .. }
-            | Action::UpdatePagesProject { .. }
-            | Action::AddDomain { .. }
-            | Action::UpsertDnsRecord { .. }
-            | Action::WaitForDomain { .. }
-            | Action::DeleteSite { .. } => false,
-        }
+        self.is_site() && self.kind() == ActionKind::Run
     }
 
     /// Whether the action belongs to the Cloudflare side (run after the Supabase side).
@@ -416,5 +399,40 @@ impl Plan {
 
     pub fn has_changes(&self) -> bool {
         self.clients.iter().any(ClientPlan::has_changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_deployment_builds_and_kinds_give_the_symbols() {
+        let deploy = Action::Deploy {
+            project: "p".into(),
+            fingerprint: None,
+            reason: Reason::NeverDeployed,
+        };
+        let migrate = Action::ApplyMigrations {
+            versions: vec!["1".into()],
+            reason: Reason::MigrationsPending,
+        };
+        let wait = Action::WaitForDomain {
+            domain: "d".into(),
+            status: None,
+            reason: Reason::DomainNotActive,
+        };
+        let delete = Action::DeleteSite {
+            project: "p".into(),
+            dns_record: None,
+            reason: Reason::DeclaredDeleted,
+        };
+        assert!(deploy.builds_site());
+        assert!(!migrate.builds_site() && !wait.builds_site() && !delete.builds_site());
+        assert_eq!(
+            [&deploy, &migrate, &wait, &delete].map(Action::symbol),
+            ['>', '>', '>', '-']
+        );
+        assert_eq!(deploy.reason().to_string(), "never deployed");
     }
 }

@@ -6,6 +6,26 @@ use std::fmt::Write as _;
 use super::describe::{Description, describe};
 use super::model::{ActionKind, ClientPlan, Plan};
 
+/// The renderings of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// For people, optionally coloured.
+    Text,
+    /// For machines (`schema/plan.schema.json`).
+    Json,
+    /// For pull-request comments.
+    Markdown,
+}
+
+/// `plan` in `format`.
+pub fn render(plan: &Plan, format: Format, style: Style) -> String {
+    match format {
+        Format::Text => text(plan, style),
+        Format::Json => json(plan),
+        Format::Markdown => markdown(plan),
+    }
+}
+
 /// ANSI styling, off unless asked for (the caller decides from the terminal and `NO_COLOR`).
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
