@@ -1157,15 +1157,9 @@ async fn a_failed_deployment_reports_its_stage_and_log() {
                     {"line": "Error: out of memory", "ts": "2026-01-01T00:00:01Z"}]}))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let served = common::sim::serve(app).await;
     let cf = CloudflareClient::new(fast_config(
-        &format!("http://{addr}/client/v4"),
+        &format!("{}/client/v4", served.base),
         TOKEN,
         ACCOUNT,
     ))
@@ -1198,7 +1192,6 @@ async fn a_failed_deployment_reports_its_stage_and_log() {
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("out of memory"), "{err}");
-    task.abort();
 }
 
 #[tokio::test]

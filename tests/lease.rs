@@ -3,24 +3,22 @@
 //! clock), a holder whose record was taken stops, shard layouts refused, and a race of many
 //! appliers with exactly one winner.
 
+mod common;
+
 use std::time::Duration;
 
 use intelli::cloudflare::{CloudflareClient, CloudflareConfig, DnsFilters};
 use intelli::http::RetryConfig;
 use intelli::lease::{Lease, LeaseConfig, LeaseError, Shard};
-use intelli::sim::server::{SimConfig, SimHandle};
+use intelli::sim::server::SimHandle;
 use secrecy::SecretString;
 
 const ZONE: &str = "intelliservice.io";
 
 async fn sim() -> SimHandle {
-    intelli::sim::server::start(SimConfig {
-        seed: Some(11),
-        rate_limit_scale: 0.01,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts (needs PostgreSQL for its Supabase side)")
+    let mut config = common::sim::seeded(11);
+    config.rate_limit_scale = 0.01;
+    common::sim::start(config).await
 }
 
 fn client(sim: &SimHandle) -> CloudflareClient {

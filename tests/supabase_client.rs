@@ -945,7 +945,7 @@ async fn guarded_sql_is_sent_again_after_a_5xx_or_a_lost_answer_and_runs_once() 
     use intelli::migrate::exec::SqlExecutor;
     use intelli::migrate::sql;
 
-    let sim = start_sim(sim_config()).await;
+    let sim = start(sim_config()).await;
     let client = sim_client(&sim, |_| {});
     let r = client
         .create_project(&create_request("intelli-guarded"))
