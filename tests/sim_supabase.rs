@@ -34,6 +34,13 @@ fn config() -> SimConfig {
     c
 }
 
+/// Projects also get the legacy JWT keys, switched on (older projects have them).
+fn config_with_legacy() -> SimConfig {
+    let mut c = config();
+    c.supabase.legacy_api_keys = true;
+    c
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -293,15 +300,19 @@ async fn provisioning_states_and_two_projects_with_one_name() {
     assert_eq!(row.get::<_, i64>(0), 2);
     drop(client);
 
-    // Delete: 200 with the ref, then 404 and the database is gone.
+    // Delete: 200 with the ref; the project goes GOING_DOWN, then REMOVED (see
+    // `deletion_goes_down_then_is_removed_and_listed_for_a_while`), and the database is gone.
     let (st, d) = api
         .call(reqwest::Method::DELETE, &format!("/v1/projects/{r}"), None)
         .await;
     assert_eq!(st, StatusCode::OK);
     check_response("/v1/projects/{ref}", "delete", "200", &d);
-    let (st, nf) = api.get(&format!("/v1/projects/{r}")).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    assert_eq!(nf, json!({ "message": "Project not found" }));
+    let (st, v) = api.get(&format!("/v1/projects/{r}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        matches!(v["status"].as_str(), Some("GOING_DOWN" | "REMOVED")),
+        "{v}"
+    );
     let db_name = format!("sim_{r}");
     let admin = intelli::pg::connect(&intelli::pg::server_url())
         .await
@@ -529,7 +540,7 @@ async fn database_query_round_trip_transactions_and_errors() {
 
 #[tokio::test]
 async fn api_keys_are_project_jwts_and_secret_keys_are_masked() {
-    let sim = start(config()).await;
+    let sim = start(config_with_legacy()).await;
     let api = Api::new(&sim);
     let r = create_active(&api, &unique("keys")).await;
     let (st, keys) = api
@@ -676,7 +687,7 @@ async fn service_key(api: &Api, r: &str, legacy: bool) -> String {
 
 #[tokio::test]
 async fn storage_bucket_crud_and_vendor_errors() {
-    let sim = start(config()).await;
+    let sim = start(config_with_legacy()).await;
     let api = Api::new(&sim);
     let r = create_active(&api, &unique("storage")).await;
     let key = service_key(&api, &r, true).await;
@@ -816,6 +827,253 @@ async fn storage_bucket_crud_and_vendor_errors() {
         .unwrap();
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["statusCode"], "403", "{v}");
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn new_projects_have_publishable_and_secret_keys_and_keys_can_be_created() {
+    let sim = start(config()).await;
+    let api = Api::new(&sim);
+    let r = create_active(&api, &unique("newkeys")).await;
+    let keys_path = format!("/v1/projects/{r}/api-keys");
+    let (st, keys) = api.get(&format!("{keys_path}?reveal=true")).await;
+    assert_eq!(st, StatusCode::OK);
+    check_response("/v1/projects/{ref}/api-keys", "get", "200", &keys);
+    let types: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["type"].as_str().unwrap())
+        .collect();
+    // Legacy keys are off by default, and then not listed.
+    assert_eq!(types, ["publishable", "secret"], "{keys}");
+    assert_eq!(
+        keys[1]["secret_jwt_template"],
+        json!({ "role": "service_role" })
+    );
+    let (st, legacy) = api.get(&format!("{keys_path}/legacy")).await;
+    assert_eq!(st, StatusCode::OK);
+    check_response("/v1/projects/{ref}/api-keys/legacy", "get", "200", &legacy);
+    assert_eq!(legacy, json!({ "enabled": false }));
+
+    // Create: 201; the secret is masked unless revealed; the same name again is a 409.
+    let body = json!({ "type": "secret", "name": "ci_secret_key", "description": "CI" });
+    check_request("/v1/projects/{ref}/api-keys", "post", &body);
+    let (st, created) = api.post(&keys_path, body.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    check_response("/v1/projects/{ref}/api-keys", "post", "201", &created);
+    assert_eq!(created["name"], "ci_secret_key");
+    assert_eq!(
+        created["secret_jwt_template"],
+        json!({ "role": "service_role" })
+    );
+    let full = sim.supabase().project(&r).unwrap().keys;
+    let stored = full
+        .keys
+        .iter()
+        .find(|k| k.name == "ci_secret_key")
+        .unwrap();
+    assert!(stored.api_key.starts_with("sb_secret_"));
+    assert!(
+        !created.to_string().contains(&stored.api_key),
+        "secret shown without reveal"
+    );
+    let (st, v) = api.post(&keys_path, body).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, revealed) = api
+        .post(
+            &format!("{keys_path}?reveal=true"),
+            json!({ "type": "publishable", "name": "site_key" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert!(
+        revealed["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sb_publishable_")
+    );
+    // Names follow the spec's pattern; the type is one of two.
+    for bad in [
+        json!({ "type": "secret", "name": "Bad-Name" }),
+        json!({ "type": "secret", "name": "abc" }),
+        json!({ "type": "secret", "name": "9starts_with_digit" }),
+        json!({ "type": "legacy", "name": "good_name" }),
+        json!({ "type": "secret", "name": "good_name", "extra": 1 }),
+    ] {
+        let (st, v) = api.post(&keys_path, bad.clone()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad} -> {v}");
+    }
+
+    // Legacy keys: switched on, they are listed; off again, both go together.
+    let put = |enabled: &str| {
+        let path = format!("{keys_path}/legacy?enabled={enabled}");
+        let api = &api;
+        async move { api.call(reqwest::Method::PUT, &path, None).await }
+    };
+    let (st, v) = put("true").await;
+    assert_eq!(st, StatusCode::OK);
+    check_response("/v1/projects/{ref}/api-keys/legacy", "put", "200", &v);
+    assert_eq!(v, json!({ "enabled": true }));
+    let (_, keys) = api.get(&format!("{keys_path}?reveal=true")).await;
+    assert_eq!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["type"] == "legacy")
+            .count(),
+        2
+    );
+    let (st, v) = put("false").await;
+    assert_eq!((st, v), (StatusCode::OK, json!({ "enabled": false })));
+    let (_, keys) = api.get(&format!("{keys_path}?reveal=true")).await;
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["type"] != "legacy")
+    );
+    let (st, _) = put("maybe").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Delete by id: gone from the list; again is a 404.
+    let id = created["id"].as_str().unwrap();
+    let path = format!("{keys_path}/{id}");
+    let (st, v) = api.call(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    check_response("/v1/projects/{ref}/api-keys/{id}", "delete", "200", &v);
+    assert!(!v.to_string().contains(&stored.api_key));
+    let (st, _) = api.call(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, keys) = api.get(&keys_path).await;
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["name"] != "ci_secret_key")
+    );
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_disabled_legacy_keys_and_a_bearer_that_is_not_the_apikey() {
+    let sim = start(config_with_legacy()).await;
+    let api = Api::new(&sim);
+    let r = create_active(&api, &unique("gateway")).await;
+    let legacy = service_key(&api, &r, true).await;
+    let secret = service_key(&api, &r, false).await;
+    let base = format!("{}/storage/v1/bucket", sim.project_url(&r));
+    let c = http();
+    let list = |apikey: Option<&str>, bearer: Option<&str>| {
+        let mut rb = c.get(&base);
+        if let Some(a) = apikey {
+            rb = rb.header("apikey", a);
+        }
+        if let Some(b) = bearer {
+            rb = rb.bearer_auth(b);
+        }
+        async move {
+            let resp = rb.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    // While legacy keys are on, both kinds work.
+    assert_eq!(list(Some(&legacy), Some(&legacy)).await.0, StatusCode::OK);
+    assert_eq!(list(Some(&secret), None).await.0, StatusCode::OK);
+    // An `sb_` key as Bearer must equal `apikey`.
+    assert_eq!(list(Some(&secret), Some(&secret)).await.0, StatusCode::OK);
+    let (st, v) = list(Some(&legacy), Some(&secret)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["message"], "Invalid API key");
+    let (st, _) = list(None, Some(&secret)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // An unknown `sb_secret_` key is refused by the gateway.
+    let (st, _) = list(Some("sb_secret_notakeyofthisproject0000"), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // Legacy keys off: the legacy key gets 401 wherever it is sent; the secret key still works.
+    let (st, _) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/projects/{r}/api-keys/legacy?enabled=false"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    for (apikey, bearer) in [
+        (Some(legacy.as_str()), Some(legacy.as_str())),
+        (Some(legacy.as_str()), None),
+        (None, Some(legacy.as_str())),
+    ] {
+        let (st, v) = list(apikey, bearer).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+        assert_eq!(v["message"], "Legacy API keys are disabled");
+    }
+    assert_eq!(list(Some(&secret), None).await.0, StatusCode::OK);
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn deletion_goes_down_then_is_removed_and_listed_for_a_while() {
+    let mut c = config();
+    c.supabase.going_down_ms = 1_500;
+    c.supabase.removed_listed_ms = 1_500;
+    let sim = start(c).await;
+    let api = Api::new(&sim);
+    let name = unique("dying");
+    let r = create_active(&api, &name).await;
+    let key = service_key(&api, &r, false).await;
+    let (st, _) = api
+        .call(reqwest::Method::DELETE, &format!("/v1/projects/{r}"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Going down: still listed and readable, with that status; no second delete, no SQL, no
+    // Storage.
+    let (_, v) = api.get(&format!("/v1/projects/{r}")).await;
+    assert_eq!(v["status"], "GOING_DOWN");
+    let (st, list) = api
+        .get(&format!("/v1/organizations/{ORG}/projects?search={name}"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    check_response("/v1/organizations/{slug}/projects", "get", "200", &list);
+    assert_eq!(list["projects"][0]["status"], "GOING_DOWN");
+    assert_eq!(list["projects"][0]["databases"][0]["status"], "GOING_DOWN");
+    let (st, _) = api
+        .call(reqwest::Method::DELETE, &format!("/v1/projects/{r}"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = sql(&api, &r, "select 1").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let resp = http()
+        .get(format!("{}/storage/v1/bucket", sim.project_url(&r)))
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], "TenantNotFound", "{v}");
+
+    // Then REMOVED, still listed; then forgotten.
+    wait_status(&api, &r, "REMOVED").await;
+    let (_, list) = api.get(&format!("/v1/organizations/{ORG}/projects")).await;
+    check_response("/v1/organizations/{slug}/projects", "get", "200", &list);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, _) = api.get(&format!("/v1/projects/{r}")).await;
+        if st == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the removed project was never forgotten"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, list) = api
+        .get(&format!("/v1/organizations/{ORG}/projects?search={name}"))
+        .await;
+    assert_eq!(list["pagination"]["count"], 0);
     sim.shutdown().await.unwrap();
 }
 
@@ -1467,7 +1725,7 @@ fn yaml_config_covers_both_vendors() {
 
 #[tokio::test]
 async fn project_url_template_by_host_reaches_the_project() {
-    let mut c = config();
+    let mut c = config_with_legacy();
     c.project_url_template = Some("http://{ref}.localhost:{port}".into());
     let sim = start(c).await;
     let api = Api::new(&sim);
@@ -1534,6 +1792,10 @@ fn vendored_spec_names_its_source_and_covers_the_served_operations() {
         "POST /v1/projects/{ref}/restore",
         "GET /v1/projects/{ref}/health",
         "GET /v1/projects/{ref}/api-keys",
+        "POST /v1/projects/{ref}/api-keys",
+        "GET /v1/projects/{ref}/api-keys/legacy",
+        "PUT /v1/projects/{ref}/api-keys/legacy",
+        "DELETE /v1/projects/{ref}/api-keys/{id}",
         "POST /v1/projects/{ref}/database/query",
         "GET /v1/projects/{ref}/config/auth",
         "PATCH /v1/projects/{ref}/config/auth",

@@ -26,8 +26,8 @@ use futures_util::future::join_all;
 use intelli::http::{ErrorKind, Policy, RetryConfig};
 use intelli::sim::{FaultKind, FaultRule, SimConfig, SimHandle, Vendor};
 use intelli::supabase::{
-    AuthConfigPatch, Bucket, CreateProjectRequest, ProjectStatus, SupabaseClient, SupabaseConfig,
-    run_query_wire_json,
+    AuthConfigPatch, BrowserKeyKind, Bucket, CreateProjectRequest, NewKeyKind, ProjectStatus,
+    ServerKeyKind, SupabaseClient, SupabaseConfig, run_query_wire_json,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -112,6 +112,15 @@ fn contract_management_request_bodies_match_the_vendor_schemas() {
         &AuthConfigPatch::default().to_wire_json(),
         "empty patch",
     );
+    // The keys intelli creates: names valid under the spec's pattern.
+    let create_key = request_validator("/v1/projects/{ref}/api-keys", "post");
+    for kind in [NewKeyKind::Publishable, NewKeyKind::Secret] {
+        let body = intelli::supabase::types::create_api_key_body(kind);
+        assert_valid(&create_key, &body, "create api key");
+        assert_eq!(body["type"], kind.as_str());
+    }
+    assert!(!create_key.is_valid(&json!({"type": "secret", "name": "Not-Valid"})));
+
     // site_url may not hold a list (the spec's `^[^,]+$`).
     assert!(!patch.is_valid(&json!({"site_url": "a,b"})));
 
@@ -277,9 +286,17 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
             .is_none()
     );
 
+    // A new project has only the new keys: the publishable one for the browser, the secret
+    // one (acting as service_role) for server calls.
     let keys = client.api_keys(&r).await.unwrap();
-    assert!(keys.anon.expose_secret().starts_with("eyJ"));
-    assert_ne!(keys.anon.expose_secret(), keys.service_role.expose_secret());
+    let (browser_kind, browser) = keys.browser.clone().expect("a browser key");
+    let (server_kind, server) = keys.server.clone().expect("a server key");
+    assert_eq!(browser_kind, BrowserKeyKind::Publishable);
+    assert_eq!(server_kind, ServerKeyKind::Secret);
+    assert!(browser.expose_secret().starts_with("sb_publishable_"));
+    assert!(server.expose_secret().starts_with("sb_secret_"));
+    assert!(!keys.has_legacy);
+    assert!(!format!("{keys:?}").contains(server.expose_secret()));
 
     // SQL: rows come back as objects; a statement Postgres rejects is an Sql error.
     // Text columns: the simulator renders numbers as strings (the vendor sends JSON numbers),
@@ -334,7 +351,9 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
     );
 
     // Storage: create, read, duplicate, update; the Management API lists it.
-    let storage = client.storage(&r, &keys.service_role).unwrap();
+    // The `sb_secret_` key goes in `apikey` only (the simulator's gateway refuses it as a
+    // Bearer token that differs from `apikey`, and Storage would refuse it as a JWT).
+    let storage = client.storage(&r, &server).unwrap();
     assert!(storage.get_bucket("ticket-photos").await.unwrap().is_none());
     let mut bucket = Bucket::new("ticket-photos");
     bucket.file_size_limit = Some(5 * 1024 * 1024);
@@ -365,18 +384,15 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
     let listed = client.list_buckets(&r).await.unwrap();
     let names: Vec<&str> = listed.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, vec!["estimate-documents", "ticket-photos"]);
-    // The anon key may not manage buckets: an authorization error, not a crash.
-    let anon = client.storage(&r, &keys.anon).unwrap();
+    // The browser key may not manage buckets: an authorization error, not a crash.
+    let anon = client.storage(&r, &browser).unwrap();
     let denied = anon
         .create_bucket(&Bucket::new("x-denied"))
         .await
         .unwrap_err();
     assert_eq!(denied.kind(), ErrorKind::Unauthorized, "{denied}");
     assert_eq!(denied.policy(), Policy::AskUser);
-    assert_no_secret(
-        &format!("{denied} {denied:?}"),
-        &[keys.anon.expose_secret()],
-    );
+    assert_no_secret(&format!("{denied} {denied:?}"), &[server.expose_secret()]);
 
     // Pause and restore, then delete (twice: the second finds it gone and is still fine).
     client.pause_project(&r).await.unwrap();
@@ -389,8 +405,157 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
     wait_healthy(&client, &r).await;
     client.delete_project(&r).await.unwrap();
     client.delete_project(&r).await.unwrap();
-    assert!(client.get_project(&r).await.unwrap().is_none());
+    let gone = client.get_project(&r).await.unwrap();
+    assert!(
+        gone.as_ref()
+            .is_none_or(|p| matches!(p.status, ProjectStatus::GoingDown | ProjectStatus::Removed)),
+        "{gone:?}"
+    );
     sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_are_picked_like_the_cli_and_missing_ones_are_created_once() {
+    let mut c = sim_config();
+    c.supabase.legacy_api_keys = true;
+    let sim = start_sim(c).await;
+    let client = sim_client(&sim, |_| {});
+    let r = client
+        .create_project(&create_request("intelli-keys"))
+        .await
+        .unwrap()
+        .project_ref;
+    wait_healthy(&client, &r).await;
+
+    // Both kinds: the new keys win.
+    let both = client.api_keys(&r).await.unwrap();
+    assert_eq!(
+        both.browser.as_ref().unwrap().0,
+        BrowserKeyKind::Publishable
+    );
+    assert_eq!(both.server.as_ref().unwrap().0, ServerKeyKind::Secret);
+    assert!(both.has_legacy && both.has_publishable && both.has_service_secret);
+
+    // Only legacy keys (the new ones deleted, as on a project made before they existed).
+    let raw = http_client();
+    let (_, listed) = raw_get(&raw, &sim, &format!("/v1/projects/{r}/api-keys")).await;
+    for k in listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["type"] != "legacy")
+    {
+        let url = format!(
+            "{}/v1/projects/{r}/api-keys/{}",
+            sim.supabase_api_url(),
+            k["id"].as_str().unwrap()
+        );
+        let resp = raw
+            .delete(url)
+            .bearer_auth(sim.supabase_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    // A secret key acting as another role is not a server key.
+    let url = format!("{}/v1/projects/{r}/api-keys", sim.supabase_api_url());
+    let resp = raw
+        .post(&url)
+        .bearer_auth(sim.supabase_token())
+        .json(&json!({"type": "secret", "name": "limited", "secret_jwt_template": {"role": "authenticated"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let legacy = client.api_keys(&r).await.unwrap();
+    assert_eq!(
+        legacy.browser.as_ref().unwrap().0,
+        BrowserKeyKind::LegacyAnon
+    );
+    assert_eq!(
+        legacy.server.as_ref().unwrap().0,
+        ServerKeyKind::LegacyServiceRole
+    );
+    assert!(!legacy.has_publishable && !legacy.has_service_secret);
+    let legacy_server = legacy.server_key().unwrap().clone();
+    assert!(legacy_server.expose_secret().starts_with("eyJ"));
+    client
+        .storage(&r, &legacy_server)
+        .unwrap()
+        .upsert_bucket(&Bucket::new("with-legacy"))
+        .await
+        .unwrap();
+
+    // Create the missing keys; a repeat (e.g. after a lost answer) is a 409, which is done.
+    for kind in [NewKeyKind::Publishable, NewKeyKind::Secret] {
+        client.create_api_key(&r, kind).await.unwrap();
+        client.create_api_key(&r, kind).await.unwrap();
+    }
+    let created = client.api_keys(&r).await.unwrap();
+    assert_eq!(
+        created.browser.as_ref().unwrap().0,
+        BrowserKeyKind::Publishable
+    );
+    assert_eq!(created.server.as_ref().unwrap().0, ServerKeyKind::Secret);
+    let (_, listed) = raw_get(&raw, &sim, &format!("/v1/projects/{r}/api-keys")).await;
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["name"] == "intelli_secret")
+            .count(),
+        1
+    );
+    let secret = created.server_key().unwrap().clone();
+
+    // Legacy keys off: the old server key is refused, the new one works.
+    assert_eq!(client.legacy_keys_enabled(&r).await.unwrap(), Some(true));
+    client.set_legacy_keys(&r, false).await.unwrap();
+    client.set_legacy_keys(&r, false).await.unwrap();
+    assert_eq!(client.legacy_keys_enabled(&r).await.unwrap(), Some(false));
+    assert!(!client.api_keys(&r).await.unwrap().has_legacy);
+    let refused = client
+        .storage(&r, &legacy_server)
+        .unwrap()
+        .list_buckets()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unauthorized, "{refused}");
+    assert_no_secret(
+        &format!("{refused} {refused:?}"),
+        &[legacy_server.expose_secret()],
+    );
+    let names: Vec<String> = client
+        .storage(&r, &secret)
+        .unwrap()
+        .list_buckets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(names, ["with-legacy"]);
+    sim.shutdown().await.unwrap();
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn raw_get(c: &reqwest::Client, sim: &SimHandle, path: &str) -> (StatusCode, Value) {
+    let resp = c
+        .get(format!("{}{path}", sim.supabase_api_url()))
+        .bearer_auth(sim.supabase_token())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
 }
 
 #[tokio::test]
@@ -921,8 +1086,8 @@ async fn traces_name_the_path_template_and_never_a_secret() {
         &[
             DB_PASS,
             &sim.supabase_token(),
-            keys.anon.expose_secret(),
-            keys.service_role.expose_secret(),
+            keys.browser_key().unwrap().expose_secret(),
+            keys.server_key().unwrap().expose_secret(),
         ],
     );
     // The configuration's Debug hides the token too.

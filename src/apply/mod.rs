@@ -556,7 +556,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         Ok(self
             .ctx
             .supabase
-            .storage(&project_ref, &keys.service_role)?)
+            .storage(&project_ref, keys.server_key().map_err(StepError::give_up)?)?)
     }
 }
 

@@ -105,7 +105,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
         let project_ref = self.project_ref()?.to_string();
         let keys = self.keys().await?;
-        let anon = keys.anon.clone();
+        let anon = keys.browser_key().map_err(StepError::give_up)?.clone();
         let extras = self
             .ctx
             .fleet
@@ -133,7 +133,9 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             .map(|(k, v)| (k, SecretString::from(v)))
             .collect();
         env.insert("VITE_SUPABASE_URL".into(), SecretString::from(url));
-        env.insert("VITE_SUPABASE_ANON_KEY".into(), anon);
+        for name in frontend::BROWSER_KEY_VARS {
+            env.insert(name.into(), anon.clone());
+        }
         env.insert(
             "VITE_CLIENT_NAME".into(),
             SecretString::from(self.spec.display_name.clone()),

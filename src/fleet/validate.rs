@@ -18,6 +18,7 @@ pub const PAGES_NAME_MAX: usize = 58;
 pub const PROVIDED_ENV: &[&str] = &[
     "VITE_SUPABASE_URL",
     "VITE_SUPABASE_ANON_KEY",
+    "VITE_SUPABASE_PUBLISHABLE_KEY",
     "VITE_CLIENT_NAME",
 ];
 

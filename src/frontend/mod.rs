@@ -86,20 +86,23 @@ pub fn env_digest(env: &BTreeMap<String, SecretString>) -> String {
     hex::encode(h.finalize())
 }
 
-/// The build-time values intelli provides plus the client's extras, with the anon key given
-/// by its SHA-256 (plan never holds the key; apply hashes the real key the same way).
+/// The names the browser key is given to the build under: `VITE_SUPABASE_ANON_KEY` (what the
+/// mold reads; supabase-js takes a publishable key there) and `VITE_SUPABASE_PUBLISHABLE_KEY`.
+pub const BROWSER_KEY_VARS: [&str; 2] = ["VITE_SUPABASE_ANON_KEY", "VITE_SUPABASE_PUBLISHABLE_KEY"];
+
+/// The build-time values intelli provides plus the client's extras, with the browser key
+/// given by its SHA-256 (plan never holds the key; apply hashes the real key the same way).
 pub fn build_values(
     supabase_url: &str,
-    anon_key_sha256: &str,
+    browser_key_sha256: &str,
     client_name: &str,
     extras: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut v = extras.clone();
     v.insert("VITE_SUPABASE_URL".into(), supabase_url.to_string());
-    v.insert(
-        "VITE_SUPABASE_ANON_KEY".into(),
-        format!("sha256:{anon_key_sha256}"),
-    );
+    for name in BROWSER_KEY_VARS {
+        v.insert(name.into(), format!("sha256:{browser_key_sha256}"));
+    }
     v.insert("VITE_CLIENT_NAME".into(), client_name.to_string());
     v
 }

@@ -21,6 +21,13 @@ pub struct ObservedFleet {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DyingProject {
+    pub project_ref: String,
+    /// `GOING_DOWN` or `REMOVED`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrphanProject {
     pub name: String,
     pub project_ref: String,
@@ -36,6 +43,10 @@ pub struct ObservedClient {
     pub duplicates: Vec<String>,
     pub auth: Option<ObservedAuth>,
     pub database: Option<ObservedDatabase>,
+    /// Projects carrying the client's name (or its pinned ref) that are being deleted or were
+    /// deleted (`GOING_DOWN`, `REMOVED`): never the client's, reported in the plan's notes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dying: Vec<DyingProject>,
     /// Why observation of this client stopped early, if it did.
     pub error: Option<String>,
     /// SHA-256 of the project's anon key: it goes into the site's build, so a new key means a

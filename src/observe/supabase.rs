@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::StreamExt;
 
 use super::model::{
-    ObservedAuth, ObservedClient, ObservedDatabase, ObservedFleet, ObservedProject, OrphanProject,
+    DyingProject, ObservedAuth, ObservedClient, ObservedDatabase, ObservedFleet, ObservedProject,
+    OrphanProject,
 };
 use crate::fleet::{ClientSpec, Fleet};
 use crate::migrate::exec::{SqlExecutor, json_column};
@@ -31,6 +32,10 @@ pub async fn observe(
     let org = &fleet.settings.supabase.organization_slug;
     let projects = client.list_org_projects(org).await?;
 
+    // A project being deleted (or deleted and still listed) is nobody's: it is neither matched
+    // to a client nor reported as an orphan, only mentioned in the client's notes.
+    let (dying, projects): (Vec<Project>, Vec<Project>) =
+        projects.into_iter().partition(|p| p.status.is_gone());
     let mut by_name: BTreeMap<&str, Vec<&Project>> = BTreeMap::new();
     for p in &projects {
         by_name.entry(p.name.as_str()).or_default().push(p);
@@ -53,9 +58,11 @@ pub async fn observe(
 
     let results = futures::stream::iter(selected.iter().map(|spec| {
         let found = find_project(spec, &projects, &by_name);
+        let going = dying_of(spec, &dying);
         async move {
-            let observed =
+            let mut observed =
                 observe_client(client, executor, spec, found, migrations, want_anon_key).await;
+            observed.dying = going;
             (spec.slug.clone(), observed)
         }
     }))
@@ -67,6 +74,21 @@ pub async fn observe(
         clients: results.into_iter().collect(),
         orphans,
     })
+}
+
+/// Dying projects that carry the client's name or its pinned ref.
+fn dying_of(spec: &ClientSpec, dying: &[Project]) -> Vec<DyingProject> {
+    dying
+        .iter()
+        .filter(|p| match &spec.project_ref {
+            Some(r) => &p.project_ref == r,
+            None => p.name == spec.resource_name,
+        })
+        .map(|p| DyingProject {
+            project_ref: p.project_ref.clone(),
+            status: p.status.as_str().to_owned(),
+        })
+        .collect()
 }
 
 /// The client's project: the pinned ref, else every project carrying its derived name.
@@ -122,7 +144,12 @@ pub async fn observe_client(
         keys
     );
     match keys {
-        Some(Ok(k)) => out.anon_key_sha256 = Some(crate::frontend::secret_sha256(&k.anon)),
+        Some(Ok(k)) => {
+            out.anon_key_sha256 = k
+                .browser
+                .as_ref()
+                .map(|(_, key)| crate::frontend::secret_sha256(key))
+        }
         Some(Err(e)) => {
             out.error = Some(format!(
                 "reading the API keys of {}: {e}",

@@ -106,6 +106,12 @@ pub fn plan_client(
         p.errors.push(format!("could not observe: {e}"));
         return p;
     }
+    for d in &obs.dying {
+        p.notes.push(format!(
+            "project {} ({}) is {}: it is being deleted and is not this client's",
+            spec.resource_name, d.project_ref, d.status
+        ));
+    }
     if !obs.duplicates.is_empty() {
         p.errors.push(format!(
             "{} projects are named `{}` ({}); intelli will not guess which one is this client's — \
@@ -222,10 +228,18 @@ fn plan_without_project(
                 ));
             }
         }
-        (_, Some(r)) => p.errors.push(format!(
-            "project_ref `{r}` is pinned in {} but no such project is visible to this token",
-            spec.file.display()
-        )),
+        (_, Some(r)) => match obs.dying.iter().find(|d| &d.project_ref == r) {
+            Some(d) => p.errors.push(format!(
+                "project_ref `{r}` is pinned in {} but that project is {} (being deleted); \
+                 pin another project or remove project_ref to have a new one created",
+                spec.file.display(),
+                d.status
+            )),
+            None => p.errors.push(format!(
+                "project_ref `{r}` is pinned in {} but no such project is visible to this token",
+                spec.file.display()
+            )),
+        },
         (ClientState::Paused, None) => {
             p.notes
                 .push("declared paused and no project exists: nothing to create".into());

@@ -26,6 +26,9 @@ Example --config file (every field optional; defaults shown or described):
     rate_limit_requests: 120       # per token, scope and endpoint, per window
     rate_limit_window_ms: 60000
     max_db_connections: 40
+    legacy_api_keys: false         # new projects also get legacy anon/service_role keys
+    going_down_ms: 2000            # delete: GOING_DOWN -> REMOVED
+    removed_listed_ms: 60000       # REMOVED projects stay listed this long
   cloudflare:
     account_ids: [5a11ce0000000000000000000000c0de]
     zone_names: [intelliservice.io]

@@ -23,8 +23,9 @@ use crate::http::{
 };
 pub use storage::{Bucket, StorageClient};
 pub use types::{
-    ApiKeys, AuthConfig, AuthConfigPatch, BucketSummary, CreateProjectRequest, Project,
-    ProjectStatus, ServiceHealth, run_query_wire_json, split_allow_list,
+    ApiKeys, AuthConfig, AuthConfigPatch, BrowserKeyKind, BucketSummary, CreateProjectRequest,
+    NewKeyKind, Project, ProjectStatus, ServerKeyKind, ServiceHealth, run_query_wire_json,
+    split_allow_list,
 };
 
 /// The vendor's API.
@@ -213,54 +214,46 @@ impl SupabaseClient {
         org_slug: &str,
         search: Option<&str>,
     ) -> Result<Vec<Project>, Error> {
-        let mut out: Vec<Project> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         let limit = self.page_size.to_string();
-        let mut offset: u64 = 0;
-        loop {
-            let offset_s = offset.to_string();
-            // Oldest first: a project created while we page lands on the last page instead of
-            // shifting every later page (as it would sorted by name).
-            let mut query = vec![
-                ("offset", offset_s.as_str()),
-                ("limit", limit.as_str()),
-                ("sort", "created_asc"),
-            ];
-            if let Some(s) = search {
-                query.push(("search", s));
-            }
-            let req = self
-                .request(
-                    Method::GET,
-                    &["v1", "organizations", org_slug, "projects"],
-                    "/v1/organizations/{slug}/projects",
-                    format!("org:{org_slug}"),
-                )?
-                .query(&query);
-            let resp = self.http.send(req).await?;
-            let page: types::OrgProjectsPage = resp.json()?;
-            let got = page.projects.len() as u64;
-            for item in page.projects {
-                // A deletion while paging shifts items back onto a page already read.
-                if seen.insert(item.project_ref.clone()) {
-                    out.push(Project {
-                        id: item.project_ref.clone(),
-                        project_ref: item.project_ref,
-                        name: item.name,
-                        organization_slug: Some(org_slug.to_owned()),
-                        region: item.region,
-                        status: item.status,
-                        created_at: item.inserted_at,
-                    });
+        let fetch = |offset: u64| {
+            let limit = limit.clone();
+            async move {
+                let offset_s = offset.to_string();
+                // Oldest first: a project created while we page lands on the last page
+                // instead of shifting every later page (as it would sorted by name).
+                let mut query = vec![
+                    ("offset", offset_s.as_str()),
+                    ("limit", limit.as_str()),
+                    ("sort", "created_asc"),
+                ];
+                if let Some(s) = search {
+                    query.push(("search", s));
                 }
+                let req = self
+                    .request(
+                        Method::GET,
+                        &["v1", "organizations", org_slug, "projects"],
+                        "/v1/organizations/{slug}/projects",
+                        format!("org:{org_slug}"),
+                    )?
+                    .query(&query);
+                let page: types::OrgProjectsPage = self.http.send(req).await?.json()?;
+                Ok(page)
             }
-            offset += got;
-            // Stop on the reported total, and on an empty page whatever the total says (a
-            // count that is off must not make us loop forever).
-            if got == 0 || offset >= page.pagination.count {
-                return Ok(out);
-            }
-        }
+        };
+        let items = list_all_pages(fetch).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| Project {
+                id: item.project_ref.clone(),
+                project_ref: item.project_ref,
+                name: item.name,
+                organization_slug: Some(org_slug.to_owned()),
+                region: item.region,
+                status: item.status,
+                created_at: item.inserted_at,
+            })
+            .collect())
     }
 
     /// `GET /v1/projects/{ref}`; an unknown ref is `None`.
@@ -356,7 +349,8 @@ impl SupabaseClient {
         }
     }
 
-    /// The legacy `anon` and `service_role` keys (`GET …/api-keys?reveal=true`).
+    /// Every key of the project (`GET …/api-keys?reveal=true`), picked as the Supabase CLI
+    /// picks them (see [`ApiKeys`]).
     pub async fn api_keys(&self, project_ref: &str) -> Result<ApiKeys, Error> {
         let req = self
             .project_request(
@@ -368,22 +362,61 @@ impl SupabaseClient {
             .query(&[("reveal", "true")]);
         let resp = self.http.send(req).await?;
         let items: Vec<types::ApiKeyItem> = resp.json()?;
-        let pick = |name: &str| {
-            items
-                .iter()
-                // Legacy keys by name; `type` is absent on older answers, so only reject
-                // an explicit non-legacy type.
-                .filter(|k| k.name == name)
-                .filter(|k| k.kind.as_deref().is_none_or(|t| t == "legacy"))
-                .find_map(|k| k.api_key.clone().filter(|v| !v.is_empty()))
-                .map(SecretString::from)
-        };
-        match (pick("anon"), pick("service_role")) {
-            (Some(anon), Some(service_role)) => Ok(ApiKeys { anon, service_role }),
-            _ => Err(resp.decode_error(
-                "no legacy anon/service_role keys in the answer (are legacy API keys disabled for this project?)",
-            )),
+        Ok(ApiKeys::pick(&items))
+    }
+
+    /// `POST …/api-keys`: a publishable or secret key named [`NewKeyKind::intelli_name`]. The
+    /// key is not revealed in the answer (the next read of the keys does that).
+    /// [`Repeat::Idempotent`], like a bucket create: a repeat after a lost answer is refused as
+    /// a duplicate name (409), which counts as done. (Were the vendor to allow a second key of
+    /// one name, a repeat would leave a spare key of the project, harmless: the first listed
+    /// is the one used.)
+    pub async fn create_api_key(&self, project_ref: &str, kind: NewKeyKind) -> Result<(), Error> {
+        let req = self
+            .project_request(
+                Method::POST,
+                project_ref,
+                &["api-keys"],
+                "/v1/projects/{ref}/api-keys",
+            )?
+            .repeat(Repeat::Idempotent)
+            .json(&types::create_api_key_body(kind));
+        match self.http.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Whether the legacy JWT keys are on (`GET …/api-keys/legacy`). `None` when the endpoint
+    /// is gone (the vendor says it will be removed and to expect 404): then there are no
+    /// legacy keys to switch off.
+    pub async fn legacy_keys_enabled(&self, project_ref: &str) -> Result<Option<bool>, Error> {
+        let req = self.project_request(
+            Method::GET,
+            project_ref,
+            &["api-keys", "legacy"],
+            "/v1/projects/{ref}/api-keys/legacy",
+        )?;
+        match self.http.send(req).await {
+            Ok(resp) => resp.json::<types::LegacyApiKeys>().map(|l| Some(l.enabled)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Switch both legacy JWT keys on or off together (`PUT …/api-keys/legacy?enabled=`).
+    /// Absolute, so safe to repeat.
+    pub async fn set_legacy_keys(&self, project_ref: &str, enabled: bool) -> Result<(), Error> {
+        let req = self
+            .project_request(
+                Method::PUT,
+                project_ref,
+                &["api-keys", "legacy"],
+                "/v1/projects/{ref}/api-keys/legacy",
+            )?
+            .query(&[("enabled", if enabled { "true" } else { "false" })]);
+        self.http.send(req).await.map(drop)
     }
 
     /// Run SQL (`POST …/database/query`); rows as JSON objects. [`Repeat::NotRepeatable`]:
@@ -503,7 +536,8 @@ impl SupabaseClient {
         self.http.send(req).await?.json()
     }
 
-    /// The project's Storage API, authenticated with its service-role key.
+    /// The project's Storage API, authenticated with a key acting as `service_role` (an
+    /// `sb_secret_…` key or the legacy JWT; see [`StorageClient`] for the headers each gets).
     pub fn storage(
         &self,
         project_ref: &str,
@@ -522,6 +556,58 @@ impl SupabaseClient {
     }
 }
 
+/// How many times the organization listing is read from the start when its total changes
+/// mid-way. Our own creates change it too (during apply), so this is a bound, not an error
+/// path one expects: a listing of a few pages completes between two creates.
+const MAX_LISTINGS: usize = 5;
+
+/// Every item of a paged listing. A total (`pagination.count`) that changes between pages
+/// means a project was created or deleted while we read: a deletion shifts items back onto a
+/// page already read (one would be missed), a creation may shift one forward (seen twice), so
+/// the listing starts again from offset 0, up to [`MAX_LISTINGS`] times.
+async fn list_all_pages<F, Fut>(mut fetch: F) -> Result<Vec<types::OrgProjectItem>, Error>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<types::OrgProjectsPage, Error>>,
+{
+    'listing: for _ in 0..MAX_LISTINGS {
+        let mut out: Vec<types::OrgProjectItem> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut total: Option<u64> = None;
+        let mut offset: u64 = 0;
+        loop {
+            let page = fetch(offset).await?;
+            match total {
+                None => total = Some(page.pagination.count),
+                Some(t) if t != page.pagination.count => continue 'listing,
+                Some(_) => {}
+            }
+            let got = page.projects.len() as u64;
+            for item in page.projects {
+                // Belt and braces: a ref is kept once even if the vendor repeats it.
+                if seen.insert(item.project_ref.clone()) {
+                    out.push(item);
+                }
+            }
+            offset += got;
+            // Stop on the reported total, and on an empty page whatever the total says (a
+            // count that is off must not make us loop forever).
+            if got == 0 || offset >= page.pagination.count {
+                return Ok(out);
+            }
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Unavailable,
+        Vendor::Supabase,
+        "GET",
+        "/v1/organizations/{slug}/projects",
+    )
+    .with_message(format!(
+        "the organization's project list changed while being read, {MAX_LISTINGS} times in a row; run again"
+    )))
+}
+
 /// A 4xx from the query endpoint that is about the SQL, not about access or existence.
 fn is_sql_error(e: &Error) -> bool {
     e.kind() == ErrorKind::Api && e.status().is_some_and(|s| (400..500).contains(&s))
@@ -530,6 +616,93 @@ fn is_sql_error(e: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(r: &str) -> types::OrgProjectItem {
+        types::OrgProjectItem {
+            project_ref: r.into(),
+            name: format!("p-{r}"),
+            region: "eu-west-2".into(),
+            status: ProjectStatus::ActiveHealthy,
+            inserted_at: None,
+        }
+    }
+
+    /// A listing of `refs`, `limit` per page, at one moment.
+    fn page(refs: &[&str], offset: u64, limit: usize) -> types::OrgProjectsPage {
+        types::OrgProjectsPage {
+            projects: refs
+                .iter()
+                .skip(offset as usize)
+                .take(limit)
+                .map(|r| item(r))
+                .collect(),
+            pagination: types::Pagination {
+                count: refs.len() as u64,
+            },
+        }
+    }
+
+    fn refs(items: &[types::OrgProjectItem]) -> Vec<String> {
+        items.iter().map(|i| i.project_ref.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_deletion_between_pages_starts_the_listing_again() {
+        // Page 1 is read with a..e; then `a` is deleted, so what was `c` moves to offset 1.
+        // Without re-listing, `c` would be missed.
+        let calls = std::cell::Cell::new(0);
+        let before = ["a", "b", "c", "d", "e"];
+        let after = ["b", "c", "d", "e"];
+        let got = list_all_pages(|offset| {
+            calls.set(calls.get() + 1);
+            let world: &[&str] = if calls.get() == 1 { &before } else { &after };
+            let p = page(world, offset, 2);
+            async move { Ok(p) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(refs(&got), ["b", "c", "d", "e"]);
+        // The first page, the page whose total gave the change away, then the whole second
+        // listing (2 pages).
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_creation_between_pages_starts_the_listing_again() {
+        let calls = std::cell::Cell::new(0);
+        let before = ["a", "b", "c"];
+        let after = ["a", "b", "c", "d"];
+        let got = list_all_pages(|offset| {
+            calls.set(calls.get() + 1);
+            let world: &[&str] = if calls.get() == 1 { &before } else { &after };
+            let p = page(world, offset, 2);
+            async move { Ok(p) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(refs(&got), ["a", "b", "c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_never_settles_is_an_error_after_the_bound() {
+        let calls = std::cell::Cell::new(0u64);
+        let err = list_all_pages(|offset| {
+            calls.set(calls.get() + 1);
+            // Every read sees one more project than the one before.
+            let n = calls.get() as usize + 2;
+            let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+            let world: Vec<&str> = names.iter().map(String::as_str).collect();
+            let p = page(&world, offset, 2);
+            async move { Ok(p) }
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("changed while being read"),
+            "{err}"
+        );
+        assert_eq!(calls.get(), 2 * MAX_LISTINGS as u64);
+    }
 
     #[test]
     fn defaults() {

@@ -177,7 +177,7 @@ pub struct Project {
 }
 
 /// An item of `OrganizationProjectsResponse.projects`.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(crate) struct OrgProjectItem {
     #[serde(rename = "ref")]
     pub project_ref: String,
@@ -250,12 +250,101 @@ impl CreateProjectRequest {
     }
 }
 
-/// A project's legacy JWT keys, for the frontend (`anon`) and for the Storage API
-/// (`service_role`).
+/// Which key the site's browser code gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BrowserKeyKind {
+    /// An `sb_publishable_…` key.
+    Publishable,
+    /// The legacy `anon` JWT.
+    LegacyAnon,
+}
+
+/// Which key server calls (Storage) use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKeyKind {
+    /// An `sb_secret_…` key whose `secret_jwt_template.role` is `service_role`.
+    Secret,
+    /// The legacy `service_role` JWT.
+    LegacyServiceRole,
+}
+
+/// A project's keys as intelli picks them, like the Supabase CLI: the publishable key for the
+/// browser (else the legacy `anon` key), a secret key acting as `service_role` for server
+/// calls (else the legacy `service_role` key). The values stay secrets; `Debug` hides them.
 #[derive(Clone, Debug)]
 pub struct ApiKeys {
-    pub anon: SecretString,
-    pub service_role: SecretString,
+    pub browser: Option<(BrowserKeyKind, SecretString)>,
+    pub server: Option<(ServerKeyKind, SecretString)>,
+    /// The project has a publishable key.
+    pub has_publishable: bool,
+    /// The project has a secret key acting as `service_role`.
+    pub has_service_secret: bool,
+    /// The listing holds legacy keys (a project whose legacy keys are off may list none).
+    pub has_legacy: bool,
+}
+
+impl ApiKeys {
+    /// Pick from `GET …/api-keys?reveal=true`. Among several keys of a kind the first listed
+    /// wins (the vendor lists oldest first), so the choice is stable across runs.
+    pub(crate) fn pick(items: &[ApiKeyItem]) -> ApiKeys {
+        let value = |k: &ApiKeyItem| {
+            k.api_key
+                .as_deref()
+                // A secret key read without `reveal` is masked: never use that as a key.
+                .filter(|v| !v.is_empty() && !v.contains('\u{b7}'))
+                .map(|v| SecretString::from(v.to_owned()))
+        };
+        fn kind(k: &ApiKeyItem) -> Option<&str> {
+            k.kind.as_deref()
+        }
+        let publishable = items
+            .iter()
+            .filter(|k| kind(k) == Some("publishable"))
+            .find_map(value);
+        let secret = items
+            .iter()
+            .filter(|k| kind(k) == Some("secret") && k.acts_as_service_role())
+            .find_map(value);
+        // Legacy keys by name; `type` is absent on older answers, so only an explicit
+        // non-legacy type is rejected.
+        let legacy = |name: &str| {
+            items
+                .iter()
+                .filter(|k| k.name == name && kind(k).is_none_or(|t| t == "legacy"))
+                .find_map(value)
+        };
+        let (anon, service_role) = (legacy("anon"), legacy("service_role"));
+        ApiKeys {
+            has_publishable: publishable.is_some(),
+            has_service_secret: secret.is_some(),
+            has_legacy: anon.is_some() || service_role.is_some(),
+            browser: publishable
+                .map(|k| (BrowserKeyKind::Publishable, k))
+                .or(anon.map(|k| (BrowserKeyKind::LegacyAnon, k))),
+            server: secret
+                .map(|k| (ServerKeyKind::Secret, k))
+                .or(service_role.map(|k| (ServerKeyKind::LegacyServiceRole, k))),
+        }
+    }
+}
+
+impl ApiKeys {
+    /// The browser key, or why there is none.
+    pub fn browser_key(&self) -> Result<&SecretString, &'static str> {
+        self.browser.as_ref().map(|(_, k)| k).ok_or(
+            "the project has no publishable key and no legacy anon key (plan proposes creating a publishable key)",
+        )
+    }
+
+    /// The key for server calls, or why there is none.
+    pub fn server_key(&self) -> Result<&SecretString, &'static str> {
+        self.server.as_ref().map(|(_, k)| k).ok_or(
+            "the project has no secret key acting as service_role and no legacy service_role key \
+             (plan proposes creating a secret key)",
+        )
+    }
 }
 
 /// An item of `GET /v1/projects/{ref}/api-keys` (`ApiKeyResponse`).
@@ -266,6 +355,64 @@ pub(crate) struct ApiKeyItem {
     pub api_key: Option<String>,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    #[serde(default)]
+    pub secret_jwt_template: Option<Value>,
+}
+
+impl ApiKeyItem {
+    fn acts_as_service_role(&self) -> bool {
+        self.secret_jwt_template
+            .as_ref()
+            .and_then(|t| t.get("role"))
+            .and_then(Value::as_str)
+            == Some("service_role")
+    }
+}
+
+/// `LegacyApiKeysResponse`.
+#[derive(Deserialize)]
+pub(crate) struct LegacyApiKeys {
+    pub enabled: bool,
+}
+
+/// `type` of a key intelli creates (`CreateApiKeyBody.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NewKeyKind {
+    Publishable,
+    Secret,
+}
+
+impl NewKeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NewKeyKind::Publishable => "publishable",
+            NewKeyKind::Secret => "secret",
+        }
+    }
+
+    /// The name intelli gives the key it creates (valid under the spec's
+    /// `^[a-z_][a-z0-9_]+$`, 4 to 64 characters).
+    pub fn intelli_name(self) -> &'static str {
+        match self {
+            NewKeyKind::Publishable => "intelli_publishable",
+            NewKeyKind::Secret => "intelli_secret",
+        }
+    }
+}
+
+/// `CreateApiKeyBody`. A secret key is created acting as `service_role`, the role intelli's
+/// Storage calls need.
+pub fn create_api_key_body(kind: NewKeyKind) -> Value {
+    let mut body = serde_json::json!({
+        "type": kind.as_str(),
+        "name": kind.intelli_name(),
+        "description": "Created by intelli",
+    });
+    if kind == NewKeyKind::Secret {
+        body["secret_jwt_template"] = serde_json::json!({ "role": "service_role" });
+    }
+    body
 }
 
 /// Auth settings we manage, plus everything the vendor returned (`AuthConfigResponse`, with

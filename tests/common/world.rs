@@ -141,15 +141,17 @@ impl World {
         let mut secrets = vec![self.sim.supabase_token(), self.sim.cloudflare_token()];
         for p in self.sim.supabase().projects() {
             if let Some(full) = self.sim.supabase().project(&p.project_ref) {
-                secrets.extend([
-                    full.keys.jwt_secret.clone(),
-                    full.keys.anon.clone(),
-                    full.keys.service_role.clone(),
-                    full.keys.secret.clone(),
-                ]);
+                secrets.extend(full.keys.all_secrets());
             }
         }
         let mut texts = self.outputs.clone();
+        // Any secret key, ours or not, by its shape (the vendor's prefix for secret keys).
+        for (i, t) in texts.iter().enumerate() {
+            assert!(
+                !t.contains("sb_secret_"),
+                "output {i} contains an sb_secret_ key"
+            );
+        }
         for f in extra_files {
             texts.push(std::fs::read_to_string(f).unwrap_or_default());
         }

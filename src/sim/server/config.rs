@@ -95,6 +95,7 @@ impl SimConfig {
             ..SimConfig::default()
         };
         c.supabase.provisioning_delay_ms = 500;
+        c.supabase.going_down_ms = 500;
         c.cloudflare.domain_activation_delay_ms = 500;
         c
     }
@@ -124,6 +125,16 @@ pub struct SupabaseConfig {
     /// Most connections open at once to project databases (queries and Storage calls wait
     /// for a slot). Keep it under the PostgreSQL server's `max_connections`.
     pub max_db_connections: usize,
+    /// Whether new projects also get the legacy `anon` / `service_role` JWT keys switched on.
+    /// Default off: the vendor deprecates them by the end of 2026, and newer projects have only
+    /// `sb_publishable_…` / `sb_secret_…` keys.
+    pub legacy_api_keys: bool,
+    /// How long a deleted project stays `GOING_DOWN` before it is `REMOVED` (its database is
+    /// dropped then).
+    pub going_down_ms: u64,
+    /// How long a `REMOVED` project is still listed (and readable by ref) before it is
+    /// forgotten, as the vendor keeps showing removed projects for a while.
+    pub removed_listed_ms: u64,
 }
 
 impl Default for SupabaseConfig {
@@ -135,6 +146,9 @@ impl Default for SupabaseConfig {
             rate_limit_requests: 120,
             rate_limit_window_ms: 60_000,
             max_db_connections: 40,
+            legacy_api_keys: false,
+            going_down_ms: 2_000,
+            removed_listed_ms: 60_000,
         }
     }
 }
@@ -142,6 +156,14 @@ impl Default for SupabaseConfig {
 impl SupabaseConfig {
     pub fn provisioning_delay(&self) -> Duration {
         Duration::from_millis(self.provisioning_delay_ms)
+    }
+
+    pub fn going_down(&self) -> Duration {
+        Duration::from_millis(self.going_down_ms)
+    }
+
+    pub fn removed_listed(&self) -> Duration {
+        Duration::from_millis(self.removed_listed_ms)
     }
 }
 

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::keys::{ApiKey, KeyKind, ProjectKeys};
 use super::model::{Project, status};
-use super::{SupabaseSim, auth_config, error, keys::ProjectKeys, new_ref};
+use super::{SupabaseSim, auth_config, error, new_ref};
 use crate::sim::server::middleware::lock;
 
 type Sim = State<Arc<SupabaseSim>>;
@@ -36,7 +37,18 @@ pub fn routes(sim: Arc<SupabaseSim>) -> Router {
         .route("/v1/projects/{ref}/pause", post(pause_project))
         .route("/v1/projects/{ref}/restore", post(restore_project))
         .route("/v1/projects/{ref}/health", get(health))
-        .route("/v1/projects/{ref}/api-keys", get(api_keys))
+        .route(
+            "/v1/projects/{ref}/api-keys",
+            get(api_keys).post(create_api_key),
+        )
+        .route(
+            "/v1/projects/{ref}/api-keys/legacy",
+            get(get_legacy_keys).put(put_legacy_keys),
+        )
+        .route(
+            "/v1/projects/{ref}/api-keys/{id}",
+            axum::routing::delete(delete_api_key),
+        )
         .route("/v1/projects/{ref}/database/query", post(run_query))
         .route(
             "/v1/projects/{ref}/config/auth",
@@ -273,7 +285,7 @@ async fn create_project(State(sim): Sim, body: Bytes) -> Response {
                 break r;
             }
         };
-        let keys = match ProjectKeys::generate(&project_ref, &created_at) {
+        let keys = match ProjectKeys::generate(&project_ref, &created_at, sim.cfg.legacy_api_keys) {
             Ok(k) => k,
             Err(e) => {
                 return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
@@ -399,21 +411,13 @@ async fn rename_project(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> 
     Json(updated).into_response()
 }
 
+/// The project goes `GOING_DOWN`, then `REMOVED` (see `SupabaseSim::spawn_teardown`). A
+/// project already on its way out is not found, so a repeated delete is a 404.
 async fn delete_project(State(sim): Sim, Path(r): Path<String>) -> Response {
-    let removed = lock(&sim.inner).projects.remove(&r);
-    let Some(p) = removed else { return not_found() };
-    sim.persist();
-    // The database goes in the background, like the vendor's teardown; if provisioning is
-    // still creating it, the provisioning task drops it when it notices the project is gone.
-    let server = sim.db_server.clone();
-    let db_name = p.db_name.clone();
-    let sim2 = sim.clone();
-    let task = tokio::spawn(async move {
-        let _permit = sim2.drop_slots.acquire().await;
-        let _ = crate::pg::drop_database(&server, &db_name).await;
-    });
-    sim.track(task);
-    Json(p.to_ref_response()).into_response()
+    match sim.begin_delete(&r) {
+        Some(p) => Json(p.to_ref_response()).into_response(),
+        None => not_found(),
+    }
 }
 
 async fn pause_project(State(sim): Sim, Path(r): Path<String>) -> Response {
@@ -511,12 +515,179 @@ async fn api_keys(State(sim): Sim, Path(r): Path<String>, RawQuery(q): RawQuery)
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let reveal = match query_get(&query_pairs(&q), "reveal").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return bad_request("reveal must be a boolean value"),
+    let reveal = match reveal_flag(&q) {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
     Json(p.keys.to_api_key_responses(reveal)).into_response()
+}
+
+/// `?reveal=` as the vendor reads it: absent is false.
+fn reveal_flag(q: &Option<String>) -> Result<bool, Response> {
+    match query_get(&query_pairs(q), "reveal").as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(bad_request("reveal must be a boolean value")),
+    }
+}
+
+/// `CreateApiKeyBody` checked as the vendor's validation pipe does (unknown properties are
+/// refused like everywhere else in the Management API).
+fn validate_create_key(
+    body: &Map<String, Value>,
+) -> Result<(KeyKind, String, Option<String>, Option<Value>), String> {
+    let mut errs = Vec::new();
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["type", "name", "description", "secret_jwt_template"].contains(&k.as_str()))
+    {
+        errs.push(format!("property {k} should not exist"));
+    }
+    let kind = match body.get("type").and_then(Value::as_str) {
+        Some("publishable") => Some(KeyKind::Publishable),
+        Some("secret") => Some(KeyKind::Secret),
+        _ => {
+            errs.push("type must be one of the following values: publishable, secret".into());
+            None
+        }
+    };
+    let name = match body.get("name").and_then(Value::as_str) {
+        Some(n) if valid_key_name(n) => Some(n.to_owned()),
+        _ => {
+            errs.push(
+                "name must be 4 to 64 characters and match /^[a-z_][a-z0-9_]+$/ regular expression"
+                    .into(),
+            );
+            None
+        }
+    };
+    let description = match body.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errs.push("description must be a string".into());
+            None
+        }
+    };
+    let template = match body.get("secret_jwt_template") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(Value::Object(o.clone())),
+        Some(_) => {
+            errs.push("secret_jwt_template must be an object".into());
+            None
+        }
+    };
+    match (kind, name) {
+        (Some(kind), Some(name)) if errs.is_empty() => Ok((kind, name, description, template)),
+        _ => Err(errs.join(", ")),
+    }
+}
+
+/// The spec's pattern for key names: `^[a-z_][a-z0-9_]+$`, 4 to 64 characters.
+fn valid_key_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    (4..=64).contains(&n.len())
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `POST /v1/projects/{ref}/api-keys`: 201 with the new key. A name already used by a key of
+/// the same type is refused with 409 (the simulator's choice; see the module docs), which is
+/// what makes a repeated create safe.
+async fn create_api_key(
+    State(sim): Sim,
+    Path(r): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let reveal = match reveal_flag(&q) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let body = match json_object(&body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let (kind, name, description, template) = match validate_create_key(&body) {
+        Ok(v) => v,
+        Err(msg) => return bad_request(msg),
+    };
+    let key = {
+        let mut inner = lock(&sim.inner);
+        let Some(p) = inner.projects.get_mut(&r) else {
+            return not_found();
+        };
+        if status::is_dying(&p.status) {
+            return not_found();
+        }
+        if p.keys.keys.iter().any(|k| k.kind == kind && k.name == name) {
+            return error(
+                StatusCode::CONFLICT,
+                format!("An API key named {name} already exists"),
+            );
+        }
+        let key = ApiKey::new(kind, &name, description, template, &now());
+        p.keys.keys.push(key.clone());
+        key
+    };
+    sim.persist();
+    (StatusCode::CREATED, Json(key.to_response(reveal))).into_response()
+}
+
+/// `DELETE /v1/projects/{ref}/api-keys/{id}`: 200 with the key as it was (masked unless
+/// revealed). Legacy keys have no such id; they are switched off with `api-keys/legacy`.
+async fn delete_api_key(
+    State(sim): Sim,
+    Path((r, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let reveal = match reveal_flag(&q) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let removed = {
+        let mut inner = lock(&sim.inner);
+        let Some(p) = inner.projects.get_mut(&r) else {
+            return not_found();
+        };
+        match p.keys.keys.iter().position(|k| k.id == id) {
+            Some(i) => p.keys.keys.remove(i),
+            None => return error(StatusCode::NOT_FOUND, "API key not found"),
+        }
+    };
+    sim.persist();
+    Json(removed.to_response(reveal)).into_response()
+}
+
+async fn get_legacy_keys(State(sim): Sim, Path(r): Path<String>) -> Response {
+    match project_or_404(&sim, &r) {
+        Ok(p) => Json(json!({ "enabled": p.keys.legacy_enabled })).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// `PUT /v1/projects/{ref}/api-keys/legacy?enabled=true|false`: both legacy keys together.
+async fn put_legacy_keys(
+    State(sim): Sim,
+    Path(r): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let enabled = match query_get(&query_pairs(&q), "enabled").as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => return bad_request("enabled must be a boolean value"),
+    };
+    {
+        let mut inner = lock(&sim.inner);
+        let Some(p) = inner.projects.get_mut(&r) else {
+            return not_found();
+        };
+        p.keys.legacy_enabled = enabled;
+    }
+    sim.persist();
+    Json(json!({ "enabled": enabled })).into_response()
 }
 
 async fn run_query(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> Response {

@@ -157,6 +157,11 @@ impl SupabaseSim {
                 status::COMING_UP => sim.spawn_provisioning(r),
                 status::PAUSING => sim.set_status(&r, status::INACTIVE),
                 status::RESTORING => sim.set_status(&r, status::ACTIVE_HEALTHY),
+                // A teardown interrupted by a restart finishes now (its database may still
+                // exist); the listing window starts again.
+                status::GOING_DOWN | status::REMOVED => {
+                    sim.spawn_teardown(r, Duration::ZERO);
+                }
                 _ => {}
             }
         }
@@ -188,7 +193,7 @@ impl SupabaseSim {
         let names: Vec<String> = lock(&self.inner)
             .projects
             .values()
-            .filter(|p| p.db_ready)
+            .filter(|p| p.db_ready && !status::is_dying(&p.status))
             .map(|p| p.db_name.clone())
             .collect();
         if names.is_empty() {
@@ -206,7 +211,7 @@ impl SupabaseSim {
             rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
         let mut inner = lock(&self.inner);
         for p in inner.projects.values_mut() {
-            if p.db_ready && !present.contains(&p.db_name) {
+            if p.db_ready && !status::is_dying(&p.status) && !present.contains(&p.db_name) {
                 eprintln!(
                     "intelli sim: project {} ({}) lost its database {}; provisioning it again, empty",
                     p.project_ref, p.name, p.db_name
@@ -371,21 +376,22 @@ impl SupabaseSim {
                 return;
             }
             tokio::time::sleep_until(started + delay).await;
-            let deleted = {
+            let removed = {
                 let mut inner = lock(&sim.inner);
                 match inner.projects.get_mut(&project_ref) {
                     Some(p) => {
                         if p.status == status::COMING_UP {
                             p.status = status::ACTIVE_HEALTHY.into();
                         }
-                        false
+                        p.status == status::REMOVED
                     }
                     None => true,
                 }
             };
-            if deleted {
-                // Deleted while provisioning: the delete could not drop a database that did
-                // not exist yet, so do it now.
+            if removed {
+                // Deleted while provisioning, and the teardown already ran: it could not drop
+                // a database that did not exist yet, so do it now. (While the project is
+                // still GOING_DOWN the teardown drops it.)
                 let _permit = sim.drop_slots.acquire().await;
                 let _ = pg::drop_database(&sim.db_server, &db_name).await;
             }
@@ -416,6 +422,52 @@ impl SupabaseSim {
             sim.persist();
         });
         self.track(task);
+    }
+
+    /// A deleted project's way out: `GOING_DOWN` for `going_down`, then `REMOVED` (the database
+    /// is dropped), still listed for `removed_listed_ms`, then forgotten.
+    fn spawn_teardown(self: &Arc<Self>, project_ref: String, going_down: Duration) {
+        let sim = self.clone();
+        let listed = self.cfg.removed_listed();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(going_down).await;
+            let db_name = {
+                let mut inner = lock(&sim.inner);
+                match inner.projects.get_mut(&project_ref) {
+                    Some(p) => {
+                        p.status = status::REMOVED.into();
+                        p.db_ready = false;
+                        p.db_name.clone()
+                    }
+                    None => return,
+                }
+            };
+            sim.persist();
+            {
+                let _permit = sim.drop_slots.acquire().await;
+                let _ = pg::drop_database(&sim.db_server, &db_name).await;
+            }
+            tokio::time::sleep(listed).await;
+            lock(&sim.inner).projects.remove(&project_ref);
+            sim.persist();
+        });
+        self.track(task);
+    }
+
+    /// Start deleting a project; `None` when it is unknown or already being deleted.
+    pub(crate) fn begin_delete(self: &Arc<Self>, project_ref: &str) -> Option<Project> {
+        let p = {
+            let mut inner = lock(&self.inner);
+            let p = inner.projects.get_mut(project_ref)?;
+            if status::is_dying(&p.status) {
+                return None;
+            }
+            p.status = status::GOING_DOWN.into();
+            p.clone()
+        };
+        self.persist();
+        self.spawn_teardown(project_ref.to_owned(), self.cfg.going_down());
+        Some(p)
     }
 
     /// Best-effort synchronous cleanup for a simulator dropped without `shutdown`: in

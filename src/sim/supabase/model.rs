@@ -17,6 +17,13 @@ pub mod status {
     pub const PAUSING: &str = "PAUSING";
     pub const INACTIVE: &str = "INACTIVE";
     pub const RESTORING: &str = "RESTORING";
+    pub const GOING_DOWN: &str = "GOING_DOWN";
+    pub const REMOVED: &str = "REMOVED";
+
+    /// Deleted, or being deleted.
+    pub fn is_dying(status: &str) -> bool {
+        matches!(status, GOING_DOWN | REMOVED)
+    }
 }
 
 /// One simulated project. Saved as is (secrets included) when a state directory is used: the
@@ -81,7 +88,9 @@ impl Project {
             status::ACTIVE_HEALTHY
             | status::COMING_UP
             | status::RESTORING
-            | status::INIT_FAILED => self.status.as_str(),
+            | status::INIT_FAILED
+            | status::GOING_DOWN
+            | status::REMOVED => self.status.as_str(),
             status::PAUSING => "GOING_DOWN",
             status::INACTIVE => "REMOVED",
             _ => "UNKNOWN",

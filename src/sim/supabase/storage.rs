@@ -4,7 +4,9 @@
 //! Vendor behaviour kept (supabase/storage, see reference/supabase-api.md §5): errors are
 //! `{statusCode: "<code as string>", code, error, message}` and the HTTP status is 400 for any
 //! 4xx (the real code is in the body) and 500 for 5xx; callers authenticate with the
-//! service-role key in `apikey` and/or `Authorization: Bearer`.
+//! service-role key in `apikey` and/or `Authorization: Bearer` (a legacy JWT), or with an
+//! `sb_secret_…` key in `apikey` alone. The platform's gateway checks come first (see
+//! [`gateway_role`]).
 
 // Handlers bail out early with a finished response; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -22,7 +24,8 @@ use serde_json::{Map, Value, json};
 
 use super::SupabaseSim;
 use super::db;
-use super::model::Project;
+use super::keys::{KeyCheck, looks_like_jwt};
+use super::model::{Project, status};
 
 type Sim = State<Arc<SupabaseSim>>;
 
@@ -76,23 +79,20 @@ pub fn not_found_route(method: &Method, path: &str) -> Response {
     )
 }
 
-/// Resolve the project and check the caller holds its service-role key. The vendor runs
-/// bucket routes under RLS; with the anon key nothing is visible or writable, which the
-/// simulator renders as the vendor's RLS refusal.
-fn authorize(
-    sim: &SupabaseSim,
-    r: &str,
-    headers: &HeaderMap,
-) -> Result<(Project, String), Response> {
-    // An unknown project has no Storage API at all: the vendor's gateway answers for it.
-    let Some(p) = sim.project(r) else {
-        return Err(storage_error(
-            404,
-            "TenantNotFound",
-            "Not Found",
-            "Tenant not found",
-        ));
-    };
+/// A refusal by the platform's API gateway, in front of every project API: HTTP 401 with a
+/// `{message, hint}` body (not the Storage error shape).
+fn gateway_refusal(message: &str, hint: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "message": message, "hint": hint })),
+    )
+        .into_response()
+}
+
+/// The gateway's checks, then the role the request runs as. `sb_` keys go in `apikey`; a
+/// Bearer token that is not a JWT must be the same key (a user's JWT as Bearer is normal);
+/// legacy keys are refused while they are switched off.
+fn gateway_role(p: &Project, headers: &HeaderMap) -> Result<String, Response> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -103,28 +103,75 @@ fn authorize(
         .get("apikey")
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_owned());
-    // `Authorization` wins when present (it is what the JWT check reads); an `sb_` key is
-    // sent alone in `apikey` by the vendor's own CLI.
-    let key = match (bearer, apikey) {
-        (Some(b), _) => b,
-        (None, Some(a)) => a,
-        (None, None) => {
-            return Err(storage_error(
+    let disabled = || {
+        gateway_refusal(
+            "Legacy API keys are disabled",
+            "Re-enable them in the project's API settings, or use a publishable or secret API key.",
+        )
+    };
+    let invalid = || {
+        gateway_refusal(
+            "Invalid API key",
+            "Double check your Supabase API key (sb_ keys are sent in the apikey header).",
+        )
+    };
+    let apikey_role = match &apikey {
+        Some(a) => match p.keys.check(a) {
+            KeyCheck::Role(role) => Some(role),
+            KeyCheck::LegacyDisabled => return Err(disabled()),
+            KeyCheck::Unknown if a.starts_with("sb_") => return Err(invalid()),
+            // A foreign JWT in `apikey`: Storage's own check below answers for it.
+            KeyCheck::Unknown => None,
+        },
+        None => None,
+    };
+    match (bearer, apikey) {
+        (Some(b), a) if !looks_like_jwt(&b) => {
+            if a.as_deref() != Some(b.as_str()) {
+                return Err(invalid());
+            }
+            apikey_role.ok_or_else(invalid)
+        }
+        (Some(b), _) => match p.keys.check(&b) {
+            KeyCheck::Role(role) => Ok(role),
+            KeyCheck::LegacyDisabled => Err(disabled()),
+            KeyCheck::Unknown => Err(storage_error(
                 400,
                 "InvalidJWT",
                 "Invalid JWT",
-                "headers must have required property 'authorization'",
-            ));
-        }
-    };
-    let Some(role) = p.keys.role_of(&key) else {
-        return Err(storage_error(
+                "invalid signature",
+            )),
+        },
+        (None, Some(_)) => apikey_role
+            .ok_or_else(|| storage_error(400, "InvalidJWT", "Invalid JWT", "invalid signature")),
+        (None, None) => Err(storage_error(
             400,
             "InvalidJWT",
             "Invalid JWT",
-            "invalid signature",
+            "headers must have required property 'authorization'",
+        )),
+    }
+}
+
+/// Resolve the project and check the caller holds its service-role key. The vendor runs
+/// bucket routes under RLS; with the anon key nothing is visible or writable, which the
+/// simulator renders as the vendor's RLS refusal.
+fn authorize(
+    sim: &SupabaseSim,
+    r: &str,
+    headers: &HeaderMap,
+) -> Result<(Project, String), Response> {
+    // An unknown project has no Storage API at all: the vendor's gateway answers for it. A
+    // project being deleted has none any more.
+    let Some(p) = sim.project(r).filter(|p| !status::is_dying(&p.status)) else {
+        return Err(storage_error(
+            404,
+            "TenantNotFound",
+            "Not Found",
+            "Tenant not found",
         ));
     };
+    let role = gateway_role(&p, headers)?;
     if role != "service_role" {
         return Err(storage_error(
             403,
