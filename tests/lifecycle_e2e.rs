@@ -69,15 +69,50 @@ async fn pause_restore_delete_and_orphans() {
     let plan = w.run_ok(&["plan", "--only", "globex", "--allow-delete"]);
     assert!(plan.contains("DELETE project"), "{plan}");
     w.run_ok(&["apply", "--yes", "--only", "globex", "--allow-delete"]);
+    // The project is on its way out (the vendor's GOING_DOWN, then REMOVED): none is live.
     assert_eq!(
         w.sim
             .supabase()
             .projects()
             .iter()
             .filter(|p| p.name == "intelli-globex")
+            .filter(|p| !matches!(p.status.as_str(), "GOING_DOWN" | "REMOVED"))
             .count(),
         0
     );
+    // While it goes down, the plan is clean and says so; nothing is created for it.
+    let plan = w.run_ok(&["plan", "--only", "globex"]);
+    assert!(
+        plan.contains("is being deleted and is not this client's"),
+        "{plan}"
+    );
+    assert!(!plan.contains("create project"), "{plan}");
+
+    // The client comes back while its old project is still listed as dying: plan proposes one
+    // new project (the dying one is not the client's), apply makes exactly one, and the plan
+    // is clean afterwards, still noting the old one.
+    set_state(&w, "globex", "active");
+    let plan = w.run_ok(&["plan", "--only", "globex"]);
+    assert!(plan.contains("create project intelli-globex"), "{plan}");
+    assert!(
+        plan.contains("is being deleted and is not this client's"),
+        "{plan}"
+    );
+    w.run_ok(&["apply", "--yes", "--only", "globex"]);
+    let live = |w: &World| {
+        w.sim
+            .supabase()
+            .projects()
+            .into_iter()
+            .filter(|p| p.name == "intelli-globex")
+            .filter(|p| !matches!(p.status.as_str(), "GOING_DOWN" | "REMOVED"))
+            .count()
+    };
+    assert_eq!(live(&w), 1);
+    let clean = w.run(&["plan", "--only", "globex", "--detailed-exitcode"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    w.run_ok(&["apply", "--yes", "--only", "globex"]);
+    assert_eq!(live(&w), 1, "a second apply creates nothing");
 
     // Removing a client file never deletes anything: the project shows up as an orphan.
     std::fs::remove_file(w.root().join("fleet/acme.yaml")).expect("remove client file");
@@ -88,6 +123,8 @@ async fn pause_restore_delete_and_orphans() {
     );
     let md = w.run_ok(&["plan", "--format", "markdown"]);
     assert!(md.contains("Orphan: `intelli-acme`"), "{md}");
+    // A dying project is never an orphan.
+    assert_eq!(plan.matches("orphan: project").count(), 1, "{plan}");
     assert!(
         w.sim.supabase().project(&acme).is_some(),
         "the orphan still exists"

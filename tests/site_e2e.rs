@@ -77,7 +77,13 @@ async fn sites_from_empty_then_rollouts_upload_only_what_changed() {
     let mut values = Vec::new();
     for (project, _) in CLIENTS {
         let r = w.project_ref(project);
-        let anon = w.sim.supabase().project(&r).expect("project").keys.anon;
+        // New projects have no legacy keys: the site is built with the publishable key.
+        let keys = w.sim.supabase().project(&r).expect("project").keys;
+        let anon = keys
+            .first(intelli::sim::supabase::keys::KeyKind::Publishable)
+            .expect("publishable key")
+            .api_key
+            .clone();
         values.push((w.sim.project_url(&r), anon));
     }
     for (i, (project, domain)) in CLIENTS.iter().enumerate() {
@@ -271,12 +277,14 @@ async fn offboarding_removes_the_site_with_the_project() {
         !dump.contains("\"acme.intelliservice.io\""),
         "domain and DNS record gone"
     );
+    // The project is going down (then removed), never live again.
     assert!(
         w.sim
             .supabase()
             .projects()
             .iter()
-            .all(|p| p.name != "intelli-acme")
+            .filter(|p| p.name == "intelli-acme")
+            .all(|p| matches!(p.status.as_str(), "GOING_DOWN" | "REMOVED"))
     );
     assert_ne!(
         fetch(&w, "acme.intelliservice.io", "/").await.0,

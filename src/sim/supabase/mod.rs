@@ -9,23 +9,47 @@
 //! Routes: `GET /v1/organizations`; `GET|POST /v1/projects`;
 //! `GET /v1/organizations/{slug}/projects`; `GET|PATCH|DELETE /v1/projects/{ref}`;
 //! `POST /v1/projects/{ref}/pause|restore`; `GET /v1/projects/{ref}/health`;
-//! `GET /v1/projects/{ref}/api-keys`; `POST /v1/projects/{ref}/database/query`;
+//! `GET|POST /v1/projects/{ref}/api-keys`; `DELETE /v1/projects/{ref}/api-keys/{id}`;
+//! `GET|PUT /v1/projects/{ref}/api-keys/legacy`; `POST /v1/projects/{ref}/database/query`;
 //! `GET|PATCH /v1/projects/{ref}/config/auth`; `GET /v1/projects/{ref}/storage/buckets`; and the
 //! Storage API `POST|GET /__projects/{ref}/storage/v1/bucket`,
 //! `GET|PUT|DELETE /__projects/{ref}/storage/v1/bucket/{id}`.
 //!
+//! API keys and deletion, what the vendor documents (spec, migration guide, CLI sources):
+//! - keys are listed with `type` `legacy | publishable | secret`; secret keys carry a
+//!   `secret_jwt_template` (`{"role": "service_role"}` for the default one) and are masked
+//!   unless `reveal=true`; create takes `{type, name (^[a-z_][a-z0-9_]+$, 4–64), description?,
+//!   secret_jwt_template?}` and answers 201;
+//! - the legacy `anon` / `service_role` JWTs are switched off and on together
+//!   (`PUT …/api-keys/legacy?enabled=`), and a disabled legacy key is refused with 401;
+//! - `sb_` keys go in the `apikey` header; a Bearer token that is not a JWT must equal
+//!   `apikey`, else 401 (a user's JWT as Bearer is normal);
+//! - a deleted project passes through `GOING_DOWN` to `REMOVED`, and removed projects are
+//!   still listed for a while.
+//!
 //! Where the vendor's behaviour is not documented, the simulator picks (and tests) this:
+//! - new projects get one publishable and one secret key named `default`; legacy keys are on
+//!   only with `supabase.legacy_api_keys: true` (default off, as the deprecation goes); while
+//!   off, the legacy keys are left out of the key list (`GET …/api-keys/legacy` says
+//!   `enabled: false`), and switching them on lists the same two JWTs again;
+//! - a key name is unique per type in a project: creating one again is 409 `{"message"}`
+//!   (what makes intelli's create safe to repeat); the list is oldest first;
+//! - the gateway's 401 bodies are `{"message": "Invalid API key" | "Legacy API keys are
+//!   disabled", "hint": ...}`; a Bearer `sb_` key without `apikey` is refused the same way;
+//! - `GOING_DOWN` lasts `supabase.going_down_ms` (default 2 s), then the database is dropped
+//!   and the project is `REMOVED`, still listed and readable by ref for
+//!   `supabase.removed_listed_ms` (default 60 s), then forgotten (404). A second delete of a
+//!   dying project is 404; SQL is 400 and Storage is `TenantNotFound` once deletion starts;
 //! - secret auth settings that are set read back as `******`; sending that back keeps the
-//!   secret; the new `sb_secret_` key without `reveal=true` reads back as its prefix and dots;
+//!   secret;
 //! - an unknown organization is 404 `{"message":"Organization not found"}`;
 //! - SQL on a project that is not `ACTIVE_HEALTHY` is 400 (the database is not reachable);
-//! - delete removes the project at once (no `GOING_DOWN` phase); pause and restore take a
-//!   quarter of the provisioning delay;
+//! - pause and restore take a quarter of the provisioning delay;
 //! - `database/query` values are rendered by Postgres' `json_agg` (int8 and numeric as JSON
 //!   numbers); a multi-statement query is split like the Supabase CLI splits migrations and
 //!   run in one transaction, returning the last statement's rows;
-//! - Storage: a missing or foreign key is `InvalidJWT`, the anon key `AccessDenied` (both
-//!   HTTP 400 with the real code in `statusCode`, like every Storage 4xx).
+//! - Storage: a missing or foreign JWT is `InvalidJWT`, the anon or publishable key
+//!   `AccessDenied` (both HTTP 400 with the real code in `statusCode`, like every Storage 4xx).
 
 mod auth_config;
 mod db;
