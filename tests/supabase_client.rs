@@ -418,7 +418,7 @@ async fn project_lifecycle_keys_sql_auth_and_storage() {
 async fn keys_are_picked_like_the_cli_and_missing_ones_are_created_once() {
     let mut c = sim_config();
     c.supabase.legacy_api_keys = true;
-    let sim = start_sim(c).await;
+    let sim = start(c).await;
     let client = sim_client(&sim, |_| {});
     let r = client
         .create_project(&create_request("intelli-keys"))

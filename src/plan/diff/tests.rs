@@ -13,8 +13,8 @@ use crate::frontend::Fingerprint;
 use crate::migrate::MigrationFile;
 use crate::migrate::history::{AppliedMigration, statements_digest, statements_of};
 use crate::observe::{
-    BucketRow, ObservedAuth, ObservedClient, ObservedDatabase, ObservedDns, ObservedPages,
-    ObservedProject, SeedRow,
+    BucketRow, DyingProject, ObservedAuth, ObservedClient, ObservedDatabase, ObservedDns,
+    ObservedPages, ObservedProject, SeedRow,
 };
 use crate::plan::coverage;
 use crate::plan::model::{Action, ClientPlan, DnsRecordValue, Reason};
@@ -135,6 +135,7 @@ impl Obs {
                 region: spec.region.clone(),
             }),
             duplicates: vec![],
+            dying: vec![],
             auth: Some(ObservedAuth {
                 site_url: Some(spec.site_url.clone()),
                 redirect_urls: spec.redirect_urls.clone(),
@@ -508,7 +509,40 @@ fn cases() -> Vec<Case> {
                 &[],
             )
         },
+        Case {
+            spec: |s| s.project_ref = Some("zzzzzzzzzzzzzzzzzzzz".into()),
+            errors: &["being deleted"],
+            ..case(
+                "pinned project going down: refused, nothing created",
+                |_| Obs::nothing().with(|o| o.dying = vec![dying("zzzzzzzzzzzzzzzzzzzz")]),
+                &[],
+            )
+        },
+        case(
+            "old project going down: a new one is created",
+            |fx| {
+                Obs::converged(fx)
+                    .no_project()
+                    .with(|o| o.dying = vec![dying("yyyyyyyyyyyyyyyyyyyy")])
+            },
+            &[
+                ("create_project", Missing),
+                ("update_auth_config", Missing),
+                ("create_bucket", Missing),
+                ("create_bucket", Missing),
+                ("apply_migrations", MigrationsPending),
+                ("apply_seed", SeedNotApplied),
+                ("deploy", ProjectBeingCreated),
+            ],
+        ),
     ]
+}
+
+fn dying(project_ref: &str) -> DyingProject {
+    DyingProject {
+        project_ref: project_ref.into(),
+        status: "GOING_DOWN".into(),
+    }
 }
 
 fn run(fx: &Fixture, c: &Case) -> ClientPlan {
