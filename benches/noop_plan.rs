@@ -336,6 +336,7 @@ async fn converge(ws: &Workspace, sim: &SimHandle) {
             ambiguous_lookup: Duration::from_secs(60),
             poll: Duration::from_millis(100),
             healthy_timeout: Duration::from_secs(600),
+            ..Waits::default()
         })
         .with_parallelism(16)
         .with_progress(|_| {});

@@ -68,6 +68,15 @@ pub enum Command {
         /// Clients worked on at once (default: `parallelism` in fleet.yaml).
         #[arg(long)]
         parallelism: Option<usize>,
+        /// How long to wait for the fleet's lease when another apply holds it (`0`, `90s`,
+        /// `5m`). 0 fails at once, naming the holder and since when.
+        #[arg(long, default_value = "0", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
+        /// EMERGENCIES ONLY: apply without taking the fleet's lease, so nothing stops another
+        /// apply acting on the same clients at the same time (two could create one client's
+        /// project twice). Needed when no Cloudflare credentials are set.
+        #[arg(long)]
+        no_lock: bool,
     },
     /// Check the fleet files offline and list every problem (file:line:column: field: message).
     ///
@@ -208,6 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             select,
             yes,
             parallelism,
+            lock_timeout,
+            no_lock,
         } => runtime()?.block_on(crate::commands::apply_cmd(
             &cli.fleet,
             cli.sandbox,
@@ -215,6 +226,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
             yes,
             parallelism,
+            crate::commands::Locking {
+                timeout: lock_timeout,
+                disabled: no_lock,
+            },
         )),
         #[cfg(feature = "sim")]
         Command::Sim(cmd) => crate::sim::serve::run(cmd),
@@ -256,5 +271,41 @@ fn validate(dir: &std::path::Path) -> ExitCode {
             eprintln!("{diags}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A duration as `--lock-timeout` takes it: whole seconds (`30`), or a number with `s`, `m` or
+/// `h` (`90s`, `5m`, `1h`).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: use e.g. 0, 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn lock_timeout_forms() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
     }
 }

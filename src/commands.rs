@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::engine::Engine;
+use crate::lease::{Lease, LeaseConfig, LeaseGuard};
 use crate::plan::{self, ClientPlan, Plan, PlanOptions, render};
 use crate::workspace::{Connections, Workspace};
 
@@ -19,6 +20,15 @@ pub struct Selection {
     pub allow_delete: bool,
     /// Plan and apply the Supabase side only.
     pub skip_frontend: bool,
+}
+
+/// How `apply` takes the fleet's lease (see `lease`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Locking {
+    /// Wait this long for a live holder; zero fails at once.
+    pub timeout: std::time::Duration,
+    /// `--no-lock`: take no lease at all.
+    pub disabled: bool,
 }
 
 async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Connections> {
@@ -84,14 +94,81 @@ pub async fn apply_cmd(
     saved: Option<PathBuf>,
     yes: bool,
     parallelism: Option<usize>,
+    locking: Locking,
 ) -> Result<ExitCode> {
     let ws = Workspace::load(fleet_dir)?;
     let conns = connect(&ws, sandbox, sel).await?;
-    let result = apply_with(&ws, &conns, sel, saved, yes, parallelism).await;
+    let result = match take_lease(&ws, &conns, sandbox, locking).await {
+        Ok(lease) => {
+            let guard = lease.as_ref().map(Lease::guard);
+            let result = apply_with(&ws, &conns, sel, saved, yes, parallelism, guard).await;
+            let released = match lease {
+                Some(l) => l.release().await.context("releasing the fleet's lease"),
+                None => Ok(()),
+            };
+            result.and_then(|code| released.map(|()| code))
+        }
+        Err(e) => Err(e),
+    };
     let closed = conns.close().await;
     let code = result?;
     closed?;
     Ok(code)
+}
+
+/// Take the fleet's lease on Cloudflare (README, "Reliability"), unless `--no-lock`.
+async fn take_lease(
+    ws: &Workspace,
+    conns: &Connections,
+    sandbox: bool,
+    locking: Locking,
+) -> Result<Option<Lease>> {
+    if locking.disabled {
+        eprintln!(
+            "WARNING: --no-lock: this apply takes no fleet lease, so nothing stops another apply from \
+             acting on the same clients at the same time (two could create one client's project twice). \
+             Use it only when you are sure no other apply runs."
+        );
+        return Ok(None);
+    }
+    let cf = match &conns.cloudflare {
+        Some(cf) => cf.clone(),
+        None if sandbox => {
+            // The sandbox's Cloudflare is skipped with --skip-frontend; its state belongs to
+            // this machine alone.
+            return Ok(None);
+        }
+        None => lease_client(ws)?,
+    };
+    let cf_settings = &ws.fleet.settings.cloudflare;
+    let config = LeaseConfig::new(
+        &cf_settings.zone,
+        &ws.fleet.settings.name_prefix,
+        locking.timeout,
+    );
+    let lease = Lease::acquire(&cf, &config, &|line| eprintln!("{line}")).await?;
+    eprintln!(
+        "Took the fleet's lease ({} in {}, TTL {}s).",
+        config.record_name(),
+        config.zone,
+        config.ttl.as_secs()
+    );
+    Ok(Some(lease))
+}
+
+/// A Cloudflare client for the lease alone (the Supabase-only case, `--skip-frontend`).
+fn lease_client(ws: &Workspace) -> Result<crate::cloudflare::CloudflareClient> {
+    let config =
+        crate::cloudflare::CloudflareConfig::from_env(Some(&ws.fleet.settings.cloudflare.account_id))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "apply takes the fleet's lease on Cloudflare (a DNS record in {}) so that two applies \
+                     never act at once, and CLOUDFLARE_API_TOKEN is not set: set it, or pass --no-lock \
+                     if you are sure no other apply runs (README, \"Reliability\")",
+                    ws.fleet.settings.cloudflare.zone
+                )
+            })?;
+    crate::cloudflare::CloudflareClient::new(config).context("configuring the Cloudflare API")
 }
 
 async fn apply_with(
@@ -101,10 +178,14 @@ async fn apply_with(
     saved: Option<PathBuf>,
     yes: bool,
     parallelism: Option<usize>,
+    lease: Option<LeaseGuard>,
 ) -> Result<ExitCode> {
     let mut engine = engine(ws, conns, sel);
     if let Some(n) = parallelism {
         engine = engine.with_parallelism(n);
+    }
+    if let Some(guard) = lease {
+        engine = engine.with_lease(guard);
     }
     let plan = match &saved {
         Some(path) => {
@@ -133,7 +214,7 @@ async fn apply_with(
 
     let report = engine.apply(&plan.clients).await?;
     println!("\n{}", report.table());
-    Ok(if report.failed() > 0 {
+    Ok(if report.failed() > 0 || report.deferred() > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -43,6 +43,9 @@ pub struct Engine<'w> {
     builds: Semaphore,
     installed: OnceCell<()>,
     progress: Box<dyn Fn(&str) + Send + Sync + 'w>,
+    /// The fleet's lease, checked before every step of apply (`None`: `--no-lock`, or a
+    /// caller that holds no lease, like the tests and benches).
+    lease: Option<crate::lease::LeaseGuard>,
 }
 
 impl<'w> Engine<'w> {
@@ -60,7 +63,15 @@ impl<'w> Engine<'w> {
             builds: Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command)),
             installed: OnceCell::new(),
             progress: Box::new(|line| eprintln!("{line}")),
+            lease: None,
         }
+    }
+
+    /// Check `lease` before every step of apply: once it cannot be renewed, nothing new
+    /// starts.
+    pub fn with_lease(mut self, lease: crate::lease::LeaseGuard) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     pub fn with_options(mut self, options: PlanOptions) -> Self {
@@ -180,6 +191,7 @@ impl<'w> Engine<'w> {
             waits: self.waits,
             slots: &self.slots,
             progress: &*self.progress,
+            lease: self.lease.clone(),
             site: conns
                 .cloudflare
                 .as_ref()
@@ -205,7 +217,8 @@ pub fn build_slots(build_command: &str) -> usize {
 }
 
 /// Poll interval and timeouts for slow vendor operations (`INTELLI_POLL_MS`,
-/// `INTELLI_HEALTHY_TIMEOUT_SECS`, `INTELLI_DOMAIN_TIMEOUT_SECS`, `INTELLI_CREATE_LOOKUP_SECS`);
+/// `INTELLI_HEALTHY_TIMEOUT_SECS`, `INTELLI_DOMAIN_TIMEOUT_SECS`, `INTELLI_CREATE_LOOKUP_SECS`,
+/// `INTELLI_PARK_LIMIT_SECS`);
 /// the defaults suit the real vendors.
 pub fn waits_from_env() -> Waits {
     let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
@@ -223,6 +236,9 @@ pub fn waits_from_env() -> Waits {
     }
     if let Some(s) = num("INTELLI_CREATE_LOOKUP_SECS") {
         w.ambiguous_lookup = Duration::from_secs(s);
+    }
+    if let Some(s) = num("INTELLI_PARK_LIMIT_SECS") {
+        w.park_limit = Duration::from_secs(s);
     }
     w
 }

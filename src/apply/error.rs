@@ -86,6 +86,15 @@ impl StepError {
         }
     }
 
+    /// How long the vendor asked to wait (a [`Policy::Park`] error), when it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            StepError::Vendor(e) => e.retry_after(),
+            StepError::Sql { source, .. } => source.retry_after,
+            StepError::Local { .. } | StepError::State { .. } => None,
+        }
+    }
+
     /// The message and its causes on one line, each cause once (some messages already
     /// include their cause).
     pub fn chain(&self) -> String {

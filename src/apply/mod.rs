@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::Instrument;
 
 use crate::fleet::{ClientSpec, Fleet};
-use crate::http::Policy;
+use crate::http::{Policy, RetryBudget};
 use crate::migrate::exec::SqlExecutor;
 use crate::migrate::{MigrationFile, sql};
 use crate::observe::supabase as observe_sb;
@@ -35,8 +35,13 @@ pub struct Waits {
     pub healthy_timeout: Duration,
     /// How long to wait for a custom domain before reporting it pending (not failed).
     pub domain_timeout: Duration,
-    /// How long to keep looking for a project whose create answer was lost.
+    /// How long to keep looking for a project whose create answer was lost
+    /// (`INTELLI_CREATE_LOOKUP_SECS`). A create that committed is listed at once, so this is
+    /// short; a create that did not commit is left for the next apply, never sent twice.
     pub ambiguous_lookup: Duration,
+    /// How long, in total, one client may stay parked on the vendors' long 429 waits before
+    /// it is reported as deferred (`INTELLI_PARK_LIMIT_SECS`).
+    pub park_limit: Duration,
 }
 
 impl Default for Waits {
@@ -45,7 +50,8 @@ impl Default for Waits {
             poll: Duration::from_secs(5),
             healthy_timeout: Duration::from_secs(15 * 60),
             domain_timeout: Duration::from_secs(10 * 60),
-            ambiguous_lookup: Duration::from_secs(3 * 60),
+            ambiguous_lookup: Duration::from_secs(30),
+            park_limit: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -65,6 +71,9 @@ pub struct Context<'a> {
     pub slots: &'a Semaphore,
     /// Progress lines go here (stderr in the CLI).
     pub progress: &'a (dyn Fn(&str) + Send + Sync),
+    /// The fleet's lease, checked before every step: a holder that cannot renew it stops
+    /// writing. `None` under `--no-lock`.
+    pub lease: Option<crate::lease::LeaseGuard>,
     /// The Cloudflare side; `None` when only the Supabase side is applied.
     pub site: Option<site::SiteContext<'a>>,
 }
@@ -103,6 +112,7 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
         keys: None,
         built_index: None,
         slot: None,
+        budget: RetryBudget::new(RESEND_BUDGET),
         outcome: &mut outcome,
     };
     let result = run.execute(plan.actions.clone()).await;
@@ -124,8 +134,15 @@ struct ClientRun<'r, 'a> {
     built_index: Option<Vec<u8>>,
     /// The work slot this client holds, if it holds one.
     slot: Option<SemaphorePermit<'r>>,
+    /// Re-sends of guarded writes this client may still make in this run.
+    budget: RetryBudget,
     outcome: &'r mut ClientOutcome,
 }
+
+/// Re-sends of guarded writes (migrations, seed) one client may make per apply after
+/// transport errors and 5xx: enough for a bad minute, bounded so a broken vendor costs a
+/// known number of extra requests.
+const RESEND_BUDGET: u32 = 8;
 
 impl<'r, 'a> ClientRun<'r, 'a> {
     fn say(&self, msg: &str) {
@@ -156,15 +173,15 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         // Re-planning happens at most once per project-level step; a bound keeps a
         // misbehaving vendor from looping us forever.
         let mut replans = 0;
+        let mut parked = Duration::ZERO;
         let mut queue: std::collections::VecDeque<Action> = actions.drain(..).collect();
         while let Some(action) = queue.pop_front() {
             let label = describe(&action).headline;
             let t = Instant::now();
             self.say(&format!("{label} …"));
             let span = tracing::info_span!("action", action = %label, reason = %action.reason());
-            self.busy().await.map_err(|e| (label.clone(), e))?;
             let replan = self
-                .step(&action)
+                .step_parked(&action, &mut parked)
                 .instrument(span)
                 .await
                 .map_err(|e| (label.clone(), e))?;
@@ -193,6 +210,47 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             }
         }
         Ok(())
+    }
+
+    /// Run one action with a work slot, checking the lease first. When the vendor asks for a
+    /// wait longer than the HTTP layer makes in place ([`Policy::Park`]), the client parks:
+    /// it gives its slot back, sleeps the wait, and runs the action again (every action is
+    /// safe to start again: nothing was handled), until `waits.park_limit` is spent; then the
+    /// error stands and the summary reports the client as deferred.
+    async fn step_parked(
+        &mut self,
+        action: &Action,
+        parked: &mut Duration,
+    ) -> Result<bool, StepError> {
+        loop {
+            if let Some(lease) = &self.ctx.lease {
+                lease
+                    .check()
+                    .map_err(|e| StepError::local("the fleet's lease", Policy::Retry, e))?;
+            }
+            self.busy().await?;
+            let err = match self.step(action).await {
+                Ok(replan) => return Ok(replan),
+                Err(e) => e,
+            };
+            let wait = match (err.policy(), err.retry_after()) {
+                (Policy::Park, Some(wait)) => wait,
+                (Policy::Park, None) => self.ctx.waits.poll,
+                (Policy::Retry | Policy::GiveUp | Policy::AskUser, _) => {
+                    return Err(err);
+                }
+            };
+            if *parked + wait > self.ctx.waits.park_limit {
+                return Err(err);
+            }
+            *parked += wait;
+            self.say(&format!(
+                "  parked for {:.0}s: the vendor asked to wait (rate limited)",
+                wait.as_secs_f64().ceil()
+            ));
+            self.idle();
+            tokio::time::sleep(wait).await;
+        }
     }
 
     fn project_ref(&self) -> Result<&str, StepError> {
@@ -336,7 +394,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             match self
                 .ctx
                 .sql
-                .run(&project_ref, &sql::apply_migration(file))
+                .run_guarded(&project_ref, &sql::apply_migration(file), Some(&self.budget))
                 .await
             {
                 Ok(_) => self.say(&format!(
@@ -345,7 +403,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                     t.elapsed().as_secs_f64()
                 )),
                 Err(e) if e.already_applied() => self.say(&format!(
-                    "  migration {v} was applied by another run; skipped"
+                    "  migration {v} is recorded already (another run, or a re-send after a lost answer); skipped"
                 )),
                 Err(e) => {
                     return Err(StepError::sql(
@@ -368,10 +426,17 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         }
         let settings = crate::migrate::seed_settings(self.spec);
         let text = sql::apply_seed(self.ctx.seed_sql, path, sha256, &settings);
-        match self.ctx.sql.run(&project_ref, &text).await {
+        match self
+            .ctx
+            .sql
+            .run_guarded(&project_ref, &text, Some(&self.budget))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.already_applied() => {
-                self.say("  seed was applied by another run; skipped");
+                self.say(
+                    "  seed is recorded already (another run, or a re-send after a lost answer); skipped",
+                );
                 Ok(())
             }
             Err(e) => Err(StepError::sql(format!("seed {path}"), e)),
@@ -437,8 +502,8 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             }
             if Instant::now() >= deadline {
                 return Err(StepError::retry(format!(
-                    "the answer to creating {name} was lost and the project has not appeared after {}s; \
-                     nothing was sent twice — run apply again (it looks the project up first)",
+                    "create outcome unknown — the next apply will look again (the answer to creating {name} \
+                     was lost and the project was not listed within {}s; nothing was sent twice)",
                     self.ctx.waits.ambiguous_lookup.as_secs()
                 )));
             }

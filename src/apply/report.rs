@@ -51,8 +51,22 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// Clients that failed (a client parked on a long 429 when the run ended is deferred,
+    /// not failed).
     pub fn failed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.failed.is_some()).count()
+        self.outcomes
+            .iter()
+            .filter(|o| o.failed.as_ref().is_some_and(|f| f.policy != Policy::Park))
+            .count()
+    }
+
+    /// Clients still parked on a vendor's long 429 wait when the run ended: nothing of the
+    /// parked step happened; the next apply resumes them.
+    pub fn deferred(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.failed.as_ref().is_some_and(|f| f.policy == Policy::Park))
+            .count()
     }
 
     /// The summary table: one row per client.
@@ -67,7 +81,7 @@ impl ApplyReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<width$}  {:<6}  {:>7}  {:>7}  detail",
+            "{:<width$}  {:<8}  {:>7}  {:>7}  detail",
             "client", "result", "actions", "time"
         );
         for o in &self.outcomes {
@@ -75,13 +89,16 @@ impl ApplyReport {
                 None if o.done.is_empty() => ("ok", "no changes".to_string()),
                 None => ("ok", o.notes.join("; ")),
                 Some(f) => (
-                    "FAILED",
+                    match f.policy {
+                        Policy::Park => "DEFERRED",
+                        Policy::Retry | Policy::GiveUp | Policy::AskUser => "FAILED",
+                    },
                     format!("{}: {} [{}]", f.step, f.error, advice(f.policy)),
                 ),
             };
             let _ = writeln!(
                 out,
-                "{:<width$}  {:<6}  {:>7}  {:>6.1}s  {detail}",
+                "{:<width$}  {:<8}  {:>7}  {:>6.1}s  {detail}",
                 o.client,
                 result,
                 o.done.len(),
@@ -90,10 +107,11 @@ impl ApplyReport {
         }
         let _ = writeln!(
             out,
-            "\nApply complete: {} client(s), {} action(s) done, {} failed.",
+            "\nApply complete: {} client(s), {} action(s) done, {} failed, {} deferred.",
             self.outcomes.len(),
             self.outcomes.iter().map(|o| o.done.len()).sum::<usize>(),
-            self.failed()
+            self.failed(),
+            self.deferred()
         );
         out
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use intelli::sim::server::{OrgConfig, SimHandle};
+use intelli::sim::server::{OrgConfig, SimConfig, SimHandle};
 
 use super::{copy_dir, repo_root};
 
@@ -20,6 +20,11 @@ pub struct World {
 
 impl World {
     pub async fn new() -> World {
+        World::configured(|_| {}).await
+    }
+
+    /// A world whose simulator settings `tweak` adjusts after the defaults below.
+    pub async fn configured(tweak: impl FnOnce(&mut SimConfig)) -> World {
         let mut config = super::sim::seeded(7);
         config.supabase.organizations = vec![OrgConfig {
             slug: "intelliservice".into(),
@@ -31,6 +36,7 @@ impl World {
         config.cloudflare.domain_activation_delay_ms = 300;
         // Rate-limit windows (and the waits injected 429s ask for) scaled from 60 s to 3 s.
         config.rate_limit_scale = 0.05;
+        tweak(&mut config);
         let sim = super::sim::start(config).await;
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo_root().join("fleet"), &dir.path().join("fleet"));
@@ -50,7 +56,12 @@ impl World {
     /// A world whose commands also build and deploy the real example frontend (its sources are
     /// copied without node_modules; the fleet's install command runs).
     pub async fn with_frontend() -> World {
-        let mut w = World::new().await;
+        World::with_frontend_configured(|_| {}).await
+    }
+
+    /// [`World::with_frontend`] with simulator settings adjusted by `tweak`.
+    pub async fn with_frontend_configured(tweak: impl FnOnce(&mut SimConfig)) -> World {
+        let mut w = World::configured(tweak).await;
         copy_sources(
             &repo_root().join("examples/web"),
             &w.root().join("examples/web"),
@@ -61,6 +72,32 @@ impl World {
 
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The binary, set up to run against the simulator as if it were the real vendor (for
+    /// callers that spawn and kill it).
+    pub fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_intelli"));
+        c.current_dir(self.root())
+            .env("SUPABASE_ACCESS_TOKEN", self.sim.supabase_token())
+            .env("SUPABASE_API_URL", self.sim.supabase_api_url())
+            .env(
+                "SUPABASE_PROJECT_URL_TEMPLATE",
+                self.sim.project_url_template(),
+            )
+            .env("INTELLI_POLL_MS", "100")
+            .env(
+                "INTELLI_SKIP_FRONTEND",
+                if self.frontend { "false" } else { "true" },
+            )
+            .env("CLOUDFLARE_API_TOKEN", self.sim.cloudflare_token())
+            .env("CLOUDFLARE_API_BASE_URL", self.sim.cloudflare_api_url())
+            .env("INTELLI_SITE_PROBE_URL", self.sim.base_url())
+            .env("INTELLI_DOMAIN_TIMEOUT_SECS", "30")
+            .env("INTELLI_HEALTHY_TIMEOUT_SECS", "60")
+            .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+            .env("NO_COLOR", "1");
+        c
     }
 
     /// Run the binary against the simulator as if it were the real vendor.
