@@ -23,6 +23,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::apply::{self, ApplyReport, Waits};
 use crate::fleet::ClientSpec;
+use crate::fleet::placement::Placement;
 use crate::observe::{self, ObservedFleet};
 use crate::plan::{self, ClientPlan, Desired, Plan, PlanOptions};
 use crate::workspace::{Connections, Workspace};
@@ -107,8 +108,28 @@ impl<'w> Engine<'w> {
         self.ws.desired(template.as_deref())
     }
 
+    /// The fleet's Cloudflare accounts, as the connections have them.
+    fn cloudflare_accounts(&self) -> Vec<crate::fleet::placement::Account> {
+        self.conns
+            .cloudflare_accounts
+            .clone()
+            .unwrap_or_else(|| self.ws.fleet.cloudflare_accounts())
+    }
+
     /// The observed state of `selected` (both sides, at once).
     pub async fn observe(&self, selected: &[&ClientSpec]) -> Result<ObservedFleet> {
+        self.observe_placed(selected)
+            .await
+            .map(|(observed, _)| observed)
+    }
+
+    /// [`Engine::observe`], and the Cloudflare account of every client's site over the whole
+    /// fleet ([`crate::fleet::placement`]; `None` without Cloudflare). A fleet that does not fit
+    /// its accounts is an error here, before anything is changed.
+    pub async fn observe_placed(
+        &self,
+        selected: &[&ClientSpec],
+    ) -> Result<(ObservedFleet, Option<Placement>)> {
         let conns = self.conns;
         let ws = self.ws;
         let parallelism = self.observe_parallelism;
@@ -123,32 +144,42 @@ impl<'w> Engine<'w> {
         );
         let sites = async {
             match &conns.cloudflare {
-                Some(cf) => observe::cloudflare::observe(cf, &ws.fleet, selected, parallelism)
-                    .await
-                    .map(Some),
+                Some(cf) => observe::cloudflare::observe(
+                    cf,
+                    &ws.fleet,
+                    &self.cloudflare_accounts(),
+                    selected,
+                    parallelism,
+                )
+                .await
+                .map(Some),
                 None => Ok(None),
             }
         };
         let (observed, sites) = tokio::join!(supabase, sites);
         let mut observed = observed.context("observing Supabase")?;
-        if let Some(sites) = sites.context("observing Cloudflare")? {
+        let accounts = self.cloudflare_accounts();
+        let mut placement = None;
+        if let Some((sites, inventory)) = sites.context("observing Cloudflare")? {
+            let placed = crate::fleet::placement::place(&ws.fleet, &accounts, &inventory)
+                .map_err(|d| anyhow::anyhow!("{d}"))?;
+            placement = Some(placed);
             for (slug, site) in sites {
                 observed.clients.entry(slug).or_default().site = site;
             }
         }
-        Ok(observed)
+        Ok((observed, placement))
     }
 
     /// The plan for the clients named by `only` (all when empty) minus `exclude`.
     pub async fn plan(&self, only: &[String], exclude: &[String]) -> Result<Plan> {
         let selected = self.ws.select(only, exclude)?;
-        let observed = self.observe(&selected).await?;
-        Ok(plan::plan(
-            &self.desired(),
-            &selected,
-            &observed,
-            self.options,
-        ))
+        let (observed, placement) = self.observe_placed(&selected).await?;
+        let mut desired = self.desired();
+        if let (Some(front), Some(placed)) = (desired.frontend.as_mut(), placement) {
+            front.accounts = placed;
+        }
+        Ok(plan::plan(&desired, &selected, &observed, self.options))
     }
 
     /// Install the frontend's dependencies, once per engine.
@@ -178,7 +209,14 @@ impl<'w> Engine<'w> {
         if builds_a_site {
             self.install().await?;
         }
-        let desired = self.desired();
+        let mut desired = self.desired();
+        if let Some(front) = desired.frontend.as_mut() {
+            // Where the plan put each site: re-planning during apply must agree with it.
+            front.accounts = plans
+                .iter()
+                .filter_map(|c| Some((c.client.clone(), c.cloudflare_account.clone()?)))
+                .collect();
+        }
         let conns = self.conns;
         let ctx = apply::Context {
             supabase: &conns.supabase,

@@ -105,6 +105,7 @@ impl Workspace {
                         (c.slug.clone(), resolved)
                     })
                     .collect(),
+                accounts: Default::default(),
             }),
         }
     }
@@ -148,6 +149,9 @@ pub struct Connections {
     pub sql: SqlExecutor,
     /// The Cloudflare side; `None` when it is skipped.
     pub cloudflare: Option<crate::cloudflare::CloudflareClient>,
+    /// The fleet's Cloudflare accounts, in order, when the environment changed them
+    /// (`CLOUDFLARE_ACCOUNT_ID` replaces a single one); `None`: as fleet.yaml says.
+    pub cloudflare_accounts: Option<Vec<crate::fleet::placement::Account>>,
     /// Where sites are fetched for health checks (see `apply::site::SiteContext::probe_base`).
     pub probe_base: Option<String>,
     #[cfg(feature = "sim")]
@@ -167,6 +171,7 @@ impl Connections {
             supabase,
             sql,
             cloudflare,
+            cloudflare_accounts: None,
             probe_base,
             #[cfg(feature = "sim")]
             sim: None,
@@ -190,11 +195,22 @@ impl Connections {
             },
             _ => SqlExecutor::ManagementApi(supabase.clone()),
         };
+        let mut cloudflare_accounts = fleet.cloudflare_accounts();
         let cloudflare = if with_cloudflare {
-            let config = crate::cloudflare::CloudflareConfig::from_env(Some(
-                &fleet.settings.cloudflare.account_id,
-            ))
-            .context(
+            if let Ok(id) = std::env::var("CLOUDFLARE_ACCOUNT_ID")
+                && !id.trim().is_empty()
+            {
+                match cloudflare_accounts.as_mut_slice() {
+                    [only] => only.id = id.trim().to_string(),
+                    several => bail!(
+                        "CLOUDFLARE_ACCOUNT_ID is set, but fleet.yaml lists {} accounts in \
+                         cloudflare.accounts: it may only replace a single account; unset it",
+                        several.len()
+                    ),
+                }
+            }
+            let first = cloudflare_accounts.first().map(|a| a.id.as_str());
+            let config = crate::cloudflare::CloudflareConfig::from_env(first).context(
                 "configuring the Cloudflare API (or pass --skip-frontend to work on the Supabase side only)",
             )?;
             Some(
@@ -208,6 +224,7 @@ impl Connections {
             supabase,
             sql,
             cloudflare,
+            cloudflare_accounts: Some(cloudflare_accounts),
             probe_base: std::env::var("INTELLI_SITE_PROBE_URL")
                 .ok()
                 .filter(|s| !s.is_empty()),
@@ -240,7 +257,11 @@ impl Connections {
             name: fleet.settings.supabase.organization_slug.clone(),
         }];
         config.supabase.provisioning_delay_ms = 1_500;
-        config.cloudflare.account_ids = vec![fleet.settings.cloudflare.account_id.clone()];
+        config.cloudflare.account_ids = fleet
+            .cloudflare_accounts()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
         config.cloudflare.zone_names = vec![fleet.settings.cloudflare.zone.clone()];
         config.cloudflare.domain_activation_delay_ms = 500;
         // Sites are built with the simulator's per-project URL, which contains its port: keep
@@ -274,7 +295,7 @@ impl Connections {
         let cloudflare = if with_cloudflare {
             let mut cf = crate::cloudflare::CloudflareConfig::new(
                 SecretString::from(sim.cloudflare_token()),
-                fleet.settings.cloudflare.account_id.clone(),
+                sim.cloudflare_account_id(),
             );
             cf.api_base = url::Url::parse(&sim.cloudflare_api_url())?;
             Some(
@@ -288,6 +309,7 @@ impl Connections {
             sql: SqlExecutor::ManagementApi(supabase.clone()),
             supabase,
             cloudflare,
+            cloudflare_accounts: None,
             probe_base: Some(sim.base_url()),
             sim: Some(sim),
             local_pg,

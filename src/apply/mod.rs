@@ -109,6 +109,7 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
         ctx,
         spec,
         project_ref: plan.project_ref.clone(),
+        cloudflare_account: plan.cloudflare_account.clone(),
         keys: None,
         built_index: None,
         slot: None,
@@ -129,6 +130,8 @@ struct ClientRun<'r, 'a> {
     ctx: &'r Context<'a>,
     spec: &'r ClientSpec,
     project_ref: Option<String>,
+    /// The Cloudflare account of the client's site, as the plan placed it.
+    cloudflare_account: Option<String>,
     keys: Option<ApiKeys>,
     /// index.html of the build this run deployed, for the health check.
     built_index: Option<Vec<u8>>,
@@ -321,9 +324,10 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             Action::CreatePagesProject {
                 name,
                 production_branch,
+                account_id,
                 ..
             } => self
-                .create_pages_project(name, production_branch)
+                .create_pages_project(name, production_branch, account_id)
                 .await
                 .map(|()| false),
             Action::UpdatePagesProject {

@@ -33,14 +33,25 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         })
     }
 
+    /// The Cloudflare client for this client's account (same token and limiter for all).
+    pub(super) fn cf(&self) -> Result<crate::cloudflare::CloudflareClient, StepError> {
+        let cf = self.cf()?;
+        Ok(match &self.cloudflare_account {
+            Some(account) if account != cf.account_id() => cf.for_account(account.clone()),
+            Some(_) | None => cf.clone(),
+        })
+    }
+
     pub(super) async fn create_pages_project(
         &self,
         name: &str,
         production_branch: &str,
+        account_id: &str,
     ) -> Result<(), StepError> {
         match self
             .site()?
             .cloudflare
+            .for_account(account_id.to_string())
             .create_project(name, production_branch)
             .await
         {
@@ -56,12 +67,12 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         name: &str,
         production_branch: &str,
     ) -> Result<(), StepError> {
-        let cf = self.site()?.cloudflare;
+        let cf = self.cf()?;
         Ok(cf.patch_project(name, production_branch).await.map(drop)?)
     }
 
     pub(super) async fn add_domain(&self, project: &str, domain: &str) -> Result<(), StepError> {
-        match self.site()?.cloudflare.add_domain(project, domain).await {
+        match self.cf()?.add_domain(project, domain).await {
             Ok(_) => Ok(()),
             // Attached by a concurrent run or a lost answer: nothing more to write.
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
@@ -75,7 +86,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         project: &str,
         dns_record: Option<&str>,
     ) -> Result<(), StepError> {
-        let cf = self.site()?.cloudflare;
+        let cf = self.cf()?;
         if let Some(name) = dns_record {
             let zone_id = self.zone_id().await?;
             let filters = DnsFilters {
@@ -177,8 +188,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             fingerprint.commit_message(),
         );
         let outcome = self
-            .site()?
-            .cloudflare
+            .cf()?
             .deploy_directory(project, &out_dir, meta)
             .await
             .map_err(|e| StepError::local("deploy failed", e.policy(), e))?;
@@ -206,7 +216,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
     }
 
     pub(super) async fn upsert_dns(&self, name: &str) -> Result<(), StepError> {
-        let cf = self.site()?.cloudflare;
+        let cf = self.cf()?;
         let target = cf
             .get_project(&self.spec.pages_project)
             .await?
@@ -273,7 +283,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
     /// `WaitForDomain`), then check the site. A timeout is reported as a state (validation/TLS
     /// pending), not a failure: the next plan picks it up. `Ok(false)`: still pending.
     async fn poll_domain(&mut self, domain: &str) -> Result<bool, StepError> {
-        let cf = self.site()?.cloudflare;
+        let cf = self.cf()?;
         let timeout = self.ctx.waits.domain_timeout;
         let project = self.spec.pages_project.clone();
         let deadline = Instant::now() + timeout;
@@ -318,7 +328,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
     /// Only an optimisation of later plans: a failure is reported and changes nothing else.
     async fn mark_domain_active(&self, domain: &str) {
         let marked = async {
-            let cf = self.site()?.cloudflare;
+            let cf = self.cf()?;
             let zone_id = self.zone_id().await?;
             let filters = DnsFilters {
                 name: Some(domain.to_string()),

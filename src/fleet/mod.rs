@@ -5,6 +5,7 @@
 
 pub mod merge;
 pub mod model;
+pub mod placement;
 pub mod secrets;
 pub mod source;
 mod validate;
@@ -54,6 +55,8 @@ pub struct ClientSpec {
     pub redirect_urls: Vec<String>,
     /// Build-time variables beyond the ones intelli provides.
     pub frontend_env: BTreeMap<String, EnvValue>,
+    /// The Cloudflare account the client file pins its site to, if it does.
+    pub cloudflare_account: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +140,30 @@ impl Fleet {
         }
     }
 
-    fn diag_at(&self, file: &Path, field: &str, msg: String) -> Diagnostic {
+    /// The Cloudflare accounts of the fleet, in order (`cloudflare.account_id` is a list of one
+    /// with Cloudflare's default limit).
+    pub fn cloudflare_accounts(&self) -> Vec<placement::Account> {
+        let cf = &self.settings.cloudflare;
+        match &cf.account_id {
+            Some(id) => vec![placement::Account {
+                id: id.clone(),
+                max_projects: placement::DEFAULT_MAX_PROJECTS,
+                field: "cloudflare.account_id".into(),
+            }],
+            None => cf
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| placement::Account {
+                    id: a.id.clone(),
+                    max_projects: a.max_projects,
+                    field: format!("cloudflare.accounts[{i}]"),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn diag_at(&self, file: &Path, field: &str, msg: String) -> Diagnostic {
         match self.maps.get(file) {
             Some(m) => m.diag(field, msg),
             None => Diagnostic::new(file, None, field, msg),

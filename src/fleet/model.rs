@@ -50,9 +50,17 @@ pub struct FleetSupabase {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetCloudflare {
-    /// Cloudflare account that holds the Pages projects (not a secret; the API token is read from
-    /// `CLOUDFLARE_API_TOKEN`).
-    pub account_id: String,
+    /// The one Cloudflare account that holds the Pages projects (not a secret; the API token is
+    /// read from `CLOUDFLARE_API_TOKEN`). It may hold 100 projects, Cloudflare's default limit;
+    /// use `accounts` for more. Give either `account_id` or `accounts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Several Cloudflare accounts, for a fleet of more Pages projects than one account may
+    /// hold. New clients go to the first account with room, in this order; an existing site is
+    /// never moved; a client file may pin its account with `cloudflare.account_id`. One API
+    /// token is used for all of them. Give either `account_id` or `accounts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<CloudflareAccount>,
     /// Name of the Cloudflare DNS zone in which client domains get their CNAME records.
     pub zone: String,
     /// Production branch of every Pages project.
@@ -62,6 +70,32 @@ pub struct FleetCloudflare {
 
 fn default_branch() -> String {
     "main".into()
+}
+
+/// One entry of `cloudflare.accounts`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudflareAccount {
+    /// The account id: 32 hexadecimal characters.
+    pub id: String,
+    /// How many Pages projects the account may hold, counting projects intelli does not manage.
+    /// Cloudflare's default limit is 100; raise this only after Cloudflare raised the account's.
+    #[serde(default = "default_max_projects")]
+    pub max_projects: u32,
+}
+
+fn default_max_projects() -> u32 {
+    crate::fleet::placement::DEFAULT_MAX_PROJECTS
+}
+
+/// `cloudflare:` in a client file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCloudflare {
+    /// Pin the client's Pages project to this account of the fleet's `cloudflare.accounts`
+    /// (default: the first account with room when the site is created; an existing site stays
+    /// where it is).
+    pub account_id: Option<String>,
 }
 
 /// How the master-mold frontend is built. Paths are relative to the repository root (the parent
@@ -133,6 +167,7 @@ pub struct ClientFile {
     pub supabase: Option<SupabaseSettings>,
     pub auth: Option<AuthSettings>,
     pub frontend: Option<FrontendSettings>,
+    pub cloudflare: Option<ClientCloudflare>,
 }
 
 /// The mergeable part of a client: `defaults:` in fleet.yaml, overridden by the client file.

@@ -3,13 +3,15 @@
 //! Checks never stop at the first problem: each pushes a diagnostic and goes on, so one
 //! `intelli validate` run lists everything a pull request has to fix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::merge::{self, Merged};
-use super::model::{ClientFile, ClientSettings, ClientState, FleetFile, INSTANCE_SIZES, REGIONS};
+use super::model::{
+    ClientFile, ClientSettings, ClientState, FleetCloudflare, FleetFile, INSTANCE_SIZES, REGIONS,
+};
 use super::source::{self, SourceMap};
-use super::{Bucket, ClientSpec, FLEET_FILE, Fleet, env_value, secrets};
+use super::{Bucket, ClientSpec, FLEET_FILE, Fleet, env_value, placement, secrets};
 use crate::diag::{Diagnostic, Diagnostics};
 
 /// Longest Pages project name Cloudflare accepts (the name is also the `*.pages.dev` label).
@@ -126,13 +128,20 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
         diags.sort();
         return Err(diags);
     }
-    Ok(Fleet {
+    let fleet = Fleet {
         dir: dir.to_path_buf(),
         root,
         settings: fleet.value,
         clients: specs,
         maps,
-    })
+    };
+    // The fleet alone must fit its accounts (plan checks again with the projects they hold).
+    placement::place(
+        &fleet,
+        &fleet.cloudflare_accounts(),
+        &placement::Inventory::new(),
+    )?;
+    Ok(fleet)
 }
 
 /// Read and parse one file; secrets are looked for even when the typed parse
@@ -216,13 +225,7 @@ fn check_fleet(f: &FleetFile, map: &SourceMap, root: &Path, diags: &mut Diagnost
             "must match ^[\\w-]+$ (letters, digits, _ and -)",
         ));
     }
-    let account = &f.cloudflare.account_id;
-    if account.len() != 32 || !account.chars().all(|c| c.is_ascii_hexdigit()) {
-        diags.push(map.diag(
-            "cloudflare.account_id",
-            "must be a Cloudflare account id: 32 hexadecimal characters",
-        ));
-    }
+    check_accounts(&f.cloudflare, map, diags);
     if !is_resource_name(&f.cloudflare.production_branch.replace(['/', '.', '_'], "-")) {
         diags.push(map.diag("cloudflare.production_branch", "is not a valid branch name"));
     }
@@ -457,6 +460,7 @@ fn check_client(
 
     let domain = check_client_domain(fleet, c, map, diags);
 
+    check_pin(fleet, c, map, diags);
     let settings = ClientSettings {
         supabase: c.supabase.clone(),
         auth: c.auth.clone(),
@@ -519,7 +523,67 @@ fn check_client(
             })
             .collect(),
         domain,
+        cloudflare_account: c.cloudflare.as_ref().and_then(|cf| cf.account_id.clone()),
     })
+}
+
+fn is_account_id(id: &str) -> bool {
+    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// `cloudflare.account_id` (one account) or `cloudflare.accounts` (several), never both.
+fn check_accounts(cf: &FleetCloudflare, map: &SourceMap, diags: &mut Diagnostics) {
+    const NOT_AN_ID: &str = "must be a Cloudflare account id: 32 hexadecimal characters";
+    match (&cf.account_id, cf.accounts.as_slice()) {
+        (Some(_), [_, ..]) => diags.push(map.diag(
+            "cloudflare.accounts",
+            "give either cloudflare.account_id (one account) or cloudflare.accounts (several), not both",
+        )),
+        (None, []) => diags.push(map.diag(
+            "cloudflare",
+            "no Cloudflare account: set cloudflare.account_id (one account) or cloudflare.accounts (several)",
+        )),
+        (Some(id), []) if !is_account_id(id) => diags.push(map.diag("cloudflare.account_id", NOT_AN_ID)),
+        (Some(_), []) => {}
+        (None, accounts) => {
+            let mut seen = HashSet::new();
+            for (i, a) in accounts.iter().enumerate() {
+                if !is_account_id(&a.id) {
+                    diags.push(map.diag(&format!("cloudflare.accounts[{i}].id"), NOT_AN_ID));
+                } else if !seen.insert(a.id.to_ascii_lowercase()) {
+                    diags.push(map.diag(
+                        &format!("cloudflare.accounts[{i}].id"),
+                        format!("account {} is listed twice", a.id),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A client's `cloudflare.account_id` must name one of the fleet's accounts.
+fn check_pin(fleet: &FleetFile, c: &ClientFile, map: &SourceMap, diags: &mut Diagnostics) {
+    let Some(pin) = c.cloudflare.as_ref().and_then(|cf| cf.account_id.as_ref()) else {
+        return;
+    };
+    let declared: Vec<&str> = match &fleet.cloudflare.account_id {
+        Some(id) => vec![id.as_str()],
+        None => fleet
+            .cloudflare
+            .accounts
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect(),
+    };
+    if !declared.contains(&pin.as_str()) {
+        diags.push(map.diag(
+            "cloudflare.account_id",
+            format!(
+                "`{pin}` is not one of the fleet's Cloudflare accounts ({}) in fleet.yaml",
+                declared.join(", ")
+            ),
+        ));
+    }
 }
 
 /// Client slug: `^[a-z][a-z0-9-]*[a-z0-9]$` or a single letter.

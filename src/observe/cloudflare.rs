@@ -1,4 +1,4 @@
-//! Observing every client's site with list calls: one paged listing of the account's Pages
+//! Observing every client's site with list calls: one paged listing of each account's Pages
 //! projects (subdomain, domains, live deployment with its fingerprint), one paged listing of the
 //! zone's DNS records, and a per-domain read only for domains not yet known to be active.
 //!
@@ -13,40 +13,64 @@ use futures::StreamExt;
 use super::model::{ObservedDns, ObservedPages, ObservedSite};
 use crate::cloudflare::types::DomainStatus;
 use crate::cloudflare::{CloudflareClient, DnsFilters, DnsRecord};
+use crate::fleet::placement::{Account, Inventory};
 use crate::fleet::{ClientSpec, Fleet};
 use crate::plan::ownership;
 
-/// The sites of `selected` clients. A listing failure is returned as an error: without the
-/// listings nothing about any site is known.
+/// The sites of `selected` clients, and what every account holds (for
+/// [`crate::fleet::placement`]: the whole fleet is placed, not only the selection). A listing
+/// failure is returned as an error: without the listings nothing about any site is known.
 pub async fn observe(
     cf: &CloudflareClient,
     fleet: &Fleet,
+    accounts: &[Account],
     selected: &[&ClientSpec],
     parallelism: usize,
-) -> Result<BTreeMap<String, ObservedSite>, crate::http::Error> {
+) -> Result<(BTreeMap<String, ObservedSite>, Inventory), crate::http::Error> {
     let zone_name = &fleet.settings.cloudflare.zone;
-    let (projects, zone) = tokio::join!(cf.list_projects(), cf.find_zone(zone_name));
-    let projects = projects?;
+    // One token for every account: the clients share its limiter.
+    let listings = futures::future::try_join_all(accounts.iter().map(|a| {
+        let client = cf.for_account(a.id.clone());
+        async move { client.list_projects().await.map(|p| (a.id.clone(), p)) }
+    }));
+    let (listings, zone) = tokio::join!(listings, cf.find_zone(zone_name));
+    let listings = listings?;
     let records: Vec<DnsRecord> = match zone? {
         Some(z) => cf.list_dns_records(&z.id, &DnsFilters::default()).await?,
         None => Vec::new(),
     };
-    let by_name: BTreeMap<&str, &crate::cloudflare::PagesProject> =
-        projects.iter().map(|p| (p.name.as_str(), p)).collect();
+    let inventory: Inventory = listings
+        .iter()
+        .map(|(account, projects)| {
+            (
+                account.clone(),
+                projects.iter().map(|p| p.name.clone()).collect(),
+            )
+        })
+        .collect();
+    // A name in several accounts is placement's error to report; here the first one is read.
+    let mut by_name: BTreeMap<&str, (&str, &crate::cloudflare::PagesProject)> = BTreeMap::new();
+    for (account, projects) in &listings {
+        for p in projects {
+            by_name
+                .entry(p.name.as_str())
+                .or_insert((account.as_str(), p));
+        }
+    }
 
     let sites = futures::stream::iter(selected.iter().map(|spec| {
-        let pages = by_name
-            .get(spec.pages_project.as_str())
-            .map(|p| ObservedPages {
-                name: p.name.clone(),
-                subdomain: p.subdomain.clone(),
-                production_branch: p.production_branch.clone(),
-                domains: p.domains.clone(),
-                live_commit_message: p
-                    .canonical_deployment
-                    .as_ref()
-                    .and_then(|d| d.metadata().commit_message.clone()),
-            });
+        let holder = by_name.get(spec.pages_project.as_str());
+        let site_cf = holder.map(|(account, _)| cf.for_account(*account));
+        let pages = holder.map(|(_, p)| ObservedPages {
+            name: p.name.clone(),
+            subdomain: p.subdomain.clone(),
+            production_branch: p.production_branch.clone(),
+            domains: p.domains.clone(),
+            live_commit_message: p
+                .canonical_deployment
+                .as_ref()
+                .and_then(|d| d.metadata().commit_message.clone()),
+        });
         let dns = records
             .iter()
             .find(|r| r.name == spec.domain)
@@ -74,7 +98,7 @@ pub async fn observe(
                 .is_some_and(|d| ownership::marked_active(d.comment.as_deref(), &spec.slug));
             if attached && known_active {
                 site.domain_status = Some(DomainStatus::Active);
-            } else if attached {
+            } else if let (true, Some(cf)) = (attached, &site_cf) {
                 match cf.get_domain(&spec.pages_project, &spec.domain).await {
                     Ok(Some(d)) => site.domain_status = Some(d.status),
                     Ok(None) => {}
@@ -87,5 +111,5 @@ pub async fn observe(
     .buffer_unordered(parallelism.max(1))
     .collect::<Vec<_>>()
     .await;
-    Ok(sites.into_iter().collect())
+    Ok((sites.into_iter().collect(), inventory))
 }

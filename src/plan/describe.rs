@@ -71,9 +71,12 @@ pub fn describe(a: &Action) -> Description {
         Action::CreatePagesProject {
             name,
             production_branch,
+            account_id,
             ..
         } => (
-            format!("create Pages project {name} (production branch {production_branch})"),
+            format!(
+                "create Pages project {name} (production branch {production_branch}, account {account_id})"
+            ),
             vec![],
         ),
         Action::UpdatePagesProject {

@@ -43,6 +43,8 @@ pub struct FrontendDesired {
         String,
         Result<std::collections::BTreeMap<String, String>, String>,
     >,
+    /// The Cloudflare account of each client's site ([`crate::fleet::placement`]).
+    pub accounts: crate::fleet::placement::Placement,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,6 +103,7 @@ pub fn plan_client(
         actions: Vec::new(),
         errors: Vec::new(),
         notes: Vec::new(),
+        cloudflare_account: None,
     };
     if let Some(e) = &obs.error {
         p.errors.push(format!("could not observe: {e}"));
@@ -264,9 +267,11 @@ fn plan_without_project(
 /// For a client declared deleted (with `--allow-delete`): its Pages project and the DNS record
 /// intelli owns for it.
 fn delete_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: &mut ClientPlan) {
-    if desired.frontend.is_none() {
+    let Some(front) = &desired.frontend else {
         return;
-    }
+    };
+    // The account the project is in (placement keeps a deleted client's existing site).
+    p.cloudflare_account = front.accounts.get(&spec.slug).cloned();
     let owned_dns = obs
         .site
         .dns
@@ -292,12 +297,19 @@ fn plan_site(desired: &Desired<'_>, spec: &ClientSpec, obs: &ObservedClient, p: 
         p.errors.push(format!("could not observe the site: {e}"));
         return;
     }
+    let Some(account) = front.accounts.get(&spec.slug) else {
+        p.errors
+            .push("no Cloudflare account was chosen for the site (internal)".into());
+        return;
+    };
+    p.cloudflare_account = Some(account.clone());
     let branch = &desired.fleet.settings.cloudflare.production_branch;
     match &site.pages {
         None => p.actions.push(Action::CreatePagesProject {
             name: spec.pages_project.clone(),
             production_branch: branch.clone(),
             reason: Reason::Missing,
+            account_id: account.clone(),
         }),
         Some(pages) if &pages.production_branch != branch => {
             p.actions.push(Action::UpdatePagesProject {

@@ -51,6 +51,10 @@ pub struct ClientPlan {
     pub errors: Vec<String>,
     /// Things worth knowing that change nothing (unmanaged buckets, a changed seed, …).
     pub notes: Vec<String>,
+    /// The Cloudflare account holding the client's Pages project, or chosen for it when it is
+    /// created; absent when the Cloudflare side is not planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflare_account: Option<String>,
 }
 
 impl ClientPlan {
@@ -122,11 +126,12 @@ pub enum Action {
         sha256: String,
         reason: Reason,
     },
-    /// Create the client's Cloudflare Pages project.
+    /// Create the client's Cloudflare Pages project in the account placement chose.
     CreatePagesProject {
         name: String,
         production_branch: String,
         reason: Reason,
+        account_id: String,
     },
     /// Bring an existing Pages project's production branch back to the fleet's.
     UpdatePagesProject {

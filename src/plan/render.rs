@@ -294,6 +294,7 @@ mod tests {
                     ],
                     errors: vec![],
                     notes: vec![],
+                    cloudflare_account: None,
                 },
                 ClientPlan {
                     client: "globex".into(),
@@ -320,6 +321,7 @@ mod tests {
                     ],
                     errors: vec![],
                     notes: vec!["bucket `legacy` exists but is not in the fleet files; intelli leaves it alone".into()],
+                    cloudflare_account: None,
                 },
                 ClientPlan {
                     client: "hooli".into(),
@@ -329,6 +331,7 @@ mod tests {
                     actions: vec![],
                     errors: vec!["migration 20250101090000 was applied, but migrations/x.sql has changed since".into()],
                     notes: vec![],
+                    cloudflare_account: None,
                 },
                 ClientPlan {
                     client: "initech".into(),
@@ -338,6 +341,7 @@ mod tests {
                     actions: vec![],
                     errors: vec![],
                     notes: vec![],
+                    cloudflare_account: None,
                 },
                 client("umbrella", ClientState::Active, None, vec![
                     Action::CreatePagesProject {

@@ -35,6 +35,7 @@ Example --config file (every field optional; defaults shown or described):
     tokens: [sim-cloudflare-token]
     domain_activation_delay_ms: 5000
     rate_limit_requests: 1200      # per 5 minutes (scaled)
+    max_projects_per_account: 100  # Pages projects per account (Cloudflare's default limit)
   latency:                         # per vendor: supabase, storage, cloudflare
     supabase: {fixed_ms: 80, jitter_ms: 40}
   faults:                          # first matching rule whose dice roll hits applies

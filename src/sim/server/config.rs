@@ -191,6 +191,9 @@ pub struct CloudflareSettings {
     pub rate_limit_requests: u32,
     /// `max_file_count_allowed` of upload JWTs.
     pub max_file_count_allowed: u64,
+    /// Pages projects each account may hold (Cloudflare's documented default soft limit: 100);
+    /// one more is refused with HTTP 400, code 8000027 (the code is the simulator's choice).
+    pub max_projects_per_account: usize,
 }
 
 impl Default for CloudflareSettings {
@@ -216,6 +219,7 @@ impl Default for CloudflareSettings {
             deployment_delay_ms: d.deployment_delay.as_millis() as u64,
             rate_limit_requests: d.rate_limit_requests,
             max_file_count_allowed: d.max_file_count_allowed,
+            max_projects_per_account: d.max_projects_per_account,
         }
     }
 }
@@ -249,6 +253,7 @@ impl SimConfig {
             rate_limit_requests: c.rate_limit_requests,
             state_dir: self.state_dir.as_ref().map(|d| d.join("cloudflare")),
             max_file_count_allowed: c.max_file_count_allowed,
+            max_projects_per_account: c.max_projects_per_account,
             ..CloudflareConfig::default()
         }
     }
