@@ -232,7 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         )),
         #[cfg(feature = "sim")]
-        Command::Sim(cmd) => crate::sim::serve::run(cmd),
+        Command::Sim(cmd) => crate::sim::serve::run(cmd, &cli.fleet),
         #[cfg(not(feature = "sim"))]
         Command::Sim { .. } => anyhow::bail!(crate::NO_SIM),
         Command::Schema { kind, out_dir } => {

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::server::{SimConfig, SimHandle, start};
+use super::server::{OrgConfig, SimConfig, SimHandle, start};
+use crate::fleet::Fleet;
 use crate::pg;
 
 /// Shown by `intelli sim serve --help`: every knob of the `--config` file, with defaults.
@@ -88,12 +89,14 @@ pub struct ServeArgs {
     pub seed: Option<u64>,
 }
 
-/// Entry point from the CLI (synchronous: builds its own runtime).
-pub fn run(cmd: SimCommand) -> Result<ExitCode> {
+/// Entry point from the CLI (synchronous: builds its own runtime). `fleet_dir` is the global
+/// `--fleet` (default `fleet`): when it holds a fleet.yaml, `serve` simulates that fleet's
+/// organization, Cloudflare accounts and zone.
+pub fn run(cmd: SimCommand, fleet_dir: &std::path::Path) -> Result<ExitCode> {
     match cmd {
         SimCommand::Serve(args) => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(serve(args))?;
+            rt.block_on(serve(args, fleet_dir))?;
             Ok(ExitCode::SUCCESS)
         }
         SimCommand::Reset {
@@ -138,20 +141,70 @@ pub fn config_from(args: &ServeArgs) -> Result<SimConfig> {
     Ok(config)
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
-    let config = config_from(&args)?;
+async fn serve(args: ServeArgs, fleet_dir: &std::path::Path) -> Result<()> {
+    let mut config = config_from(&args)?;
+    let fleet = fleet_to_serve(fleet_dir);
+    if let Some(f) = &fleet {
+        serve_fleet(&mut config, f);
+    }
     let state = config.state_dir.clone();
     let db = config.database_url.clone().unwrap_or_else(pg::server_url);
     let sim = start(config).await?;
-    print_banner(&sim, state.as_deref(), &db);
+    print_banner(&sim, state.as_deref(), &db, fleet.as_ref());
     wait_for_stop_signal().await?;
     eprintln!("intelli sim: shutting down");
     sim.shutdown().await
 }
 
+/// The fleet in `dir`, when there is one; one that does not load is reported and ignored (the
+/// simulator still starts, with its defaults).
+fn fleet_to_serve(dir: &std::path::Path) -> Option<Fleet> {
+    if !dir.join(crate::fleet::FLEET_FILE).is_file() {
+        return None;
+    }
+    match Fleet::load(dir) {
+        Ok(f) => Some(f),
+        Err(d) => {
+            eprintln!(
+                "intelli sim: not simulating the fleet in {} (it does not load):\n{d}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// Make `fleet`'s organization, Cloudflare accounts and zone exist in the simulator (added to
+/// what the config file says), so that the banner's exports are all `plan` and `apply` need.
+pub fn serve_fleet(config: &mut SimConfig, fleet: &Fleet) {
+    let org = &fleet.settings.supabase.organization_slug;
+    if !config.supabase.organizations.iter().any(|o| &o.slug == org) {
+        config.supabase.organizations.push(OrgConfig {
+            slug: org.clone(),
+            name: org.clone(),
+        });
+    }
+    let cf = &mut config.cloudflare;
+    for account in fleet.cloudflare_accounts() {
+        if !cf.account_ids.contains(&account.id) {
+            cf.account_ids.push(account.id);
+        }
+    }
+    let zone = &fleet.settings.cloudflare.zone;
+    if !cf.zone_names.contains(zone) {
+        cf.zone_names.push(zone.clone());
+    }
+}
+
 /// The URLs and the exports. Access tokens printed here are the simulator's own, not real
-/// credentials; database passwords are redacted.
-pub fn print_banner(sim: &SimHandle, state: Option<&std::path::Path>, db: &str) {
+/// credentials; database passwords are redacted. With a `fleet`, its accounts are served and
+/// no `CLOUDFLARE_ACCOUNT_ID` is needed.
+pub fn print_banner(
+    sim: &SimHandle,
+    state: Option<&std::path::Path>,
+    db: &str,
+    fleet: Option<&Fleet>,
+) {
     let base = sim.base_url();
     println!(
         "intelli sim listening on {base}  (seed {})",
@@ -163,6 +216,15 @@ pub fn print_banner(sim: &SimHandle, state: Option<&std::path::Path>, db: &str) 
     println!("  deployed sites           {base}/__sites/<project>/  (or by Host header)");
     println!("  admin                    {base}/__sim/stats  {base}/__sim/state");
     println!("  PostgreSQL               {}", pg::redact(db));
+    match fleet {
+        Some(f) => println!(
+            "  fleet                    {} (its organization, Cloudflare accounts and zone exist here)",
+            f.dir.display()
+        ),
+        None => println!(
+            "  fleet                    none found (the simulator's default organization and account)"
+        ),
+    }
     match state {
         Some(dir) => println!("  state                    {}", dir.display()),
         None => {
@@ -181,9 +243,17 @@ pub fn print_banner(sim: &SimHandle, state: Option<&std::path::Path>, db: &str) 
         sim.cloudflare_api_url()
     );
     println!("export CLOUDFLARE_API_TOKEN={}", sim.cloudflare_token());
+    if fleet.is_none() {
+        println!(
+            "export CLOUDFLARE_ACCOUNT_ID={}",
+            sim.cloudflare_account_id()
+        );
+    }
+    // Sites are served here by Host header; without it the health check would fetch
+    // https://<domain>/, which does not exist.
     println!(
-        "export CLOUDFLARE_ACCOUNT_ID={}",
-        sim.cloudflare_account_id()
+        "export INTELLI_SITE_PROBE_URL={}   # health checks fetch the sites here",
+        sim.base_url()
     );
     // The direct-to-Postgres path (optional): printed only when the server URL carries no
     // password, which must never reach a terminal or a log.
