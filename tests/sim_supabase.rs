@@ -1569,6 +1569,8 @@ async fn cli_sim_serve_prints_exports_and_stops_on_ctrl_c() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_intelli"))
         .args(["sim", "serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
+        // No fleet here: the simulator's own account is served and exported.
+        .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1620,6 +1622,8 @@ async fn cli_sim_serve_prints_exports_and_stops_on_ctrl_c() {
     assert!(
         text.contains("export CLOUDFLARE_API_TOKEN=")
             && text.contains("export CLOUDFLARE_ACCOUNT_ID=")
+            && text.contains("export INTELLI_SITE_PROBE_URL=http://127.0.0.1:"),
+        "{text}"
     );
     let api = Api {
         base: url,
