@@ -35,7 +35,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
 
     /// The Cloudflare client for this client's account (same token and limiter for all).
     pub(super) fn cf(&self) -> Result<crate::cloudflare::CloudflareClient, StepError> {
-        let cf = self.cf()?;
+        let cf = self.site()?.cloudflare;
         Ok(match &self.cloudflare_account {
             Some(account) if account != cf.account_id() => cf.for_account(account.clone()),
             Some(_) | None => cf.clone(),

@@ -237,6 +237,7 @@ mod tests {
             actions,
             errors: vec![],
             notes: vec![],
+            cloudflare_account: None,
         }
     }
 
@@ -347,6 +348,7 @@ mod tests {
                     Action::CreatePagesProject {
                         name: "intelli-umbrella".into(),
                         production_branch: "main".into(),
+                        account_id: "0123456789abcdef0123456789abcdef".into(),
                         reason: Reason::Missing,
                     },
                     Action::Deploy {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Desired, FrontendDesired, PlanOptions, plan_client};
 use crate::cloudflare::types::DomainStatus;
+
 use crate::fleet::{ClientSpec, ClientState, Fleet};
 use crate::frontend::Fingerprint;
 use crate::migrate::MigrationFile;
@@ -19,6 +20,9 @@ use crate::observe::{
 use crate::plan::coverage;
 use crate::plan::model::{Action, ClientPlan, DnsRecordValue, Reason};
 use crate::supabase::types::ProjectStatus;
+
+/// The example fleet's Cloudflare account (`fleet/fleet.yaml`), where acme's site is placed.
+const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 
 const REF: &str = "abcdefghijklmnopqrst";
 const ANON_SHA: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
@@ -75,6 +79,7 @@ impl Fixture {
                 source_digest: SOURCES.into(),
                 project_url_template: URL_TEMPLATE.into(),
                 client_env: [("acme".to_string(), Ok(self.extras()))].into(),
+                accounts: [("acme".to_string(), ACCOUNT.to_string())].into(),
             }),
         }
     }
