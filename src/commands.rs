@@ -158,8 +158,10 @@ async fn take_lease(
 
 /// A Cloudflare client for the lease alone (the Supabase-only case, `--skip-frontend`).
 fn lease_client(ws: &Workspace) -> Result<crate::cloudflare::CloudflareClient> {
+    // The lease is a DNS record in the fleet's zone: any of the fleet's accounts will do.
+    let accounts = ws.fleet.cloudflare_accounts();
     let config =
-        crate::cloudflare::CloudflareConfig::from_env(Some(&ws.fleet.settings.cloudflare.account_id))
+        crate::cloudflare::CloudflareConfig::from_env(accounts.first().map(|a| a.id.as_str()))
             .map_err(|_| {
                 anyhow::anyhow!(
                     "apply takes the fleet's lease on Cloudflare (a DNS record in {}) so that two applies \
