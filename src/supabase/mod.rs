@@ -646,41 +646,38 @@ mod tests {
         items.iter().map(|i| i.project_ref.clone()).collect()
     }
 
+    /// List in pages of 2 from a world that is `before` for the first request and `after` from
+    /// then on; the refs listed and the number of requests made.
+    async fn list_changing_after_first_page(before: &[&str], after: &[&str]) -> (Vec<String>, u32) {
+        let calls = std::cell::Cell::new(0);
+        let got = list_all_pages(|offset| {
+            calls.set(calls.get() + 1);
+            let world = if calls.get() == 1 { before } else { after };
+            let p = page(world, offset, 2);
+            async move { Ok(p) }
+        })
+        .await
+        .unwrap();
+        (refs(&got), calls.get())
+    }
+
     #[tokio::test]
     async fn a_deletion_between_pages_starts_the_listing_again() {
         // Page 1 is read with a..e; then `a` is deleted, so what was `c` moves to offset 1.
         // Without re-listing, `c` would be missed.
-        let calls = std::cell::Cell::new(0);
-        let before = ["a", "b", "c", "d", "e"];
-        let after = ["b", "c", "d", "e"];
-        let got = list_all_pages(|offset| {
-            calls.set(calls.get() + 1);
-            let world: &[&str] = if calls.get() == 1 { &before } else { &after };
-            let p = page(world, offset, 2);
-            async move { Ok(p) }
-        })
-        .await
-        .unwrap();
-        assert_eq!(refs(&got), ["b", "c", "d", "e"]);
+        let (got, calls) =
+            list_changing_after_first_page(&["a", "b", "c", "d", "e"], &["b", "c", "d", "e"]).await;
+        assert_eq!(got, ["b", "c", "d", "e"]);
         // The first page, the page whose total gave the change away, then the whole second
         // listing (2 pages).
-        assert_eq!(calls.get(), 4);
+        assert_eq!(calls, 4);
     }
 
     #[tokio::test]
     async fn a_creation_between_pages_starts_the_listing_again() {
-        let calls = std::cell::Cell::new(0);
-        let before = ["a", "b", "c"];
-        let after = ["a", "b", "c", "d"];
-        let got = list_all_pages(|offset| {
-            calls.set(calls.get() + 1);
-            let world: &[&str] = if calls.get() == 1 { &before } else { &after };
-            let p = page(world, offset, 2);
-            async move { Ok(p) }
-        })
-        .await
-        .unwrap();
-        assert_eq!(refs(&got), ["a", "b", "c", "d"]);
+        let (got, _) =
+            list_changing_after_first_page(&["a", "b", "c"], &["a", "b", "c", "d"]).await;
+        assert_eq!(got, ["a", "b", "c", "d"]);
     }
 
     #[tokio::test]
