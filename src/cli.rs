@@ -11,7 +11,7 @@ use crate::fleet::Fleet;
 #[derive(Debug, Parser)]
 #[command(
     name = "intelli",
-    version,
+    version = env!("INTELLI_VERSION"),
     about = "GitOps reconciler for a fleet of IntelliService client stacks (Supabase + Cloudflare Pages)",
     long_about = "intelli keeps one Supabase project and one Cloudflare Pages site per client in line with \
                   the YAML files in fleet/. `validate` checks the files offline; `plan` shows what would \
@@ -107,6 +107,19 @@ pub enum Command {
         /// Whatever follows `sim`, so that every `intelli sim …` gets the same explanation.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
+    },
+    /// Print a shell completion script: `intelli completions bash > /etc/bash_completion.d/intelli`
+    /// (zsh: into a directory on `$fpath` as `_intelli`; fish: `~/.config/fish/completions/intelli.fish`;
+    /// PowerShell: add it to `$PROFILE`).
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::completions::Shell,
+    },
+    /// Print the manual page (roff: `intelli man | man -l -`), or write one page per command.
+    Man {
+        /// Write intelli.1 and intelli-<command>.1 into this directory instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -235,6 +248,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(cmd) => crate::sim::serve::run(cmd, &cli.fleet),
         #[cfg(not(feature = "sim"))]
         Command::Sim { .. } => anyhow::bail!(crate::NO_SIM),
+        Command::Completions { shell } => {
+            crate::completions::run_completions(shell)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir } => {
+            crate::completions::run_man(out_dir.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema { kind, out_dir } => {
             if let Some(dir) = out_dir {
                 std::fs::create_dir_all(&dir)?;

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod cli;
 pub mod cloudflare;
 pub mod commands;
+pub mod completions;
 pub mod diag;
 pub mod engine;
 pub mod fleet;
