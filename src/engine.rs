@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::apply::{self, ApplyReport, Waits};
 use crate::fleet::ClientSpec;
@@ -42,7 +42,8 @@ pub struct Engine<'w> {
     observe_parallelism: usize,
     slots: Semaphore,
     builds: Semaphore,
-    installed: OnceCell<()>,
+    /// The frontend's dependency install, run at most once per engine.
+    installer: crate::frontend::install::Installer,
     progress: Box<dyn Fn(&str) + Send + Sync + 'w>,
     /// The fleet's lease, checked before every step of apply (`None`: `--no-lock`, or a
     /// caller that holds no lease, like the tests and benches).
@@ -62,7 +63,10 @@ impl<'w> Engine<'w> {
             observe_parallelism: parallelism.max(MIN_OBSERVE_PARALLELISM),
             slots: Semaphore::new(parallelism),
             builds: Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command)),
-            installed: OnceCell::new(),
+            installer: crate::frontend::install::Installer::new(
+                ws.fleet.root.join(&ws.fleet.settings.frontend.dir),
+                ws.fleet.settings.frontend.install_command.clone(),
+            ),
             progress: Box::new(|line| eprintln!("{line}")),
             lease: None,
         }
@@ -182,33 +186,27 @@ impl<'w> Engine<'w> {
         Ok(plan::plan(&desired, &selected, &observed, self.options))
     }
 
-    /// Install the frontend's dependencies, once per engine.
-    pub async fn install(&self) -> Result<()> {
-        self.installed
-            .get_or_try_init(|| async {
-                let front = &self.ws.fleet.settings.frontend;
-                (self.progress)(&format!("frontend: {} …", front.install_command));
-                crate::frontend::build::run(
-                    &self.ws.fleet.root.join(&front.dir),
-                    &front.install_command,
-                    &Default::default(),
-                )
-                .await
-                .context("installing the frontend's dependencies")
-            })
-            .await
-            .map(drop)
+    /// Install the frontend's dependencies, once per engine (skipped when `node_modules`
+    /// matches the lockfile: [`crate::frontend::install`]).
+    pub async fn install(
+        &self,
+    ) -> Result<crate::frontend::install::Installed, crate::frontend::install::InstallError> {
+        self.installer.ensure(&*self.progress).await
+    }
+
+    /// How many times this engine started the install command (0 or 1).
+    pub fn install_runs(&self) -> usize {
+        self.installer.runs()
     }
 
     /// Apply `plans` (all at once, work bounded by the slots); one client's failure never
-    /// stops another. Installs the frontend first when a plan builds a site.
+    /// stops another. When a plan builds a site, the frontend's install starts at once,
+    /// beside the Supabase side; builds wait for it, and a failed install fails each build
+    /// with its error while the Supabase side goes on.
     pub async fn apply(&self, plans: &[ClientPlan]) -> Result<ApplyReport> {
         let builds_a_site = plans
             .iter()
             .any(|c| c.errors.is_empty() && c.actions.iter().any(plan::Action::builds_site));
-        if builds_a_site {
-            self.install().await?;
-        }
         let mut desired = self.desired();
         if let Some(front) = desired.frontend.as_mut() {
             // Where the plan put each site: re-planning during apply must agree with it.
@@ -237,10 +235,19 @@ impl<'w> Engine<'w> {
                     cloudflare: cf,
                     source_digest: self.ws.frontend_digest.clone(),
                     builds: &self.builds,
+                    install: &self.installer,
                     probe_base: conns.probe_base.clone(),
                 }),
         };
-        Ok(apply::apply(&ctx, plans).await)
+        let install = async {
+            if builds_a_site {
+                // The outcome reaches each build through the installer; a failure is reported
+                // there, per client.
+                let _ = self.install().await;
+            }
+        };
+        let ((), report) = tokio::join!(install, apply::apply(&ctx, plans));
+        Ok(report)
     }
 }
 

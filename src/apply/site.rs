@@ -21,6 +21,8 @@ pub struct SiteContext<'a> {
     pub source_digest: String,
     /// Builds at once (CPU count): builds are CPU-bound.
     pub builds: &'a tokio::sync::Semaphore,
+    /// The frontend's dependency install, shared by every build of the apply.
+    pub install: &'a crate::frontend::install::Installer,
     /// Where a site is fetched for the health check: `None` → `https://<domain>/`; `Some(base)`
     /// → `base` with a `Host: <domain>` header (the simulator serves sites that way).
     pub probe_base: Option<String>,
@@ -161,6 +163,10 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         let out_dir = out.path().join("site");
         {
             let site = self.site()?;
+            // Waiting for the install (started beside the Supabase side) is waiting too.
+            self.idle();
+            let installed = site.install.ensure(self.ctx.progress).await;
+            installed.map_err(|e| StepError::local("build not started", Policy::GiveUp, e))?;
             // Waiting for a build slot is waiting: the work slot goes back meanwhile.
             self.idle();
             let _permit = site

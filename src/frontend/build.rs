@@ -27,6 +27,7 @@ pub async fn run(
     env: &BTreeMap<String, SecretString>,
 ) -> Result<(), CommandError> {
     let mut cmd = Command::new("sh");
+    lifetime::tie_to_intelli(&mut cmd);
     // The child sees a short allow-list of the environment and the client's values, never
     // intelli's own credentials: install scripts and build plugins are third-party code, and a
     // build could inline `process.env` into a public site.
@@ -36,8 +37,7 @@ pub async fn run(
             cmd.env(k, v);
         }
     }
-    cmd.arg("-c")
-        .arg(command)
+    cmd.args(lifetime::wrap(command))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -46,11 +46,19 @@ pub async fn run(
     for (k, v) in env {
         cmd.env(k, v.expose_secret());
     }
-    let out = cmd.output().await.map_err(|e| CommandError {
+    let child = cmd.spawn().map_err(|e| CommandError {
         command: command.to_string(),
         status: "could not start".into(),
         tail: e.to_string(),
     })?;
+    // Dropped before the command ends (the apply was cancelled): its whole process group dies.
+    let group = lifetime::GroupGuard::new(child.id());
+    let out = child.wait_with_output().await.map_err(|e| CommandError {
+        command: command.to_string(),
+        status: "could not be waited for".into(),
+        tail: e.to_string(),
+    })?;
+    group.disarm();
     if out.status.success() {
         return Ok(());
     }
@@ -64,6 +72,82 @@ pub async fn run(
         status: out.status.to_string(),
         tail,
     })
+}
+
+/// Child processes that die with intelli.
+///
+/// A `kill -9` of intelli must not leave `npm` writing into `node_modules` (the next install
+/// would then fail with `ENOTEMPTY`). On Unix every command runs in its own process group,
+/// under a small `sh` wrapper; on Linux the wrapper gets `PR_SET_PDEATHSIG` (SIGTERM), so when
+/// intelli dies for any reason the kernel signals it, and its trap kills the whole group with
+/// SIGKILL (npm's own children included: the death signal alone reaches only the direct
+/// child). When intelli cancels a command itself, [`GroupGuard`] kills the group on drop.
+mod lifetime {
+    use tokio::process::Command;
+
+    /// The arguments of `sh` that run `command` in the background of a wrapper which kills its
+    /// process group when it is signalled, and otherwise exits with the command's status.
+    pub fn wrap(command: &str) -> [&str; 4] {
+        [
+            "-c",
+            "trap 'trap - TERM INT HUP; kill -KILL 0' TERM INT HUP; sh -c \"$1\" & wait $!",
+            "intelli-child",
+            command,
+        ]
+    }
+
+    #[cfg(unix)]
+    pub fn tie_to_intelli(cmd: &mut Command) {
+        // Its own group: `kill(-pgid)` reaches every process the command starts.
+        cmd.process_group(0);
+        #[cfg(target_os = "linux")]
+        {
+            let parent = std::process::id();
+            // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+            // functions (prctl, getppid), allocating nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // intelli died between fork and prctl: the signal would never come.
+                    if libc::getppid() as u32 != parent {
+                        return Err(std::io::Error::other("intelli exited"));
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn tie_to_intelli(_cmd: &mut Command) {}
+
+    /// Kills the command's process group when dropped, unless [`GroupGuard::disarm`]ed after
+    /// the command ended.
+    pub struct GroupGuard(Option<u32>);
+
+    impl GroupGuard {
+        pub fn new(pid: Option<u32>) -> GroupGuard {
+            GroupGuard(pid)
+        }
+
+        pub fn disarm(mut self) {
+            self.0 = None;
+        }
+    }
+
+    impl Drop for GroupGuard {
+        fn drop(&mut self) {
+            #[cfg(unix)]
+            if let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
+                // SAFETY: a plain syscall; ESRCH (the group is gone) is fine.
+                unsafe {
+                    libc::killpg(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
 }
 
 /// Variables a build or install legitimately needs from intelli's environment.

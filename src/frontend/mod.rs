@@ -8,6 +8,7 @@
 //! and read back from the Pages project's `canonical_deployment`.
 
 pub mod build;
+pub mod install;
 
 use std::collections::BTreeMap;
 use std::path::Path;
