@@ -115,7 +115,7 @@ fn contract_management_request_bodies_match_the_vendor_schemas() {
     // The keys intelli creates: names valid under the spec's pattern.
     let create_key = request_validator("/v1/projects/{ref}/api-keys", "post");
     for kind in [NewKeyKind::Publishable, NewKeyKind::Secret] {
-        let body = intelli::supabase::types::create_api_key_body(kind);
+        let body = intelli::supabase::types::create_api_key_body(kind, kind.intelli_name());
         assert_valid(&create_key, &body, "create api key");
         assert_eq!(body["type"], kind.as_str());
     }
@@ -489,8 +489,14 @@ async fn keys_are_picked_like_the_cli_and_missing_ones_are_created_once() {
 
     // Create the missing keys; a repeat (e.g. after a lost answer) is a 409, which is done.
     for kind in [NewKeyKind::Publishable, NewKeyKind::Secret] {
-        client.create_api_key(&r, kind).await.unwrap();
-        client.create_api_key(&r, kind).await.unwrap();
+        client
+            .create_api_key(&r, kind, kind.intelli_name())
+            .await
+            .unwrap();
+        client
+            .create_api_key(&r, kind, kind.intelli_name())
+            .await
+            .unwrap();
     }
     let created = client.api_keys(&r).await.unwrap();
     assert_eq!(
@@ -537,6 +543,73 @@ async fn keys_are_picked_like_the_cli_and_missing_ones_are_created_once() {
         .map(|b| b.id)
         .collect();
     assert_eq!(names, ["with-legacy"]);
+    sim.shutdown().await.unwrap();
+}
+
+/// `POST …/api-keys` is [`Repeat::LookBeforeCreate`]: after a lost answer the key is looked up
+/// by name and found (one send); after a reset before handling it is absent and sent again;
+/// a vendor that keeps failing gets at most `MAX_KEY_CREATE_SENDS` sends.
+#[tokio::test]
+async fn a_key_create_with_an_unknown_outcome_is_looked_up_before_it_is_sent_again() {
+    let sim = start(sim_config()).await;
+    let client = sim_client(&sim, |_| {});
+    let r = client
+        .create_project(&create_request("intelli-lost-key"))
+        .await
+        .unwrap()
+        .project_ref;
+    wait_healthy(&client, &r).await;
+    let route = "/v1/projects/{ref}/api-keys";
+    let fault = |kind, times| FaultRule {
+        vendor: Some(Vendor::Supabase),
+        method: Some("POST".into()),
+        path: route.into(),
+        probability: 1.0,
+        kind,
+        times,
+    };
+    let named = |name: &str| {
+        sim.supabase()
+            .project(&r)
+            .unwrap()
+            .keys
+            .keys
+            .iter()
+            .filter(|k| k.name == name)
+            .count()
+    };
+
+    // Committed, answer lost: found by the look, never sent twice.
+    sim.set_faults(vec![fault(FaultKind::CommitThenDrop, Some(1))]);
+    client
+        .create_api_key(&r, NewKeyKind::Secret, "intelli_lost")
+        .await
+        .unwrap();
+    assert_eq!(named("intelli_lost"), 1);
+    assert_eq!(sim.stats().faults_injected["commit_then_drop"], 1);
+
+    // Reset before handling: not there, so sent again, once.
+    sim.set_faults(vec![fault(FaultKind::Reset, Some(1))]);
+    client
+        .create_api_key(&r, NewKeyKind::Publishable, "intelli_reset")
+        .await
+        .unwrap();
+    assert_eq!(named("intelli_reset"), 1);
+
+    // Failing every time: a bounded number of sends, then the error.
+    sim.set_faults(vec![fault(FaultKind::Status(503), None)]);
+    let err = client
+        .create_api_key(&r, NewKeyKind::Publishable, "intelli_never")
+        .await
+        .unwrap_err();
+    assert!(err.is_ambiguous(), "{err}");
+    assert_eq!(
+        sim.stats()
+            .count_status(Vendor::Supabase, "POST", route, 503),
+        u64::from(intelli::supabase::MAX_KEY_CREATE_SENDS)
+    );
+    assert_eq!(named("intelli_never"), 0);
+    sim.set_faults(vec![]);
     sim.shutdown().await.unwrap();
 }
 

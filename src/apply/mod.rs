@@ -7,6 +7,7 @@
 //! planned again before going on.
 
 pub mod error;
+mod keys;
 pub mod report;
 pub mod site;
 
@@ -361,6 +362,10 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 .delete_site(project, dns_record.as_deref())
                 .await
                 .map(|()| false),
+            Action::CreateApiKey { key_type, name, .. } => {
+                self.create_api_key(*key_type, name).await.map(|()| false)
+            }
+            Action::DisableLegacyKeys { .. } => self.disable_legacy_keys().await.map(|()| false),
         }
     }
 
@@ -598,7 +603,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             self.spec,
             vec![&project],
             self.ctx.migrations,
-            false,
+            observe_sb::KeyReads::for_fleet(self.ctx.fleet, self.ctx.site.is_some()),
         )
         .await;
         let plan = plan_client(self.ctx.desired, self.spec, &observed, self.ctx.options);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use merge::Origin;
-pub use model::{BucketSettings, ClientFile, ClientState, FleetFile};
+pub use model::{BucketSettings, ClientFile, ClientState, FleetFile, LegacyKeys};
 use source::SourceMap;
 
 /// The fleet settings file inside a fleet directory.

@@ -45,6 +45,22 @@ fn default_parallelism() -> u32 {
 pub struct FleetSupabase {
     /// Slug of the Supabase organization that owns every client project.
     pub organization_slug: String,
+    /// The projects' legacy JWT API keys (`anon`, `service_role`), which Supabase deprecates:
+    /// `keep` (default) leaves them as they are; `disable` switches them off, per project, once
+    /// its site serves a build made with the publishable key (never before).
+    #[serde(default)]
+    pub legacy_keys: LegacyKeys,
+}
+
+/// `supabase.legacy_keys` in `fleet.yaml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LegacyKeys {
+    /// Leave the legacy keys as they are.
+    #[default]
+    Keep,
+    /// Switch them off once the site serves a build made with the publishable key.
+    Disable,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

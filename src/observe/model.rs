@@ -56,6 +56,27 @@ pub struct ObservedClient {
     /// The client's site on Cloudflare Pages.
     #[serde(default)]
     pub site: ObservedSite,
+    /// Which API keys the project has (never their values); `None` when they were not read
+    /// (see `observe::supabase` for when they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<ObservedKeys>,
+}
+
+/// The kinds of API key a project has, as `supabase::ApiKeys::pick` sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObservedKeys {
+    /// An `sb_publishable_…` key exists.
+    pub publishable: bool,
+    /// An `sb_secret_…` key acting as `service_role` exists.
+    pub service_secret: bool,
+    /// The listing holds the legacy `anon` / `service_role` keys.
+    pub legacy_listed: bool,
+    /// `GET …/api-keys/legacy`: read only when `supabase.legacy_keys: disable` and the listing
+    /// holds legacy keys (`None` otherwise, or when the endpoint is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_enabled: Option<bool>,
+    /// Which key the site is built with.
+    pub browser: Option<crate::supabase::BrowserKeyKind>,
 }
 
 /// The Cloudflare side of one client.

@@ -4,22 +4,53 @@
 //! healthy project and concurrently, one auth-config read and one SQL query that returns the
 //! migration history, seeds and buckets together. A no-op plan therefore costs about two
 //! requests per client plus the list pages.
+//!
+//! The project's API keys (`GET …/api-keys?reveal=true`, a third request at the same time)
+//! are read only when something in the plan depends on them: the site is planned (the browser
+//! key is part of its fingerprint, and plan proposes creating a missing key), or the fleet says
+//! `supabase.legacy_keys: disable`. Then, and only while the listing still holds legacy keys,
+//! `GET …/api-keys/legacy` says whether they are on (a fourth request, gone once they are off).
+//! Under `--skip-frontend` with `legacy_keys: keep` the keys are not read, so that plan costs
+//! what it did and proposes no key.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 
 use super::model::{
-    DyingProject, ObservedAuth, ObservedClient, ObservedDatabase, ObservedFleet, ObservedProject,
-    OrphanProject,
+    DyingProject, ObservedAuth, ObservedClient, ObservedDatabase, ObservedFleet, ObservedKeys,
+    ObservedProject, OrphanProject,
 };
-use crate::fleet::{ClientSpec, Fleet};
+use crate::fleet::{ClientSpec, Fleet, LegacyKeys};
 use crate::migrate::exec::{SqlExecutor, json_column};
 use crate::migrate::history::{self, AppliedMigration};
 use crate::migrate::{MigrationFile, sql};
 use crate::supabase::{Project, SupabaseClient};
 
-/// Observe `selected` clients; orphans are judged against every client of the fleet.
+/// Which API-key reads a client's observation makes (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyReads {
+    /// `GET …/api-keys?reveal=true`.
+    pub keys: bool,
+    /// `GET …/api-keys/legacy` when the listing holds legacy keys.
+    pub legacy_switch: bool,
+}
+
+impl KeyReads {
+    /// What a plan of `fleet` needs: the keys when the site is planned or the legacy keys are
+    /// to be switched off.
+    pub fn for_fleet(fleet: &Fleet, site_planned: bool) -> KeyReads {
+        let disable = fleet.settings.supabase.legacy_keys == LegacyKeys::Disable;
+        KeyReads {
+            keys: site_planned || disable,
+            legacy_switch: disable,
+        }
+    }
+}
+
+/// Observe `selected` clients; orphans are judged against every client of the fleet. The
+/// keys are read as [`KeyReads::for_fleet`] says (`site_planned`: the Cloudflare side is
+/// planned too).
 pub async fn observe(
     client: &SupabaseClient,
     executor: &SqlExecutor,
@@ -27,8 +58,9 @@ pub async fn observe(
     selected: &[&ClientSpec],
     migrations: &[MigrationFile],
     parallelism: usize,
-    want_anon_key: bool,
+    site_planned: bool,
 ) -> Result<ObservedFleet, crate::http::Error> {
+    let reads = KeyReads::for_fleet(fleet, site_planned);
     let org = &fleet.settings.supabase.organization_slug;
     let projects = client.list_org_projects(org).await?;
 
@@ -61,7 +93,7 @@ pub async fn observe(
         let going = dying_of(spec, &dying);
         async move {
             let mut observed =
-                observe_client(client, executor, spec, found, migrations, want_anon_key).await;
+                observe_client(client, executor, spec, found, migrations, reads).await;
             observed.dying = going;
             (spec.slug.clone(), observed)
         }
@@ -114,7 +146,7 @@ pub async fn observe_client(
     spec: &ClientSpec,
     found: Vec<&Project>,
     migrations: &[MigrationFile],
-    want_anon_key: bool,
+    reads: KeyReads,
 ) -> ObservedClient {
     let mut out = ObservedClient::default();
     match found.as_slice() {
@@ -132,8 +164,8 @@ pub async fn observe_client(
         return out;
     }
     let keys = async {
-        if want_anon_key {
-            Some(client.api_keys(&project.project_ref).await)
+        if reads.keys {
+            Some(observe_keys(client, &project.project_ref, reads).await)
         } else {
             None
         }
@@ -144,11 +176,9 @@ pub async fn observe_client(
         keys
     );
     match keys {
-        Some(Ok(k)) => {
-            out.anon_key_sha256 = k
-                .browser
-                .as_ref()
-                .map(|(_, key)| crate::frontend::secret_sha256(key))
+        Some(Ok((observed, browser_sha256))) => {
+            out.anon_key_sha256 = browser_sha256;
+            out.keys = Some(observed);
         }
         Some(Err(e)) => {
             out.error = Some(format!(
@@ -182,6 +212,33 @@ pub async fn observe_client(
         }
     }
     out
+}
+
+/// Which keys the project has, and the SHA-256 of the browser key (the key itself is not
+/// kept). The legacy switch is read only when asked and the listing holds legacy keys.
+async fn observe_keys(
+    client: &SupabaseClient,
+    project_ref: &str,
+    reads: KeyReads,
+) -> Result<(ObservedKeys, Option<String>), crate::http::Error> {
+    let k = client.api_keys(project_ref).await?;
+    let legacy_enabled = if reads.legacy_switch && k.has_legacy {
+        client.legacy_keys_enabled(project_ref).await?
+    } else {
+        None
+    };
+    let observed = ObservedKeys {
+        publishable: k.has_publishable,
+        service_secret: k.has_service_secret,
+        legacy_listed: k.has_legacy,
+        legacy_enabled,
+        browser: k.browser.as_ref().map(|(kind, _)| *kind),
+    };
+    let sha = k
+        .browser
+        .as_ref()
+        .map(|(_, key)| crate::frontend::secret_sha256(key));
+    Ok((observed, sha))
 }
 
 fn project_of(p: &Project) -> ObservedProject {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::model::{Action, Reason};
 
 /// Every `Action` variant, by the name its JSON `type` carries.
-pub const ACTIONS: [&str; 17] = [
+pub const ACTIONS: [&str; 19] = [
     "create_project",
     "wait_until_healthy",
     "restore_project",
@@ -25,6 +25,8 @@ pub const ACTIONS: [&str; 17] = [
     "upsert_dns_record",
     "delete_site",
     "wait_for_domain",
+    "create_api_key",
+    "disable_legacy_keys",
 ];
 
 /// Every `Reason`.
@@ -67,6 +69,8 @@ pub fn name(a: &Action) -> &'static str {
         Action::UpsertDnsRecord { .. } => "upsert_dns_record",
         Action::DeleteSite { .. } => "delete_site",
         Action::WaitForDomain { .. } => "wait_for_domain",
+        Action::CreateApiKey { .. } => "create_api_key",
+        Action::DisableLegacyKeys { .. } => "disable_legacy_keys",
     }
 }
 

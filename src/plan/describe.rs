@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::model::{Action, BucketSpec, Change, DnsRecordValue, Reason};
+use crate::supabase::NewKeyKind;
 
 /// An action as people read it: a headline (also apply's progress label) and detail lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +119,19 @@ pub fn describe(a: &Action) -> Description {
                 vec![],
             )
         }
+        Action::CreateApiKey { key_type, name, .. } => (
+            format!("create {} API key {name}", key_type.as_str()),
+            vec![match key_type {
+                NewKeyKind::Publishable => {
+                    "for the site's browser code (the site is rebuilt with it)".to_string()
+                }
+                NewKeyKind::Secret => "acting as service_role, for Storage".to_string(),
+            }],
+        ),
+        Action::DisableLegacyKeys { .. } => (
+            "switch off the legacy API keys (anon, service_role)".into(),
+            vec!["the site serves a build made with the publishable key".into()],
+        ),
     };
     Description { headline, details }
 }

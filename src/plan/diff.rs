@@ -169,10 +169,14 @@ pub fn plan_client(
                         .push("the project's database could not be read".into());
                     return p;
                 };
+                super::keys::plan_keys(obs, &mut p);
                 converge_healthy(desired, spec, obs.auth.as_ref(), db, opts, &mut p);
             }
             if p.errors.is_empty() {
                 plan_site(desired, spec, obs, &mut p);
+            }
+            if p.errors.is_empty() {
+                super::keys::plan_legacy_keys(desired, spec, obs, &mut p);
             }
         }
     }
@@ -362,32 +366,17 @@ fn plan_deploy(
     let site = &obs.site;
     // The build's values include the Supabase project's URL and anon key: known only once the
     // project exists and is healthy.
-    let project_ready =
-        obs.project.as_ref().is_some_and(|pr| pr.is_healthy()) && obs.anon_key_sha256.is_some();
-    let fingerprint = match (
-        &obs.project,
-        &obs.anon_key_sha256,
-        front.client_env.get(&spec.slug),
-    ) {
-        (_, _, Some(Err(e))) => {
+    // A publishable key this plan creates replaces the browser key: the build's values are
+    // known once it exists.
+    let key_pending = super::keys::publishable_pending(p);
+    let fingerprint = match desired_fingerprint(front, spec, obs) {
+        Err(e) => {
             p.errors.push(e.clone());
             p.actions.clear();
             return false;
         }
-        (Some(project), Some(anon), Some(Ok(extras))) if project_ready => {
-            Some(crate::frontend::Fingerprint {
-                sources: front.source_digest.clone(),
-                env: crate::frontend::env_digest_plain(&crate::frontend::build_values(
-                    &front
-                        .project_url_template
-                        .replace("{ref}", &project.project_ref),
-                    anon,
-                    &spec.display_name,
-                    extras,
-                )),
-            })
-        }
-        _ => None,
+        Ok(_) if key_pending => None,
+        Ok(fp) => fp,
     };
     let live = site
         .pages
@@ -399,6 +388,7 @@ fn plan_deploy(
         (Some(pg), _) if pg.live_commit_message.is_none() => Some(Reason::NeverDeployed),
         // A new project: the site is built once it exists.
         (_, None) if obs.project.is_none() => Some(Reason::ProjectBeingCreated),
+        (_, None) if key_pending => Some(Reason::BuildValuesChanged),
         // An existing project that is not healthy now (paused, restarting): its values cannot
         // be read, so the site is left as it is and checked on the next plan.
         (_, None) => {
@@ -424,6 +414,36 @@ fn plan_deploy(
     }
 
     true
+}
+
+/// The fingerprint the site's build must carry, `Ok(None)` while the project's URL or browser
+/// key is not known (no healthy project, or its keys were not read); `Err` when the client's
+/// build-time values are in error.
+pub(super) fn desired_fingerprint<'a>(
+    front: &'a FrontendDesired,
+    spec: &ClientSpec,
+    obs: &ObservedClient,
+) -> Result<Option<crate::frontend::Fingerprint>, &'a String> {
+    let project = obs.project.as_ref().filter(|pr| pr.is_healthy());
+    match (
+        project,
+        &obs.anon_key_sha256,
+        front.client_env.get(&spec.slug),
+    ) {
+        (_, _, Some(Err(e))) => Err(e),
+        (Some(project), Some(anon), Some(Ok(extras))) => Ok(Some(crate::frontend::Fingerprint {
+            sources: front.source_digest.clone(),
+            env: crate::frontend::env_digest_plain(&crate::frontend::build_values(
+                &front
+                    .project_url_template
+                    .replace("{ref}", &project.project_ref),
+                anon,
+                &spec.display_name,
+                extras,
+            )),
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// The CNAME for the client's domain: `false` when a record intelli does not own is in the way

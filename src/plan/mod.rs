@@ -7,6 +7,7 @@
 mod coverage;
 pub mod describe;
 pub mod diff;
+mod keys;
 pub mod model;
 pub mod ownership;
 pub mod render;

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::cloudflare::types::DomainStatus;
 use crate::fleet::ClientState;
-use crate::supabase::types::ProjectStatus;
+use crate::supabase::types::{NewKeyKind, ProjectStatus};
 
 /// Bumped whenever the JSON shape changes incompatibly. 2: every action carries a typed
 /// `reason`; `upsert_dns_record.before` is a record, not text.
@@ -180,6 +180,23 @@ pub enum Action {
         status: Option<DomainStatus>,
         reason: Reason,
     },
+    /// Create an API key the project lacks (`POST /v1/projects/{ref}/api-keys`): a publishable
+    /// key for the site's browser code, or a secret key acting as `service_role` for Storage.
+    /// Safe to repeat by looking before creating: after a lost answer (or a refusal because
+    /// the name is taken) the keys are listed, and a key of this type and name counts as done.
+    CreateApiKey {
+        key_type: NewKeyKind,
+        /// Valid under the vendor's `^[a-z_][a-z0-9_]+$` (4 to 64 characters).
+        name: String,
+        reason: Reason,
+    },
+    /// Switch both legacy JWT keys (`anon`, `service_role`) off
+    /// (`PUT /v1/projects/{ref}/api-keys/legacy?enabled=false`). Planned only with
+    /// `supabase.legacy_keys: disable`, once the site serves a build made with the publishable
+    /// key and the project has a secret key for Storage.
+    DisableLegacyKeys {
+        reason: Reason,
+    },
 }
 
 /// What sort of change an action is; it gives the Terraform-style symbol.
@@ -286,13 +303,15 @@ impl Action {
             Action::CreateProject { .. }
             | Action::CreateBucket { .. }
             | Action::CreatePagesProject { .. }
-            | Action::AddDomain { .. } => ActionKind::Create,
+            | Action::AddDomain { .. }
+            | Action::CreateApiKey { .. } => ActionKind::Create,
             Action::RestoreProject { .. }
             | Action::PauseProject { .. }
             | Action::UpdateAuthConfig { .. }
             | Action::UpdateBucket { .. }
             | Action::UpdatePagesProject { .. }
-            | Action::UpsertDnsRecord { .. } => ActionKind::Update,
+            | Action::UpsertDnsRecord { .. }
+            | Action::DisableLegacyKeys { .. } => ActionKind::Update,
             Action::DeleteProject { .. } | Action::DeleteSite { .. } => ActionKind::Delete,
             Action::ApplyMigrations { .. } | Action::ApplySeed { .. } | Action::Deploy { .. } => {
                 ActionKind::Run
@@ -325,7 +344,9 @@ impl Action {
             | Action::AddDomain { reason, .. }
             | Action::UpsertDnsRecord { reason, .. }
             | Action::DeleteSite { reason, .. }
-            | Action::WaitForDomain { reason, .. } => *reason,
+            | Action::WaitForDomain { reason, .. }
+            | Action::CreateApiKey { reason, .. }
+            | Action::DisableLegacyKeys { reason } => *reason,
         }
     }
 
@@ -354,7 +375,9 @@ impl Action {
             | Action::CreateBucket { .. }
             | Action::UpdateBucket { .. }
             | Action::ApplyMigrations { .. }
-            | Action::ApplySeed { .. } => false,
+            | Action::ApplySeed { .. }
+            | Action::CreateApiKey { .. }
+            | Action::DisableLegacyKeys { .. } => false,
         }
     }
 }

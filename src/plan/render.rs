@@ -424,6 +424,29 @@ mod tests {
                         reason: Reason::DeclaredDeleted,
                     },
                 ]),
+                ClientPlan {
+                    notes: vec!["legacy API keys stay on (legacy_keys: disable) until the project has a publishable key and the site serves a build made with it".into()],
+                    ..client("zenith", ClientState::Active, Some("ijklmnopqrstuvwxyzab"), vec![
+                        Action::CreateApiKey {
+                            key_type: crate::supabase::NewKeyKind::Publishable,
+                            name: "intelli_publishable".into(),
+                            reason: Reason::Missing,
+                        },
+                        Action::CreateApiKey {
+                            key_type: crate::supabase::NewKeyKind::Secret,
+                            name: "intelli_secret".into(),
+                            reason: Reason::Missing,
+                        },
+                        Action::Deploy {
+                            project: "intelli-zenith".into(),
+                            fingerprint: None,
+                            reason: Reason::BuildValuesChanged,
+                        },
+                    ])
+                },
+                client("zork", ClientState::Active, Some("jklmnopqrstuvwxyzabc"), vec![
+                    Action::DisableLegacyKeys { reason: Reason::Drifted },
+                ]),
             ],
             orphans: vec![Orphan {
                 name: "intelli-oldco".into(),

@@ -36,6 +36,9 @@ pub const DEFAULT_PROJECT_URL_TEMPLATE: &str = "https://{ref}.supabase.co";
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 120;
 /// The largest page the organisation project list serves.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// Sends of one API-key create at most, when each answer is lost and the key is not listed
+/// (see [`SupabaseClient::create_api_key`]).
+pub const MAX_KEY_CREATE_SENDS: u32 = 3;
 
 /// How to reach Supabase.
 #[derive(Clone, Debug)]
@@ -365,27 +368,68 @@ impl SupabaseClient {
         Ok(ApiKeys::pick(&items))
     }
 
-    /// `POST …/api-keys`: a publishable or secret key named [`NewKeyKind::intelli_name`]. The
-    /// key is not revealed in the answer (the next read of the keys does that).
-    /// [`Repeat::Idempotent`], like a bucket create: a repeat after a lost answer is refused as
-    /// a duplicate name (409), which counts as done. (Were the vendor to allow a second key of
-    /// one name, a repeat would leave a spare key of the project, harmless: the first listed
-    /// is the one used.)
-    pub async fn create_api_key(&self, project_ref: &str, kind: NewKeyKind) -> Result<(), Error> {
-        let req = self
-            .project_request(
-                Method::POST,
-                project_ref,
-                &["api-keys"],
-                "/v1/projects/{ref}/api-keys",
-            )?
-            .repeat(Repeat::Idempotent)
-            .json(&types::create_api_key_body(kind));
-        match self.http.send(req).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
+    /// `POST …/api-keys`: a publishable or secret key named `name` (a secret key acts as
+    /// `service_role`). The key is not revealed in the answer (the next read of the keys does
+    /// that). [`Repeat::LookBeforeCreate`]: whether the vendor refuses a second key of one
+    /// name is not documented, so a create is never repeated blindly. After an unknown
+    /// outcome (lost answer, reset, 5xx, no connection) or a refusal because the name is
+    /// taken, the keys are listed: a key of this type and name counts as done; absent after an
+    /// unknown outcome, it is sent again, up to [`MAX_KEY_CREATE_SENDS`] sends.
+    pub async fn create_api_key(
+        &self,
+        project_ref: &str,
+        kind: NewKeyKind,
+        name: &str,
+    ) -> Result<(), Error> {
+        let body = types::create_api_key_body(kind, name);
+        let mut sends = 0;
+        loop {
+            sends += 1;
+            let req = self
+                .project_request(
+                    Method::POST,
+                    project_ref,
+                    &["api-keys"],
+                    "/v1/projects/{ref}/api-keys",
+                )?
+                .repeat(Repeat::LookBeforeCreate)
+                .json(&body);
+            let error = match self.http.send(req).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let unknown = error.is_ambiguous() || error.kind() == ErrorKind::Connect;
+            if !unknown && error.kind() != ErrorKind::AlreadyExists {
+                return Err(error);
+            }
+            match self.has_api_key(project_ref, kind, name).await {
+                Ok(true) => return Ok(()),
+                Ok(false) if unknown && sends < MAX_KEY_CREATE_SENDS => {
+                    tracing::warn!(error = %error, sends, "key create outcome unknown and not found; sending again");
+                }
+                Ok(false) | Err(_) => return Err(error),
+            }
         }
+    }
+
+    /// Whether the project has a key of this type and name (`GET …/api-keys`, not revealed:
+    /// no secret is read for the look).
+    pub async fn has_api_key(
+        &self,
+        project_ref: &str,
+        kind: NewKeyKind,
+        name: &str,
+    ) -> Result<bool, Error> {
+        let req = self.project_request(
+            Method::GET,
+            project_ref,
+            &["api-keys"],
+            "/v1/projects/{ref}/api-keys",
+        )?;
+        let items: Vec<types::ApiKeyItem> = self.http.send(req).await?.json()?;
+        Ok(items
+            .iter()
+            .any(|k| k.name == name && k.kind.as_deref() == Some(kind.as_str())))
     }
 
     /// Whether the legacy JWT keys are on (`GET …/api-keys/legacy`). `None` when the endpoint

@@ -342,7 +342,7 @@ impl ApiKeys {
     pub fn server_key(&self) -> Result<&SecretString, &'static str> {
         self.server.as_ref().map(|(_, k)| k).ok_or(
             "the project has no secret key acting as service_role and no legacy service_role key \
-             (plan proposes creating a secret key)",
+             (a plan without --skip-frontend proposes creating a secret key)",
         )
     }
 }
@@ -403,10 +403,10 @@ impl NewKeyKind {
 
 /// `CreateApiKeyBody`. A secret key is created acting as `service_role`, the role intelli's
 /// Storage calls need.
-pub fn create_api_key_body(kind: NewKeyKind) -> Value {
+pub fn create_api_key_body(kind: NewKeyKind, name: &str) -> Value {
     let mut body = serde_json::json!({
         "type": kind.as_str(),
-        "name": kind.intelli_name(),
+        "name": name,
         "description": "Created by intelli",
     });
     if kind == NewKeyKind::Secret {

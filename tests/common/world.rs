@@ -182,15 +182,16 @@ impl World {
             }
         }
         let mut texts = self.outputs.clone();
-        // Any secret key, ours or not, by its shape (the vendor's prefix for secret keys).
+        for f in extra_files {
+            texts.push(std::fs::read_to_string(f).unwrap_or_default());
+        }
+        // Any secret key, ours or not, by its shape (the vendor's prefix for secret keys), in
+        // every output and every saved file.
         for (i, t) in texts.iter().enumerate() {
             assert!(
                 !t.contains("sb_secret_"),
                 "output {i} contains an sb_secret_ key"
             );
-        }
-        for f in extra_files {
-            texts.push(std::fs::read_to_string(f).unwrap_or_default());
         }
         for (i, t) in texts.iter().enumerate() {
             for s in &secrets {

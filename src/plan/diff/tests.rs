@@ -9,22 +9,24 @@ use std::path::{Path, PathBuf};
 use super::{Desired, FrontendDesired, PlanOptions, plan_client};
 use crate::cloudflare::types::DomainStatus;
 
-use crate::fleet::{ClientSpec, ClientState, Fleet};
+use crate::fleet::{ClientSpec, ClientState, Fleet, LegacyKeys};
 use crate::frontend::Fingerprint;
 use crate::migrate::MigrationFile;
 use crate::migrate::history::{AppliedMigration, statements_digest, statements_of};
 use crate::observe::{
     BucketRow, DyingProject, ObservedAuth, ObservedClient, ObservedDatabase, ObservedDns,
-    ObservedPages, ObservedProject, SeedRow,
+    ObservedKeys, ObservedPages, ObservedProject, SeedRow,
 };
 use crate::plan::coverage;
 use crate::plan::model::{Action, ClientPlan, DnsRecordValue, Reason};
+use crate::supabase::BrowserKeyKind;
 use crate::supabase::types::ProjectStatus;
 
 /// The example fleet's Cloudflare account (`fleet/fleet.yaml`), where acme's site is placed.
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 
 const REF: &str = "abcdefghijklmnopqrst";
+const OTHER_KEY_SHA: &str = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b";
 const ANON_SHA: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
 const SOURCES: &str = "5050505050505050505050505050505050505050505050505050505050505050";
 const URL_TEMPLATE: &str = "https://{ref}.supabase.co";
@@ -155,6 +157,13 @@ impl Obs {
             }),
             error: None,
             anon_key_sha256: Some(ANON_SHA.into()),
+            keys: Some(ObservedKeys {
+                publishable: true,
+                service_secret: true,
+                legacy_listed: false,
+                legacy_enabled: None,
+                browser: Some(BrowserKeyKind::Publishable),
+            }),
             site: crate::observe::ObservedSite {
                 pages: Some(ObservedPages {
                     name: spec.pages_project.clone(),
@@ -196,7 +205,43 @@ impl Obs {
             o.auth = None;
             o.database = None;
             o.anon_key_sha256 = None;
+            o.keys = None;
         })
+    }
+
+    fn keys(self, f: impl FnOnce(&mut ObservedKeys)) -> Obs {
+        self.with(|o| f(o.keys.get_or_insert_with(Default::default)))
+    }
+
+    /// The legacy keys listed and on.
+    fn legacy_on(self) -> Obs {
+        self.keys(|k| {
+            k.legacy_listed = true;
+            k.legacy_enabled = Some(true);
+        })
+    }
+
+    /// The project has no publishable key: the browser key is the legacy anon key (another
+    /// digest), and the live site was built with the publishable key it had before.
+    fn no_publishable(self) -> Obs {
+        self.legacy_on()
+            .keys(|k| {
+                k.publishable = false;
+                k.browser = Some(BrowserKeyKind::LegacyAnon);
+            })
+            .with(|o| o.anon_key_sha256 = Some(OTHER_KEY_SHA.into()))
+    }
+
+    /// The live site was built with another browser key (the legacy anon key).
+    fn live_with_other_key(self, fx: &Fixture) -> Obs {
+        let mut fp = fx.fingerprint(SOURCES, &fx.extras());
+        fp.env = crate::frontend::env_digest_plain(&crate::frontend::build_values(
+            &URL_TEMPLATE.replace("{ref}", REF),
+            OTHER_KEY_SHA,
+            &fx.spec().display_name,
+            &fx.extras(),
+        ));
+        self.live(Some(fp.commit_message()))
     }
 
     fn db(self, f: impl FnOnce(&mut ObservedDatabase)) -> Obs {
@@ -231,6 +276,8 @@ struct Case {
     want: &'static [(&'static str, Reason)],
     /// A fragment of each expected error.
     errors: &'static [&'static str],
+    /// The fleet says `supabase.legacy_keys: disable`.
+    disable_legacy: bool,
 }
 
 const ALLOW_DELETE: PlanOptions = PlanOptions {
@@ -250,6 +297,7 @@ fn cases() -> Vec<Case> {
         frontend: true,
         want,
         errors: &[],
+        disable_legacy: false,
     };
     vec![
         case("converged: nothing to do", Obs::converged, &[]),
@@ -540,6 +588,103 @@ fn cases() -> Vec<Case> {
                 ("deploy", ProjectBeingCreated),
             ],
         ),
+        case(
+            "no publishable key: created, the site rebuilt with it",
+            |fx| Obs::converged(fx).no_publishable(),
+            &[("create_api_key", Missing), ("deploy", BuildValuesChanged)],
+        ),
+        case(
+            "no secret key acting as service_role: created",
+            |fx| Obs::converged(fx).keys(|k| k.service_secret = false),
+            &[("create_api_key", Missing)],
+        ),
+        case(
+            "no usable key at all: both created, the site rebuilt",
+            |fx| {
+                Obs::converged(fx)
+                    .keys(|k| *k = ObservedKeys::default())
+                    .with(|o| o.anon_key_sha256 = None)
+            },
+            &[
+                ("create_api_key", Missing),
+                ("create_api_key", Missing),
+                ("deploy", BuildValuesChanged),
+            ],
+        ),
+        case(
+            "legacy keys on, legacy_keys: keep: nothing",
+            |fx| Obs::converged(fx).legacy_on(),
+            &[],
+        ),
+        Case {
+            disable_legacy: true,
+            ..case(
+                "legacy_keys: disable, the site serves the publishable build: switched off",
+                |fx| Obs::converged(fx).legacy_on(),
+                &[("disable_legacy_keys", Drifted)],
+            )
+        },
+        Case {
+            disable_legacy: true,
+            ..case(
+                "legacy_keys: disable, the site serves another key's build: rebuilt, not yet",
+                |fx| Obs::converged(fx).legacy_on().live_with_other_key(fx),
+                &[("deploy", BuildValuesChanged)],
+            )
+        },
+        Case {
+            disable_legacy: true,
+            ..case(
+                "legacy_keys: disable, no publishable key: created, rebuilt, not yet",
+                |fx| Obs::converged(fx).no_publishable(),
+                &[("create_api_key", Missing), ("deploy", BuildValuesChanged)],
+            )
+        },
+        Case {
+            disable_legacy: true,
+            ..case(
+                "legacy_keys: disable, no secret key: created, not yet",
+                |fx| {
+                    Obs::converged(fx)
+                        .legacy_on()
+                        .keys(|k| k.service_secret = false)
+                },
+                &[("create_api_key", Missing)],
+            )
+        },
+        Case {
+            disable_legacy: true,
+            ..case(
+                "legacy_keys: disable, only the sources changed: rebuilt and switched off",
+                |fx| {
+                    let other = fx.fingerprint(&"6".repeat(64), &fx.extras());
+                    Obs::converged(fx)
+                        .legacy_on()
+                        .live(Some(other.commit_message()))
+                },
+                &[
+                    ("deploy", FrontendSourcesChanged),
+                    ("disable_legacy_keys", Drifted),
+                ],
+            )
+        },
+        Case {
+            disable_legacy: true,
+            frontend: false,
+            ..case(
+                "legacy_keys: disable without the site planned: not yet",
+                |fx| Obs::converged(fx).legacy_on(),
+                &[],
+            )
+        },
+        Case {
+            disable_legacy: true,
+            ..case(
+                "legacy_keys: disable, already off: nothing",
+                |fx| Obs::converged(fx).keys(|k| k.legacy_enabled = Some(false)),
+                &[],
+            )
+        },
     ]
 }
 
@@ -553,7 +698,15 @@ fn dying(project_ref: &str) -> DyingProject {
 fn run(fx: &Fixture, c: &Case) -> ClientPlan {
     let mut spec = fx.spec();
     (c.spec)(&mut spec);
-    plan_client(&fx.desired(c.frontend), &spec, &(c.obs)(fx).0, c.opts)
+    let mut fleet = fx.fleet.clone();
+    if c.disable_legacy {
+        fleet.settings.supabase.legacy_keys = LegacyKeys::Disable;
+    }
+    let desired = Desired {
+        fleet: &fleet,
+        ..fx.desired(c.frontend)
+    };
+    plan_client(&desired, &spec, &(c.obs)(fx).0, c.opts)
 }
 
 #[test]
