@@ -29,28 +29,7 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
     let fleet_path = dir.join(FLEET_FILE);
     let fleet = read_parse::<FleetFile>(&fleet_path, &mut diags);
 
-    let mut client_files = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let is_yaml = matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                );
-                if is_yaml && path.file_name() != Some(FLEET_FILE.as_ref()) {
-                    client_files.push(path);
-                }
-            }
-        }
-        Err(e) => diags.push(Diagnostic::new(
-            dir,
-            None,
-            "",
-            format!("cannot read fleet directory: {e}"),
-        )),
-    }
-    client_files.sort();
+    let client_files = client_files(dir, &mut diags);
 
     let clients: Vec<_> = client_files
         .iter()
@@ -71,8 +50,7 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
 
     let mut specs = BTreeMap::new();
     let mut maps: BTreeMap<PathBuf, SourceMap> = BTreeMap::new();
-    let mut seen_domains: HashMap<String, PathBuf> = HashMap::new();
-    let mut seen_slugs: HashMap<String, PathBuf> = HashMap::new();
+    let mut unique = Unique::default();
     for parsed in clients {
         let spec = check_client(
             &fleet.value,
@@ -81,42 +59,7 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
             &parsed.map,
             &mut diags,
         );
-        let c = &parsed.value;
-        let slug_taken = seen_slugs.insert(c.client.clone(), parsed.map.file.clone());
-        if let Some(first) = &slug_taken {
-            diags.push(parsed.map.diag(
-                "client",
-                format!(
-                    "client `{}` is already defined in {}",
-                    c.client,
-                    first.display()
-                ),
-            ));
-        }
-        let domain = c
-            .domain
-            .clone()
-            .unwrap_or_else(|| format!("{}.{}", c.client, fleet.value.base_domain));
-        // A derived domain shared because the slug is shared: the slug's diagnostic says it.
-        let derived_from_taken_slug = c.domain.is_none() && slug_taken.is_some();
-        if let Some(first) = seen_domains.insert(domain.clone(), parsed.map.file.clone())
-            && !derived_from_taken_slug
-        {
-            // Both files are told: either one may be the one to change.
-            diags.push(parsed.map.diag(
-                "domain",
-                format!("domain `{domain}` is already used by {}", first.display()),
-            ));
-            if let Some(first_map) = maps.get(&first) {
-                diags.push(first_map.diag(
-                    "domain",
-                    format!(
-                        "domain `{domain}` is also used by {}",
-                        parsed.map.file.display()
-                    ),
-                ));
-            }
-        }
+        unique.check(&fleet.value, &parsed.value, &parsed.map, &maps, &mut diags);
         if let Some(spec) = spec {
             specs.insert(spec.slug.clone(), spec);
         }
@@ -365,6 +308,85 @@ fn check_one_of(
     }
 }
 
+/// The client files of a fleet directory (every `*.yaml` / `*.yml` but `fleet.yaml`), sorted.
+fn client_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                dir,
+                None,
+                "",
+                format!("cannot read fleet directory: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) && path.file_name() != Some(FLEET_FILE.as_ref())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Slugs and domains seen so far: each may be used by one client file only.
+#[derive(Default)]
+struct Unique {
+    slugs: HashMap<String, PathBuf>,
+    domains: HashMap<String, PathBuf>,
+}
+
+impl Unique {
+    fn check(
+        &mut self,
+        fleet: &FleetFile,
+        c: &ClientFile,
+        map: &SourceMap,
+        maps: &BTreeMap<PathBuf, SourceMap>,
+        diags: &mut Diagnostics,
+    ) {
+        let slug_taken = self.slugs.insert(c.client.clone(), map.file.clone());
+        if let Some(first) = &slug_taken {
+            diags.push(map.diag(
+                "client",
+                format!(
+                    "client `{}` is already defined in {}",
+                    c.client,
+                    first.display()
+                ),
+            ));
+        }
+        let domain = c
+            .domain
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", c.client, fleet.base_domain));
+        // A derived domain shared because the slug is shared: the slug's diagnostic says it.
+        let derived_from_taken_slug = c.domain.is_none() && slug_taken.is_some();
+        if let Some(first) = self.domains.insert(domain.clone(), map.file.clone())
+            && !derived_from_taken_slug
+        {
+            // Both files are told: either one may be the one to change.
+            diags.push(map.diag(
+                "domain",
+                format!("domain `{domain}` is already used by {}", first.display()),
+            ));
+            if let Some(first_map) = maps.get(&first) {
+                diags.push(first_map.diag(
+                    "domain",
+                    format!("domain `{domain}` is also used by {}", map.file.display()),
+                ));
+            }
+        }
+    }
+}
+
 /// The client's domain (its own, or `<slug>.<base_domain>`), checked: a valid name inside the
 /// zone. A domain derived from a slug or base_domain already reported as wrong would only
 /// repeat that diagnostic (in another file, at line 1), so it is checked when both are right.
@@ -400,14 +422,15 @@ fn base_domain_ok(f: &FleetFile) -> bool {
     check_domain(&f.base_domain).is_ok() && in_zone(&f.base_domain, &f.cloudflare.zone)
 }
 
-fn check_client(
+/// The client's own names: its slug (also the file name), the derived resource name, a pinned
+/// project ref, the Pages project name and the display name. Returns the resource name and
+/// the Pages project name.
+fn check_client_names(
     fleet: &FleetFile,
-    fleet_map: &SourceMap,
     c: &ClientFile,
     map: &SourceMap,
     diags: &mut Diagnostics,
-) -> Option<ClientSpec> {
-    let before = diags.len();
+) -> (String, String) {
     let slug = &c.client;
     if !is_slug(slug) {
         diags.push(map.diag(
@@ -458,6 +481,18 @@ fn check_client(
         ));
     }
 
+    (resource_name, pages_project)
+}
+
+fn check_client(
+    fleet: &FleetFile,
+    fleet_map: &SourceMap,
+    c: &ClientFile,
+    map: &SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<ClientSpec> {
+    let before = diags.len();
+    let (resource_name, pages_project) = check_client_names(fleet, c, map, diags);
     let domain = check_client_domain(fleet, c, map, diags);
 
     check_pin(fleet, c, map, diags);
@@ -467,14 +502,8 @@ fn check_client(
         frontend: c.frontend.clone(),
     };
     check_settings(&settings, map, "", diags);
-    let Merged {
-        region,
-        instance_size,
-        buckets,
-        additional_redirect_urls,
-        env,
-    } = merge::merge(&fleet.defaults, &settings);
-    if region.is_none() {
+    let merged = merge::merge(&fleet.defaults, &settings);
+    if merged.region.is_none() {
         diags.push(map.diag(
             "supabase.region",
             "no region: set `supabase.region` here or `defaults.supabase.region` in fleet.yaml",
@@ -484,6 +513,47 @@ fn check_client(
         return None;
     }
 
+    Some(client_spec(
+        fleet_map,
+        c,
+        map,
+        ClientNames {
+            resource_name,
+            pages_project,
+            domain,
+        },
+        merged,
+    ))
+}
+
+/// The names `check_client_names` and `check_client_domain` settled.
+struct ClientNames {
+    resource_name: String,
+    pages_project: String,
+    domain: String,
+}
+
+/// A checked client file with the fleet's defaults merged in, as plan and apply use it.
+fn client_spec(
+    fleet_map: &SourceMap,
+    c: &ClientFile,
+    map: &SourceMap,
+    names: ClientNames,
+    merged: Merged,
+) -> ClientSpec {
+    let ClientNames {
+        resource_name,
+        pages_project,
+        domain,
+    } = names;
+    let Merged {
+        region,
+        instance_size,
+        buckets,
+        additional_redirect_urls,
+        env,
+    } = merged;
+    let slug = &c.client;
     let site_url = format!("https://{domain}");
     let mut redirect_urls = vec![format!("{site_url}/**")];
     redirect_urls.extend(
@@ -491,7 +561,7 @@ fn check_client(
             .into_iter()
             .filter(|u| *u != format!("{site_url}/**")),
     );
-    Some(ClientSpec {
+    ClientSpec {
         slug: slug.clone(),
         file: map.file.clone(),
         display_name: c.display_name.clone().unwrap_or_else(|| slug.clone()),
@@ -524,7 +594,7 @@ fn check_client(
             .collect(),
         domain,
         cloudflare_account: c.cloudflare.as_ref().and_then(|cf| cf.account_id.clone()),
-    })
+    }
 }
 
 fn is_account_id(id: &str) -> bool {

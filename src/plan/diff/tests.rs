@@ -287,6 +287,18 @@ const ALLOW_DELETE: PlanOptions = PlanOptions {
 
 fn keep(_: &mut ClientSpec) {}
 
+/// A project gone (or dying) under a live site: everything is made again, and the site waits for
+/// the new project.
+const REBUILT_WITH_PROJECT: &[(&str, Reason)] = &[
+    ("create_project", Reason::Missing),
+    ("update_auth_config", Reason::Missing),
+    ("create_bucket", Reason::Missing),
+    ("create_bucket", Reason::Missing),
+    ("apply_migrations", Reason::MigrationsPending),
+    ("apply_seed", Reason::SeedNotApplied),
+    ("deploy", Reason::ProjectBeingCreated),
+];
+
 fn cases() -> Vec<Case> {
     use Reason::*;
     let case = |name, obs: fn(&Fixture) -> Obs, want| Case {
@@ -321,15 +333,7 @@ fn cases() -> Vec<Case> {
         case(
             "project gone, site live: rebuilt once the project exists",
             |fx| Obs::converged(fx).no_project(),
-            &[
-                ("create_project", Missing),
-                ("update_auth_config", Missing),
-                ("create_bucket", Missing),
-                ("create_bucket", Missing),
-                ("apply_migrations", MigrationsPending),
-                ("apply_seed", SeedNotApplied),
-                ("deploy", ProjectBeingCreated),
-            ],
+            REBUILT_WITH_PROJECT,
         ),
         case(
             "provisioning: wait, the site left as it is",
@@ -578,15 +582,7 @@ fn cases() -> Vec<Case> {
                     .no_project()
                     .with(|o| o.dying = vec![dying("yyyyyyyyyyyyyyyyyyyy")])
             },
-            &[
-                ("create_project", Missing),
-                ("update_auth_config", Missing),
-                ("create_bucket", Missing),
-                ("create_bucket", Missing),
-                ("apply_migrations", MigrationsPending),
-                ("apply_seed", SeedNotApplied),
-                ("deploy", ProjectBeingCreated),
-            ],
+            REBUILT_WITH_PROJECT,
         ),
         case(
             "no publishable key: created, the site rebuilt with it",

@@ -39,8 +39,7 @@ pub async fn upload_token(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // Needs Pages edit rights (users with narrower tokens see 403 code 10000 here).
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let project_id = find_project(&sim.lock(), &account_id, &name)?.id.clone();
     let now = Utc::now().timestamp();
     let lifetime = i64::try_from(sim.config.jwt_expiry.as_secs()).unwrap_or(i64::MAX / 2);
@@ -71,6 +70,16 @@ impl CloudflareSim {
             }
         })
     }
+
+    /// The upload JWT checked, then the `{"hashes": [...]}` body of check-missing and upsert.
+    fn hashes_request(
+        &self,
+        headers: &HeaderMap,
+        body: &super::envelope::Body,
+    ) -> Result<Hashes, ApiError> {
+        self.jwt_or_count(headers)?;
+        parse_json(body, codes::PAGES_BAD_REQUEST)
+    }
 }
 
 pub async fn check_missing(
@@ -78,8 +87,7 @@ pub async fn check_missing(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.jwt_or_count(&headers)?;
-    let body: Hashes = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
+    let body = sim.hashes_request(&headers, &body)?;
     let missing: Vec<String> = {
         let state = sim.lock();
         let mut seen = std::collections::HashSet::new();
@@ -109,20 +117,16 @@ struct UploadItem {
     base64: bool,
 }
 
-pub async fn upload(
-    State(sim): Sim,
-    headers: HeaderMap,
-    body: super::envelope::Body,
-) -> Result<Response, ApiError> {
-    sim.jwt_or_count(&headers)?;
-    let items: Vec<UploadItem> = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
-    drop(body);
-    if items.len() > MAX_UPLOAD_FILES {
-        return Err(too_large(format!(
-            "An upload request may hold at most {MAX_UPLOAD_FILES} files; got {}.",
-            items.len()
-        )));
-    }
+/// One file of an upload request, decoded.
+struct DecodedAsset {
+    key: String,
+    content_type: String,
+    content: Vec<u8>,
+}
+
+/// An upload request's files as bytes with their content type, checked against the per-file
+/// and per-request limits; also the request's total size.
+fn decode_items(items: Vec<UploadItem>) -> Result<(Vec<DecodedAsset>, u64), ApiError> {
     let mut decoded = Vec::with_capacity(items.len());
     let mut total: u64 = 0;
     for item in items {
@@ -161,14 +165,41 @@ pub async fn upload(
             .and_then(Value::as_str)
             .unwrap_or("application/octet-stream")
             .to_owned();
-        decoded.push((item.key, content_type, content));
+        decoded.push(DecodedAsset {
+            key: item.key,
+            content_type,
+            content,
+        });
     }
+    Ok((decoded, total))
+}
+
+pub async fn upload(
+    State(sim): Sim,
+    headers: HeaderMap,
+    body: super::envelope::Body,
+) -> Result<Response, ApiError> {
+    sim.jwt_or_count(&headers)?;
+    let items: Vec<UploadItem> = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
+    drop(body);
+    if items.len() > MAX_UPLOAD_FILES {
+        return Err(too_large(format!(
+            "An upload request may hold at most {MAX_UPLOAD_FILES} files; got {}.",
+            items.len()
+        )));
+    }
+    let (decoded, total) = decode_items(items)?;
     let files = decoded.len() as u64;
     // Bytes first, index second: a key in the index always has its content. Writing up to
     // 50 MiB of files is blocking I/O: keep it off the async workers.
     let mut sizes = Vec::with_capacity(decoded.len());
     let mut blobs = Vec::with_capacity(decoded.len());
-    for (key, content_type, content) in decoded {
+    for DecodedAsset {
+        key,
+        content_type,
+        content,
+    } in decoded
+    {
         sizes.push((key.clone(), content_type, content.len() as u64));
         blobs.push((key, axum::body::Bytes::from(content)));
     }
@@ -227,8 +258,7 @@ pub async fn upsert_hashes(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.jwt_or_count(&headers)?;
-    let body: Hashes = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
+    let body = sim.hashes_request(&headers, &body)?;
     let count = body.hashes.len() as u64;
     sim.mutate(|state| {
         // Unknown hashes are ignored: the call only refreshes what check-missing will report.

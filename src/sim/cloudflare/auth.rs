@@ -109,6 +109,17 @@ impl CloudflareSim {
         }
     }
 
+    /// `authenticate`, then `check_account`: what every account-scoped route checks first.
+    pub(crate) fn authorize_account(
+        &self,
+        headers: &HeaderMap,
+        account_id: &str,
+        write: bool,
+    ) -> Result<(), ApiError> {
+        self.authenticate(headers, write)?;
+        self.check_account(account_id)
+    }
+
     /// Authorises an asset call with the upload JWT.
     pub(crate) fn authenticate_jwt(&self, headers: &HeaderMap) -> Result<UploadClaims, ApiError> {
         let jwt = bearer(headers).ok_or_else(ApiError::unauthenticated)?;

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
@@ -593,36 +593,19 @@ pub async fn create_record(
     Ok(ok(result))
 }
 
-async fn update_record(
-    sim: Arc<CloudflareSim>,
-    zone_id: String,
-    record_id: String,
+/// PATCH changes the fields given; PUT replaces the record (fields left out take their defaults).
+pub async fn update_record(
+    State(sim): Sim,
+    Path((zone_id, record_id)): Path<(String, String)>,
+    method: Method,
     headers: HeaderMap,
     body: super::envelope::Body,
-    full: bool,
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, true)?;
+    let full = method == Method::PUT;
     let body: Map<String, Value> = parse_json(&body, codes::DNS_BAD_REQUEST)?;
     let result = sim.mutate(|state| update_existing(state, &zone_id, &record_id, &body, full))?;
     Ok(ok(result))
-}
-
-pub async fn patch_record(
-    State(sim): Sim,
-    Path((zone_id, record_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: super::envelope::Body,
-) -> Result<Response, ApiError> {
-    update_record(sim, zone_id, record_id, headers, body, false).await
-}
-
-pub async fn put_record(
-    State(sim): Sim,
-    Path((zone_id, record_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: super::envelope::Body,
-) -> Result<Response, ApiError> {
-    update_record(sim, zone_id, record_id, headers, body, true).await
 }
 
 pub async fn delete_record(

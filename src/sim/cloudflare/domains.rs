@@ -121,8 +121,7 @@ pub async fn list_domains(
     Path((account_id, project)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let now = Utc::now();
     let state = sim.lock();
     find_project(&state, &account_id, &project)?;
@@ -151,8 +150,7 @@ pub async fn add_domain(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let body: AddDomain = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
     let name = body
         .name
@@ -207,8 +205,7 @@ pub async fn get_domain(
     Path((account_id, project, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let state = sim.lock();
     find_project(&state, &account_id, &project)?;
     let d = state
@@ -232,8 +229,7 @@ pub async fn patch_domain(
     Path((account_id, project, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let now = Utc::now();
     let delay = sim.config.domain_activation_delay;
     let result = sim.mutate(|state| {
@@ -261,8 +257,7 @@ pub async fn delete_domain(
     Path((account_id, project, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     sim.mutate(|state| {
         find_project(state, &account_id, &project)?;
         state

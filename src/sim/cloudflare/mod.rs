@@ -528,8 +528,8 @@ pub fn router(sim: Arc<CloudflareSim>) -> Router {
         .route(
             "/zones/{zone_id}/dns_records/{record_id}",
             get(dns::get_record)
-                .patch(dns::patch_record)
-                .put(dns::put_record)
+                .patch(dns::update_record)
+                .put(dns::update_record)
                 .delete(dns::delete_record),
         )
         .fallback(no_route)

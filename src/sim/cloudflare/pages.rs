@@ -36,7 +36,7 @@ fn valid_project_name(name: &str) -> bool {
 }
 
 /// Branch alias label: lower-case, non-alphanumerics → `-`, at most 28 characters.
-fn branch_alias(branch: &str) -> String {
+pub(crate) fn branch_alias(branch: &str) -> String {
     let mut alias: String = branch
         .chars()
         .map(|c| {
@@ -199,8 +199,7 @@ pub async fn list_projects(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let query = query_map(query.as_deref());
     let page = Page::from_query(&query, 10, 1, 100);
     let now = Utc::now();
@@ -236,8 +235,7 @@ pub async fn create_project(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let body: CreateProject = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
     let name = body
         .name
@@ -335,8 +333,7 @@ pub async fn get_project(
     Path((account_id, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let state = sim.lock();
     let project = find_project(&state, &account_id, &name)?;
     Ok(ok(project_json(&state, project, Utc::now())))
@@ -348,8 +345,7 @@ pub async fn patch_project(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let patch: Map<String, Value> = parse_json(&body, codes::PAGES_BAD_REQUEST)?;
     let result = sim.mutate(|state| {
         let key = project_key(&account_id, &name);
@@ -384,8 +380,7 @@ pub async fn delete_project(
     Path((account_id, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     sim.mutate(|state| {
         let key = project_key(&account_id, &name);
         let project = state
@@ -406,8 +401,7 @@ pub async fn list_deployments(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let query = query_map(query.as_deref());
     let env = query.get("env").cloned();
     if let Some(e) = &env
@@ -442,8 +436,7 @@ pub async fn get_deployment(
     Path((account_id, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let state = sim.lock();
     let project = find_project(&state, &account_id, &name)?;
     let d = find_deployment(&state, project, &id)?;
@@ -474,8 +467,7 @@ pub async fn delete_deployment(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let force = query_map(query.as_deref())
         .get("force")
         .is_some_and(|f| f == "true");
@@ -527,8 +519,7 @@ pub async fn rollback_deployment(
     Path((account_id, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let now = Utc::now();
     let result = sim.mutate(|state| {
         let key = project_key(&account_id, &name);
@@ -558,8 +549,7 @@ pub async fn retry_deployment(
     Path((account_id, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     let now = Utc::now();
     let delay = sim.config.deployment_delay;
     let result = sim.mutate(|state| {
@@ -568,29 +558,12 @@ pub async fn retry_deployment(
         let mut d = find_deployment(state, &project, &id)?.clone();
         let new_id = uuid::Uuid::new_v4().to_string();
         d.short_id = new_id[..8].to_owned();
-        d.id = new_id.clone();
+        d.id = new_id;
         d.created_on = now;
         d.live_from = super::later(now, delay);
         // The environment follows the current production branch, as for a new deployment.
-        d.environment = if d.branch == project.production_branch {
-            "production".into()
-        } else {
-            "preview".into()
-        };
-        let project = state
-            .projects
-            .get_mut(&key)
-            .ok_or_else(ApiError::project_not_found)?;
-        project.latest_deployment_id = Some(new_id.clone());
-        if d.environment == "production" {
-            project
-                .production_history
-                .push((new_id.clone(), d.live_from));
-        }
-        let project = project.clone();
-        let json = deployment_json(state, &project, &d, now);
-        state.deployments.insert(new_id, d);
-        Ok(json)
+        d.environment = environment_of(&project, &d.branch).to_owned();
+        publish(state, &key, d, now)
     })?;
     sim.stats.bump(|s| s.deployments_created += 1);
     Ok(ok(result))
@@ -601,8 +574,7 @@ pub async fn deployment_logs(
     Path((account_id, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, false)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, false)?;
     let state = sim.lock();
     let project = find_project(&state, &account_id, &name)?;
     let d = find_deployment(&state, project, &id)?;
@@ -636,126 +608,177 @@ pub async fn create_deployment(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    sim.check_account(&account_id)?;
+    sim.authorize_account(&headers, &account_id, true)?;
     find_project(&sim.lock(), &account_id, &name)?;
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::pages_bad_request(format!("Expected a multipart/form-data body: {e}"))
-    })?;
-    let mut fields: BTreeMap<String, String> = BTreeMap::new();
-    let mut uses_functions = false;
-    loop {
-        let field = multipart.next_field().await.map_err(multipart_error)?;
-        let Some(field) = field else { break };
-        let field_name = field.name().unwrap_or_default().to_owned();
-        let bytes = field.bytes().await.map_err(multipart_error)?;
-        match field_name.as_str() {
-            "_worker.bundle" | "_worker.js" => uses_functions = true,
-            "manifest" | "branch" | "commit_hash" | "commit_message" | "commit_dirty"
-            | "_headers" | "_redirects" => {
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    ApiError::pages_bad_request(format!("{field_name} must be UTF-8 text."))
-                })?;
-                fields.insert(field_name, text);
-            }
-            // `_routes.json`, `functions-filepath-routing-config.json`, config hashes: accepted
-            // and not needed to serve static assets.
-            _ => {}
-        }
-    }
-    let manifest_text = fields
-        .get("manifest")
-        .ok_or_else(|| ApiError::pages_bad_request("A manifest is required."))?;
-    let manifest: BTreeMap<String, String> = serde_json::from_str(manifest_text)
-        .map_err(|e| ApiError::pages_bad_request(format!("Invalid manifest: {e}")))?;
-    if let Some(bad) = manifest.keys().find(|k| !k.starts_with('/')) {
-        return Err(ApiError::pages_bad_request(format!(
-            "Invalid manifest: path {bad:?} must start with '/'."
-        )));
-    }
-    let max_files = sim.config.max_file_count_allowed;
-    if manifest.len() as u64 > max_files {
-        return Err(ApiError::pages_bad_request(format!(
-            "Deployments are limited to {max_files} files; the manifest lists {}.",
-            manifest.len()
-        )));
-    }
-    let commit_dirty = match fields.get("commit_dirty").map(String::as_str) {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            return Err(ApiError::pages_bad_request(
-                "commit_dirty must be \"true\" or \"false\".",
-            ));
-        }
-    };
+    let form = DeploymentForm::read(multipart).await?;
+    let manifest = form.manifest(sim.config.max_file_count_allowed)?;
+    let commit_dirty = form.commit_dirty()?;
     let now = Utc::now();
     let delay = sim.config.deployment_delay;
     let result = sim.mutate(|state| {
-        let missing: Vec<&String> = manifest
-            .values()
-            .filter(|h| !state.assets.contains_key(h.as_str()))
-            .collect();
-        if !missing.is_empty() {
-            let sample: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                codes::PAGES_MISSING_ASSETS,
-                format!(
-                    "The manifest references {} file(s) that were never uploaded: {}",
-                    missing.len(),
-                    sample.join(", ")
-                ),
-            ));
-        }
+        check_assets_uploaded(state, &manifest)?;
         let key = project_key(&account_id, &name);
         let project = state
             .projects
-            .get_mut(&key)
+            .get(&key)
             .ok_or_else(ApiError::project_not_found)?;
-        let branch = fields
+        let branch = form
+            .fields
             .get("branch")
             .filter(|b| !b.is_empty())
             .cloned()
             .unwrap_or_else(|| project.production_branch.clone());
-        let environment = if branch == project.production_branch {
-            "production"
-        } else {
-            "preview"
-        };
         let id = uuid::Uuid::new_v4().to_string();
         let deployment = Deployment {
             short_id: id[..8].to_owned(),
-            id: id.clone(),
+            id,
             account_id: account_id.clone(),
             project_id: project.id.clone(),
             project_name: project.name.clone(),
-            environment: environment.to_owned(),
+            environment: environment_of(project, &branch).to_owned(),
             branch,
-            commit_hash: fields.get("commit_hash").cloned(),
-            commit_message: fields.get("commit_message").cloned(),
+            commit_hash: form.fields.get("commit_hash").cloned(),
+            commit_message: form.fields.get("commit_message").cloned(),
             commit_dirty,
             manifest,
-            headers_file: fields.get("_headers").cloned(),
-            redirects_file: fields.get("_redirects").cloned(),
-            uses_functions,
+            headers_file: form.fields.get("_headers").cloned(),
+            redirects_file: form.fields.get("_redirects").cloned(),
+            uses_functions: form.uses_functions,
             created_on: now,
             live_from: super::later(now, delay),
         };
-        project.latest_deployment_id = Some(id.clone());
-        if environment == "production" {
-            project
-                .production_history
-                .push((id.clone(), deployment.live_from));
-        }
-        let project = project.clone();
-        let json = deployment_json(state, &project, &deployment, now);
-        state.deployments.insert(id, deployment);
-        Ok(json)
+        publish(state, &key, deployment, now)
     })?;
     sim.stats.bump(|s| s.deployments_created += 1);
     Ok(ok(result))
+}
+
+/// The environment a deployment of `branch` goes to: production for the project's production
+/// branch, preview otherwise (as for a new deployment and a retry).
+fn environment_of(project: &Project, branch: &str) -> &'static str {
+    if branch == project.production_branch {
+        "production"
+    } else {
+        "preview"
+    }
+}
+
+/// Records a new deployment as the project's latest (and, in production, the live one from its
+/// `live_from`) and answers with its JSON. Shared by create and retry.
+fn publish(
+    state: &mut SimState,
+    key: &str,
+    deployment: Deployment,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
+    let project = state
+        .projects
+        .get_mut(key)
+        .ok_or_else(ApiError::project_not_found)?;
+    project.latest_deployment_id = Some(deployment.id.clone());
+    if deployment.environment == "production" {
+        project
+            .production_history
+            .push((deployment.id.clone(), deployment.live_from));
+    }
+    let project = project.clone();
+    let json = deployment_json(state, &project, &deployment, now);
+    state.deployments.insert(deployment.id.clone(), deployment);
+    Ok(json)
+}
+
+/// A deployment may only list files whose content was uploaded before (wrangler uploads the
+/// missing ones first, then creates the deployment).
+fn check_assets_uploaded(
+    state: &SimState,
+    manifest: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let missing: Vec<&String> = manifest
+        .values()
+        .filter(|h| !state.assets.contains_key(h.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sample: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        codes::PAGES_MISSING_ASSETS,
+        format!(
+            "The manifest references {} file(s) that were never uploaded: {}",
+            missing.len(),
+            sample.join(", ")
+        ),
+    ))
+}
+
+/// The text fields of a direct-upload deployment's multipart body.
+struct DeploymentForm {
+    fields: BTreeMap<String, String>,
+    uses_functions: bool,
+}
+
+impl DeploymentForm {
+    async fn read(multipart: Result<Multipart, MultipartRejection>) -> Result<Self, ApiError> {
+        let mut multipart = multipart.map_err(|e| {
+            ApiError::pages_bad_request(format!("Expected a multipart/form-data body: {e}"))
+        })?;
+        let mut form = DeploymentForm {
+            fields: BTreeMap::new(),
+            uses_functions: false,
+        };
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            let field_name = field.name().unwrap_or_default().to_owned();
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            match field_name.as_str() {
+                "_worker.bundle" | "_worker.js" => form.uses_functions = true,
+                "manifest" | "branch" | "commit_hash" | "commit_message" | "commit_dirty"
+                | "_headers" | "_redirects" => {
+                    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ApiError::pages_bad_request(format!("{field_name} must be UTF-8 text."))
+                    })?;
+                    form.fields.insert(field_name, text);
+                }
+                // `_routes.json`, `functions-filepath-routing-config.json`, config hashes:
+                // accepted and not needed to serve static assets.
+                _ => {}
+            }
+        }
+        Ok(form)
+    }
+
+    /// The manifest (path → asset hash): required, paths absolute, within the file limit.
+    fn manifest(&self, max_files: u64) -> Result<BTreeMap<String, String>, ApiError> {
+        let text = self
+            .fields
+            .get("manifest")
+            .ok_or_else(|| ApiError::pages_bad_request("A manifest is required."))?;
+        let manifest: BTreeMap<String, String> = serde_json::from_str(text)
+            .map_err(|e| ApiError::pages_bad_request(format!("Invalid manifest: {e}")))?;
+        if let Some(bad) = manifest.keys().find(|k| !k.starts_with('/')) {
+            return Err(ApiError::pages_bad_request(format!(
+                "Invalid manifest: path {bad:?} must start with '/'."
+            )));
+        }
+        if manifest.len() as u64 > max_files {
+            return Err(ApiError::pages_bad_request(format!(
+                "Deployments are limited to {max_files} files; the manifest lists {}.",
+                manifest.len()
+            )));
+        }
+        Ok(manifest)
+    }
+
+    fn commit_dirty(&self) -> Result<Option<bool>, ApiError> {
+        match self.fields.get("commit_dirty").map(String::as_str) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::pages_bad_request(
+                "commit_dirty must be \"true\" or \"false\".",
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -110,20 +110,9 @@ fn resolve_host(sim: &CloudflareSim, state: &SimState, host: &str) -> Option<Tar
             .collect();
         of_project.sort_by_key(|d| std::cmp::Reverse(d.created_on));
         let found = of_project.iter().find(|d| d.short_id == label).or_else(|| {
-            of_project.iter().find(|d| {
-                let alias: String = d
-                    .branch
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() {
-                            c.to_ascii_lowercase()
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
-                alias.trim_matches('-') == label
-            })
+            of_project
+                .iter()
+                .find(|d| super::pages::branch_alias(&d.branch) == label)
         });
         return Some(match found {
             Some(d) => Target::Deployment(Box::new((*d).clone())),

@@ -146,97 +146,43 @@ fn is_slug(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Validate a create body; returns (name, org, region, size). Never echoes `db_pass`.
+/// Validate a create body; returns (name, org, region, size). Never echoes `db_pass`. Every
+/// problem is reported, in the platform's order, joined by commas.
 fn validate_create(body: &Map<String, Value>) -> Result<(String, String, String, String), String> {
-    let mut errs = Vec::new();
-    for k in body.keys() {
-        if !CREATE_FIELDS.contains(&k.as_str()) {
-            errs.push(format!("property {k} should not exist"));
-        }
-    }
+    let mut errs: Vec<String> = body
+        .keys()
+        .filter(|k| !CREATE_FIELDS.contains(&k.as_str()))
+        .map(|k| format!("property {k} should not exist"))
+        .collect();
     match body.get("db_pass") {
         Some(Value::String(_)) => {}
         Some(_) => errs.push("db_pass must be a string".into()),
         None => errs.push("db_pass should not be empty".into()),
     }
-    let name = match body.get("name") {
-        Some(Value::String(s)) if s.chars().count() <= 256 && !s.is_empty() => s.clone(),
-        Some(Value::String(s)) if s.is_empty() => {
-            errs.push("name should not be empty".into());
+    let mut field = |checked: Result<String, String>| {
+        checked.unwrap_or_else(|e| {
+            errs.push(e);
             String::new()
-        }
-        Some(Value::String(_)) => {
-            errs.push("name must be shorter than or equal to 256 characters".into());
-            String::new()
-        }
-        Some(_) => {
-            errs.push("name must be a string".into());
-            String::new()
-        }
-        None => {
-            errs.push("name should not be empty".into());
-            String::new()
-        }
+        })
     };
-    let org = match body.get("organization_slug") {
-        Some(Value::String(s)) if is_slug(s) => s.clone(),
-        Some(_) => {
-            errs.push("organization_slug must match /^[\\w-]+$/ regular expression".into());
-            String::new()
-        }
-        None => {
-            errs.push("organization_slug should not be empty".into());
-            String::new()
-        }
-    };
-    let region = match (body.get("region"), body.get("region_selection")) {
-        (Some(_), Some(_)) => {
-            errs.push("Only one of region or region_selection can be specified".into());
-            String::new()
-        }
-        (Some(Value::String(r)), None) if REGIONS.contains(&r.as_str()) => r.clone(),
-        (Some(_), None) => {
-            errs.push(format!(
-                "region must be one of the following values: {}",
-                REGIONS.join(", ")
-            ));
-            String::new()
-        }
-        (None, Some(sel)) => {
-            let ty = sel.get("type").and_then(Value::as_str);
-            let code = sel.get("code").and_then(Value::as_str);
-            let extra = sel
-                .as_object()
-                .is_some_and(|o| o.keys().any(|k| k != "type" && k != "code"));
-            match (ty, code) {
-                _ if extra => {
-                    errs.push("region_selection has unknown properties".into());
-                    String::new()
-                }
-                (Some("specific"), Some(c)) if REGIONS.contains(&c) => c.to_owned(),
-                // A smart group lands in one region of the group.
-                (Some("smartGroup"), Some("americas")) => "us-east-1".into(),
-                (Some("smartGroup"), Some("emea")) => "eu-central-1".into(),
-                (Some("smartGroup"), Some("apac")) => "ap-southeast-1".into(),
-                _ => {
-                    errs.push("region_selection must be {type: specific, code: <region>} or {type: smartGroup, code: americas|emea|apac}".into());
-                    String::new()
-                }
-            }
-        }
-        (None, None) => "us-east-1".into(),
-    };
-    let size = match body.get("desired_instance_size") {
-        None => "nano".to_string(),
-        Some(Value::String(s)) if SIZES.contains(&s.as_str()) => s.clone(),
-        Some(_) => {
-            errs.push(format!(
-                "desired_instance_size must be one of the following values: {}",
-                SIZES.join(", ")
-            ));
-            String::new()
-        }
-    };
+    let name = field(create_name(body.get("name")));
+    let org = field(match body.get("organization_slug") {
+        Some(Value::String(s)) if is_slug(s) => Ok(s.clone()),
+        Some(_) => Err("organization_slug must match /^[\\w-]+$/ regular expression".into()),
+        None => Err("organization_slug should not be empty".into()),
+    });
+    let region = field(create_region(
+        body.get("region"),
+        body.get("region_selection"),
+    ));
+    let size = field(match body.get("desired_instance_size") {
+        None => Ok("nano".to_string()),
+        Some(Value::String(s)) if SIZES.contains(&s.as_str()) => Ok(s.clone()),
+        Some(_) => Err(format!(
+            "desired_instance_size must be one of the following values: {}",
+            SIZES.join(", ")
+        )),
+    });
     if let Some(v) = body.get("plan")
         && !matches!(v.as_str(), Some("free" | "pro"))
     {
@@ -258,6 +204,46 @@ fn validate_create(body: &Map<String, Value>) -> Result<(String, String, String,
         Ok((name, org, region, size))
     } else {
         Err(errs.join(", "))
+    }
+}
+
+fn create_name(name: Option<&Value>) -> Result<String, String> {
+    match name {
+        Some(Value::String(s)) if s.is_empty() => Err("name should not be empty".into()),
+        Some(Value::String(s)) if s.chars().count() <= 256 => Ok(s.clone()),
+        Some(Value::String(_)) => {
+            Err("name must be shorter than or equal to 256 characters".into())
+        }
+        Some(_) => Err("name must be a string".into()),
+        None => Err("name should not be empty".into()),
+    }
+}
+
+/// `region` or `region_selection` (not both); a smart group lands in one region of the group.
+fn create_region(region: Option<&Value>, selection: Option<&Value>) -> Result<String, String> {
+    match (region, selection) {
+        (Some(_), Some(_)) => Err("Only one of region or region_selection can be specified".into()),
+        (Some(Value::String(r)), None) if REGIONS.contains(&r.as_str()) => Ok(r.clone()),
+        (Some(_), None) => Err(format!(
+            "region must be one of the following values: {}",
+            REGIONS.join(", ")
+        )),
+        (None, Some(sel)) => {
+            let ty = sel.get("type").and_then(Value::as_str);
+            let code = sel.get("code").and_then(Value::as_str);
+            let extra = sel
+                .as_object()
+                .is_some_and(|o| o.keys().any(|k| k != "type" && k != "code"));
+            match (ty, code) {
+                _ if extra => Err("region_selection has unknown properties".into()),
+                (Some("specific"), Some(c)) if REGIONS.contains(&c) => Ok(c.to_owned()),
+                (Some("smartGroup"), Some("americas")) => Ok("us-east-1".into()),
+                (Some("smartGroup"), Some("emea")) => Ok("eu-central-1".into()),
+                (Some("smartGroup"), Some("apac")) => Ok("ap-southeast-1".into()),
+                _ => Err("region_selection must be {type: specific, code: <region>} or {type: smartGroup, code: americas|emea|apac}".into()),
+            }
+        }
+        (None, None) => Ok("us-east-1".into()),
     }
 }
 

@@ -194,6 +194,17 @@ fn authorize(
     Ok((p, url))
 }
 
+/// `authorize`, then the body as a JSON object: the start of every bucket write.
+fn authorize_with_body(
+    sim: &SupabaseSim,
+    r: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(String, Map<String, Value>), Response> {
+    let (_project, url) = authorize(sim, r, headers)?;
+    Ok((url, parse_object(body)?))
+}
+
 fn parse_object(body: &Bytes) -> Result<Map<String, Value>, Response> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
@@ -271,12 +282,8 @@ async fn create_bucket(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (_p, url) = match authorize(&sim, &r, &headers) {
+    let (url, body) = match authorize_with_body(&sim, &r, &headers, &body) {
         Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let body = match parse_object(&body) {
-        Ok(b) => b,
         Err(resp) => return resp,
     };
     let allowed = [
@@ -431,12 +438,8 @@ async fn update_bucket(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (_p, url) = match authorize(&sim, &r, &headers) {
+    let (url, body) = match authorize_with_body(&sim, &r, &headers, &body) {
         Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let body = match parse_object(&body) {
-        Ok(b) => b,
         Err(resp) => return resp,
     };
     let allowed = ["public", "file_size_limit", "allowed_mime_types", "type"];
