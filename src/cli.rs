@@ -141,6 +141,11 @@ pub struct SelectArgs {
     /// Work on the Supabase side only (no builds, no Cloudflare; CLOUDFLARE_API_TOKEN not needed).
     #[arg(long, env = "INTELLI_SKIP_FRONTEND")]
     pub skip_frontend: bool,
+    /// Only shard K of N (`2/4`): clients are assigned by a hash of their slug, so a client
+    /// stays in its shard when others are added. Placement over Cloudflare accounts is still
+    /// computed over the whole fleet; apply takes the lease of (fleet, K/N).
+    #[arg(long, value_name = "K/N", value_parser = crate::shard::parse)]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `plan --format` (clap's side of [`crate::plan::render::Format`]).
@@ -169,6 +174,7 @@ impl SelectArgs {
             include_all: self.include_all,
             allow_delete: self.allow_delete,
             skip_frontend: self.skip_frontend,
+            shard: self.shard,
         }
     }
 }

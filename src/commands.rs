@@ -20,6 +20,8 @@ pub struct Selection {
     pub allow_delete: bool,
     /// Plan and apply the Supabase side only.
     pub skip_frontend: bool,
+    /// `--shard K/N`: this shard of the fleet only (`None`: the whole fleet).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// How `apply` takes the fleet's lease (see `lease`).
@@ -41,10 +43,12 @@ async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Conne
 
 /// The engine for one command.
 fn engine<'w>(ws: &'w Workspace, conns: &'w Connections, sel: &Selection) -> Engine<'w> {
-    Engine::new(ws, conns).with_options(PlanOptions {
-        include_all: sel.include_all,
-        allow_delete: sel.allow_delete,
-    })
+    Engine::new(ws, conns)
+        .with_options(PlanOptions {
+            include_all: sel.include_all,
+            allow_delete: sel.allow_delete,
+        })
+        .with_shard(sel.shard.unwrap_or(crate::shard::Shard::WHOLE))
 }
 
 fn style() -> render::Style {
@@ -97,8 +101,10 @@ pub async fn apply_cmd(
     locking: Locking,
 ) -> Result<ExitCode> {
     let ws = Workspace::load(fleet_dir)?;
+    let sel = &crate::shard::for_saved_plan(sel, saved.as_deref(), load_saved)?;
     let conns = connect(&ws, sandbox, sel).await?;
-    let result = match take_lease(&ws, &conns, sandbox, locking).await {
+    let shard = sel.shard.unwrap_or(crate::shard::Shard::WHOLE);
+    let result = match take_lease(&ws, &conns, sandbox, locking, shard).await {
         Ok(lease) => {
             let guard = lease.as_ref().map(Lease::guard);
             let result = apply_with(&ws, &conns, sel, saved, yes, parallelism, guard).await;
@@ -122,6 +128,7 @@ async fn take_lease(
     conns: &Connections,
     sandbox: bool,
     locking: Locking,
+    shard: crate::shard::Shard,
 ) -> Result<Option<Lease>> {
     if locking.disabled {
         eprintln!(
@@ -141,16 +148,18 @@ async fn take_lease(
         None => lease_client(ws)?,
     };
     let cf_settings = &ws.fleet.settings.cloudflare;
-    let config = LeaseConfig::new(
+    let mut config = LeaseConfig::new(
         &cf_settings.zone,
         &ws.fleet.settings.name_prefix,
         locking.timeout,
     );
+    config.shard = shard;
     let lease = Lease::acquire(&cf, &config, &|line| eprintln!("{line}")).await?;
     eprintln!(
-        "Took the fleet's lease ({} in {}, TTL {}s).",
+        "Took the fleet's lease ({} in {}, shard {}, TTL {}s).",
         config.record_name(),
         config.zone,
+        config.shard,
         config.ttl.as_secs()
     );
     Ok(Some(lease))

@@ -48,6 +48,8 @@ pub struct Engine<'w> {
     /// The fleet's lease, checked before every step of apply (`None`: `--no-lock`, or a
     /// caller that holds no lease, like the tests and benches).
     lease: Option<crate::lease::LeaseGuard>,
+    /// `--shard K/N`: plan only this shard's clients (placement stays fleet-wide).
+    shard: crate::shard::Shard,
 }
 
 impl<'w> Engine<'w> {
@@ -69,7 +71,14 @@ impl<'w> Engine<'w> {
             ),
             progress: Box::new(|line| eprintln!("{line}")),
             lease: None,
+            shard: crate::shard::Shard::WHOLE,
         }
+    }
+
+    /// Plan only `shard`'s clients (`--shard K/N`, see [`crate::shard`]).
+    pub fn with_shard(mut self, shard: crate::shard::Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// Check `lease` before every step of apply: once it cannot be renewed, nothing new
@@ -175,15 +184,18 @@ impl<'w> Engine<'w> {
         Ok((observed, placement))
     }
 
-    /// The plan for the clients named by `only` (all when empty) minus `exclude`.
+    /// The plan for the clients named by `only` (all when empty) minus `exclude`, within the
+    /// engine's shard.
     pub async fn plan(&self, only: &[String], exclude: &[String]) -> Result<Plan> {
-        let selected = self.ws.select(only, exclude)?;
+        let selected = crate::shard::select(self.shard, self.ws.select(only, exclude)?);
         let (observed, placement) = self.observe_placed(&selected).await?;
         let mut desired = self.desired();
         if let (Some(front), Some(placed)) = (desired.frontend.as_mut(), placement) {
             front.accounts = placed;
         }
-        Ok(plan::plan(&desired, &selected, &observed, self.options))
+        let mut plan = plan::plan(&desired, &selected, &observed, self.options);
+        crate::shard::mark(&mut plan, self.shard);
+        Ok(plan)
     }
 
     /// Install the frontend's dependencies, once per engine (skipped when `node_modules`

@@ -86,6 +86,7 @@ pub fn plan(
                 project_ref: o.project_ref.clone(),
             })
             .collect(),
+        shard: None,
     }
 }
 

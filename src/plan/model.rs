@@ -28,6 +28,10 @@ pub struct Plan {
     pub clients: Vec<ClientPlan>,
     /// Projects with the fleet's name prefix that no client file claims. Never deleted.
     pub orphans: Vec<Orphan>,
+    /// `K/N` when the plan covers one shard of the fleet (`--shard`, see `shard`); absent for
+    /// the whole fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// A project named with the fleet's prefix that no client file claims.

@@ -60,10 +60,21 @@ fn client_header(c: &ClientPlan) -> String {
     format!("{}: {project}", c.client)
 }
 
+/// What a shard's plan says first (`--shard`, see `crate::shard`).
+fn shard_header(shard: &str) -> String {
+    format!(
+        "Shard {shard} of the fleet: the clients whose slug hashes to it (placement over Cloudflare \
+         accounts is the whole fleet's)."
+    )
+}
+
 /// The human format: every client with changes or errors in full, one line for the others,
 /// and a fleet total.
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
+    if let Some(shard) = &plan.shard {
+        let _ = writeln!(out, "{}", shard_header(shard));
+    }
     for c in &plan.clients {
         if !c.errors.is_empty() {
             let _ = writeln!(out, "{} {}", style.sym('!'), client_header(c));
@@ -126,7 +137,15 @@ pub fn text(plan: &Plan, style: Style) -> String {
 pub fn markdown(plan: &Plan) -> String {
     let t = plan.totals();
     let mut out = String::new();
-    let _ = writeln!(out, "### intelli plan\n");
+    match &plan.shard {
+        Some(shard) => {
+            let _ = writeln!(out, "### intelli plan — shard {shard}\n");
+            let _ = writeln!(out, "{}\n", shard_header(shard));
+        }
+        None => {
+            let _ = writeln!(out, "### intelli plan\n");
+        }
+    }
     let _ = writeln!(out, "| clients | with changes | actions | with errors |");
     let _ = writeln!(out, "| ---: | ---: | ---: | ---: |");
     let _ = writeln!(
@@ -452,6 +471,7 @@ mod tests {
                 name: "intelli-oldco".into(),
                 project_ref: "defghijklmnopqrstuvw".into(),
             }],
+            shard: None,
         }
     }
 
