@@ -90,12 +90,29 @@ pub enum Command {
     /// top of each fleet file. With --out-dir, write every kind there (this is how schema/ is
     /// refreshed).
     Schema {
-        /// Which kind: `fleet` (fleet.yaml), `client` (<client>.yaml) or `plan` (a saved plan).
-        #[arg(value_parser = ["fleet", "client", "plan"], required_unless_present = "out_dir")]
+        /// Which kind: `fleet` (fleet.yaml), `client` (<client>.yaml), `plan` (a saved plan) or
+        /// `status` (`intelli status --format json`).
+        #[arg(value_parser = ["fleet", "client", "plan", "status"], required_unless_present = "out_dir")]
         kind: Option<String>,
         /// Write every kind (fleet, client, plan .schema.json) into this directory instead.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+    },
+    /// One row per client: project, migrations, seed, buckets, site, domain, and whether it is
+    /// converged, drifting or failing.
+    ///
+    /// Read-only, and costs the same requests as a no-op `plan`. Exit 0 when every client is
+    /// converged, 2 when some drift or have pending changes, 1 when some have errors.
+    Status {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// text (a 100-column table), json (schema/status.schema.json), markdown, or html (one
+        /// self-contained page with a sortable table and a chart of migration versions).
+        #[arg(long, value_enum, default_value = "text")]
+        format: StatusFormat,
+        /// Write the report to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Run the local simulator of the Supabase and Cloudflare APIs (see `intelli sim serve --help`).
     #[cfg(feature = "sim")]
@@ -154,6 +171,26 @@ pub enum Format {
     Text,
     Json,
     Markdown,
+}
+
+/// `status --format` (clap's side of [`crate::status::command::Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+impl From<StatusFormat> for crate::status::command::Format {
+    fn from(f: StatusFormat) -> Self {
+        match f {
+            StatusFormat::Text => crate::status::command::Format::Text,
+            StatusFormat::Json => crate::status::command::Format::Json,
+            StatusFormat::Markdown => crate::status::command::Format::Markdown,
+            StatusFormat::Html => crate::status::command::Format::Html,
+        }
+    }
 }
 
 impl From<Format> for crate::plan::render::Format {
@@ -249,6 +286,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout: lock_timeout,
                 disabled: no_lock,
             },
+        )),
+        Command::Status {
+            select,
+            format,
+            out,
+        } => runtime()?.block_on(crate::status::command::status_cmd(
+            &cli.fleet,
+            cli.sandbox,
+            &select.selection(),
+            format.into(),
+            out,
         )),
         #[cfg(feature = "sim")]
         Command::Sim(cmd) => crate::sim::serve::run(cmd, &cli.fleet),

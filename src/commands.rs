@@ -33,7 +33,7 @@ pub struct Locking {
     pub disabled: bool,
 }
 
-async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Connections> {
+pub(crate) async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Connections> {
     if sandbox {
         Connections::sandbox(&ws.fleet, !sel.skip_frontend).await
     } else {
@@ -42,7 +42,7 @@ async fn connect(ws: &Workspace, sandbox: bool, sel: &Selection) -> Result<Conne
 }
 
 /// The engine for one command.
-fn engine<'w>(ws: &'w Workspace, conns: &'w Connections, sel: &Selection) -> Engine<'w> {
+pub(crate) fn engine<'w>(ws: &'w Workspace, conns: &'w Connections, sel: &Selection) -> Engine<'w> {
     Engine::new(ws, conns)
         .with_options(PlanOptions {
             include_all: sel.include_all,

@@ -187,6 +187,18 @@ impl<'w> Engine<'w> {
     /// The plan for the clients named by `only` (all when empty) minus `exclude`, within the
     /// engine's shard.
     pub async fn plan(&self, only: &[String], exclude: &[String]) -> Result<Plan> {
+        self.observe_and_plan(only, exclude)
+            .await
+            .map(|(_, plan)| plan)
+    }
+
+    /// [`Engine::plan`], and the observed state it was made from (what `intelli status` shows:
+    /// the same requests as a plan, no more).
+    pub async fn observe_and_plan(
+        &self,
+        only: &[String],
+        exclude: &[String],
+    ) -> Result<(ObservedFleet, Plan)> {
         let selected = crate::shard::select(self.shard, self.ws.select(only, exclude)?);
         let (observed, placement) = self.observe_placed(&selected).await?;
         let mut desired = self.desired();
@@ -195,7 +207,7 @@ impl<'w> Engine<'w> {
         }
         let mut plan = plan::plan(&desired, &selected, &observed, self.options);
         crate::shard::mark(&mut plan, self.shard);
-        Ok(plan)
+        Ok((observed, plan))
     }
 
     /// Install the frontend's dependencies, once per engine (skipped when `node_modules`

@@ -22,6 +22,7 @@ pub mod schema;
 pub mod shard;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod status;
 pub mod supabase;
 pub mod workspace;
 

@@ -13,6 +13,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("fleet", "fleet.schema.json"),
     ("client", "client.schema.json"),
     ("plan", "plan.schema.json"),
+    ("status", "status.schema.json"),
 ];
 
 /// Pretty JSON Schema for `kind`, newline-terminated.
@@ -21,6 +22,7 @@ pub fn render(kind: &str) -> Option<String> {
         "fleet" => schemars::schema_for!(FleetFile),
         "client" => schemars::schema_for!(ClientFile),
         "plan" => schemars::schema_for!(Plan),
+        "status" => schemars::schema_for!(crate::status::StatusReport),
         _ => return None,
     };
     let mut text = serde_json::to_string_pretty(&schema).ok()?;

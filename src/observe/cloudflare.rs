@@ -70,6 +70,10 @@ pub async fn observe(
                 .canonical_deployment
                 .as_ref()
                 .and_then(|d| d.metadata().commit_message.clone()),
+            live_deployed_on: p
+                .canonical_deployment
+                .as_ref()
+                .and_then(|d| d.created_on.clone()),
         });
         let dns = records
             .iter()

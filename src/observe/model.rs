@@ -101,6 +101,9 @@ pub struct ObservedPages {
     pub domains: Vec<String>,
     /// `commit_message` of the live production deployment (it carries intelli's fingerprint).
     pub live_commit_message: Option<String>,
+    /// `created_on` of the live production deployment (shown by `intelli status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_deployed_on: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

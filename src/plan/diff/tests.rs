@@ -171,6 +171,7 @@ impl Obs {
                     production_branch: fx.fleet.settings.cloudflare.production_branch.clone(),
                     domains: vec![spec.domain.clone()],
                     live_commit_message: Some(fp.commit_message()),
+                    live_deployed_on: None,
                 }),
                 dns: Some(ObservedDns {
                     id: "rec1".into(),
