@@ -349,9 +349,12 @@ fn buckets(spec: &ClientSpec, obs: &ObservedClient) -> BucketRow {
 fn site(spec: &ClientSpec, obs: &ObservedClient, cp: &ClientPlan) -> SiteRow {
     let site: &ObservedSite = &obs.site;
     let healthy = obs.project.as_ref().is_some_and(|p| p.is_healthy());
-    let deploy = cp.actions.iter().find_map(|a| match a {
-        Action::Deploy { reason, .. } => Some(*reason),
-        _ => None,
+    let deploy = cp.actions.iter().find_map(|a| {
+        if let Action::Deploy { reason, .. } = a {
+            Some(*reason)
+        } else {
+            None
+        }
     });
     let live = site
         .pages
