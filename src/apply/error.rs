@@ -31,6 +31,13 @@ pub enum StepError {
     /// project that disappeared.
     #[error("{message}")]
     State { message: String, policy: Policy },
+    /// Deploying a built site failed. Kept typed (not `Local`) so that a 429 Cloudflare asked
+    /// to wait out for long parks the client for that wait, like every other step.
+    #[error("deploy failed")]
+    Deploy {
+        #[source]
+        source: crate::cloudflare::DeployError,
+    },
 }
 
 impl StepError {
@@ -83,6 +90,7 @@ impl StepError {
             StepError::Vendor(e) => e.policy(),
             StepError::Sql { source, .. } => source.policy(),
             StepError::Local { policy, .. } | StepError::State { policy, .. } => *policy,
+            StepError::Deploy { source } => source.policy(),
         }
     }
 
@@ -92,6 +100,7 @@ impl StepError {
             StepError::Vendor(e) => e.retry_after(),
             StepError::Sql { source, .. } => source.retry_after,
             StepError::Local { .. } | StepError::State { .. } => None,
+            StepError::Deploy { source } => source.retry_after(),
         }
     }
 
@@ -142,5 +151,27 @@ mod tests {
         let e = StepError::ask_user("zone x is not visible to this token");
         assert_eq!(e.chain(), "zone x is not visible to this token");
         assert_eq!(e.policy(), Policy::AskUser);
+    }
+
+    /// A 429 Cloudflare asked to wait out for long, met while deploying, parks the client for
+    /// that wait (not for a poll interval, rebuilding each time).
+    #[test]
+    fn a_deferred_deploy_parks_for_the_vendors_wait() {
+        use crate::http::{Error, ErrorKind, Vendor};
+        let wait = std::time::Duration::from_secs(240);
+        let api = Error::new(
+            ErrorKind::Deferred,
+            Vendor::Cloudflare,
+            "POST",
+            "/accounts/{account_id}/pages/projects/{project}/deployments",
+        )
+        .with_status(429)
+        .with_retry_after(Some(wait));
+        let e = StepError::Deploy {
+            source: crate::cloudflare::DeployError::Api(api),
+        };
+        assert_eq!(e.policy(), Policy::Park);
+        assert_eq!(e.retry_after(), Some(wait));
+        assert!(e.chain().starts_with("deploy failed: "), "{}", e.chain());
     }
 }

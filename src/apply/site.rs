@@ -197,7 +197,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             .cf()?
             .deploy_directory(project, &out_dir, meta)
             .await
-            .map_err(|e| StepError::local("deploy failed", e.policy(), e))?;
+            .map_err(|source| StepError::Deploy { source })?;
         self.say(&format!(
             "  deployed {}: {} file(s), {} uploaded ({} bytes)",
             outcome.deployment.id,

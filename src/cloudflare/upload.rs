@@ -118,6 +118,22 @@ impl DeployError {
             DeployError::Failed { .. } | DeployError::Vanished { .. } => Policy::GiveUp,
         }
     }
+
+    /// How long Cloudflare asked to wait (a deferred 429: [`Policy::Park`]), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeployError::Api(e) => e.retry_after(),
+            DeployError::Io { .. }
+            | DeployError::NotADirectory(_)
+            | DeployError::BadFileName { .. }
+            | DeployError::FileTooLarge { .. }
+            | DeployError::TooManyFiles { .. }
+            | DeployError::FileChanged { .. }
+            | DeployError::Failed { .. }
+            | DeployError::Timeout { .. }
+            | DeployError::Vanished { .. } => None,
+        }
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DeployError + '_ {

@@ -20,6 +20,7 @@ Example --config file (every field optional; defaults shown or described):
   seed: 42                         # replay the same faults and jitter
   project_url_template: '{base}/__projects/{ref}'   # or 'http://{ref}.localhost:{port}'
   rate_limit_scale: 1.0            # multiplies rate-limit windows (0.05: 1 minute -> 3 s)
+  fault_retry_after_ms: 2000       # the wait an injected 429 announces (default: the scaled window)
   supabase:
     provisioning_delay_ms: 2000    # COMING_UP -> ACTIVE_HEALTHY
     tokens: []                     # empty: any sbp_... token

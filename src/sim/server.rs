@@ -83,7 +83,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle> {
     let seed = config.seed.unwrap_or_else(rand::random::<u64>);
     let inst = Arc::new(
         Instruments::new(seed, config.faults.clone(), config.latency.clone())
-            .with_rate_limit_scale(config.rate_limit_scale),
+            .with_rate_limit_scale(config.rate_limit_scale)
+            .with_fault_retry_after(
+                config
+                    .fault_retry_after_ms
+                    .map(std::time::Duration::from_millis),
+            ),
     );
     let cloudflare = Arc::new(
         CloudflareSim::new(config.cloudflare_config())

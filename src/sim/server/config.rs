@@ -64,6 +64,13 @@ pub struct SimConfig {
     /// vendor's real minute, 0.05 makes it 3 s so tests can see a window reset. Request counts
     /// stay the vendor's.
     pub rate_limit_scale: f64,
+    /// The wait an injected `429` fault announces (`Retry-After` on Cloudflare,
+    /// `X-RateLimit-Reset` on Supabase), in ms. `None` (the default): the vendor's whole window
+    /// scaled by `rate_limit_scale` (Supabase 60 s, Cloudflare 300 s), as when a quota is
+    /// spent. A short wait models a throttle that refuses a request now and then while the
+    /// real quotas keep their real windows (the fault benchmark: 5% of Cloudflare requests
+    /// each blocking the whole user for 5 minutes would be hours).
+    pub fault_retry_after_ms: Option<u64>,
     /// Fault rules, checked in order; the first rule whose route, method and vendor match and
     /// whose dice roll hits decides.
     pub faults: Vec<FaultRule>,
@@ -81,6 +88,7 @@ impl Default for SimConfig {
             cloudflare: CloudflareSettings::default(),
             latency: BTreeMap::new(),
             rate_limit_scale: 1.0,
+            fault_retry_after_ms: None,
             faults: Vec::new(),
         }
     }

@@ -118,6 +118,8 @@ pub struct Instruments {
     /// The shared rate-limit scale, so an injected 429 announces a window as long as the
     /// simulated vendor's real one would be.
     rate_limit_scale: f64,
+    /// What an injected 429 announces instead of the scaled window (`fault_retry_after_ms`).
+    fault_retry_after: Option<Duration>,
     rng: Mutex<SplitMix64>,
     faults: Mutex<Vec<ActiveRule>>,
     latency: Mutex<BTreeMap<Vendor, Latency>>,
@@ -135,6 +137,7 @@ impl Instruments {
         Instruments {
             seed,
             rate_limit_scale: 1.0,
+            fault_retry_after: None,
             rng: Mutex::new(SplitMix64::new(seed)),
             faults: Mutex::new(
                 faults
@@ -159,8 +162,19 @@ impl Instruments {
         self
     }
 
-    /// Seconds an injected 429 tells the client to wait: the vendor's window, scaled.
+    /// Make injected 429s announce `wait` instead of the vendor's scaled window (builder
+    /// style, at construction; `None` keeps the window).
+    pub fn with_fault_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.fault_retry_after = wait;
+        self
+    }
+
+    /// Seconds an injected 429 tells the client to wait: the configured wait, else the
+    /// vendor's window, scaled (whole seconds, at least 1: the headers carry seconds).
     fn fault_reset_secs(&self, vendor: Vendor) -> u64 {
+        if let Some(wait) = self.fault_retry_after {
+            return wait.as_secs_f64().ceil().max(1.0) as u64;
+        }
         let window = match vendor {
             Vendor::Cloudflare => 300.0,
             Vendor::Supabase | Vendor::Storage => 60.0,
