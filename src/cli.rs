@@ -114,6 +114,38 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Converge the fleet continuously: plan then apply at start and every --interval (with
+    /// jitter), like a GitOps controller; --once for cron.
+    ///
+    /// Each run takes the fleet's lease and releases it after. SIGTERM or Ctrl-C lets the steps
+    /// in flight finish, starts no new one, and exits 0 (a second signal exits at once). A run
+    /// that fails is logged and the loop goes on. --listen serves /healthz and Prometheus
+    /// /metrics.
+    Reconcile {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Time between runs (`10m`, `1h30m`, `90s`), each wait varied by ±10%.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// One run, then exit: 0 when every client converged or is converging, 1 when a client
+        /// failed or the run could not plan.
+        #[arg(long)]
+        once: bool,
+        /// Serve `/healthz` and `/metrics` (Prometheus text) on this address, e.g.
+        /// 127.0.0.1:9464 (port 0 picks one; the address is logged).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Clients worked on at once (default: `parallelism` in fleet.yaml).
+        #[arg(long)]
+        parallelism: Option<usize>,
+        /// How long each run waits for the fleet's lease when another apply holds it; a run
+        /// that does not get it fails, and the next tries again.
+        #[arg(long, default_value = "0", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
+        /// EMERGENCIES ONLY: take no fleet lease (see `apply --no-lock`).
+        #[arg(long)]
+        no_lock: bool,
+    },
     /// Run the local simulator of the Supabase and Cloudflare APIs (see `intelli sim serve --help`).
     #[cfg(feature = "sim")]
     #[command(subcommand)]
@@ -298,6 +330,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format.into(),
             out,
         )),
+        Command::Reconcile {
+            select,
+            interval,
+            once,
+            listen,
+            parallelism,
+            lock_timeout,
+            no_lock,
+        } => runtime()?.block_on(crate::reconcile::reconcile_cmd(
+            &cli.fleet,
+            cli.sandbox,
+            &select.selection(),
+            &crate::reconcile::Options {
+                interval,
+                jitter: 0.1,
+                once,
+                listen,
+                parallelism,
+                locking: crate::commands::Locking {
+                    timeout: lock_timeout,
+                    disabled: no_lock,
+                },
+            },
+        )),
         #[cfg(feature = "sim")]
         Command::Sim(cmd) => crate::sim::serve::run(cmd, &cli.fleet),
         #[cfg(not(feature = "sim"))]
@@ -349,24 +405,46 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-/// A duration as `--lock-timeout` takes it: whole seconds (`30`), or a number with `s`, `m` or
-/// `h` (`90s`, `5m`, `1h`).
+/// A duration as `--lock-timeout` and `--interval` take it, humantime-style: whole seconds
+/// (`30`), or numbers each with a unit `ms`, `s`, `m`, `h` or `d`, run together (`90s`, `5m`,
+/// `1h30m`, `500ms`).
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: use e.g. 0, 90s, 5m or 1h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        return t
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| format!("{text:?} is too large"));
+    }
+    let bad = || format!("{text:?} is not a duration: use e.g. 0, 90s, 5m, 1h30m or 500ms");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let after = &rest[digits..];
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let part = match &after[..unit_len] {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+            "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+            "d" => std::time::Duration::from_secs(n.saturating_mul(86_400)),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {text:?}: use ms, s, m, h or d"
+                ));
+            }
+        };
+        total = total.saturating_add(part);
+        rest = &after[unit_len..];
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -382,5 +460,10 @@ mod duration_tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5m3").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
     }
 }

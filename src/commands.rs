@@ -123,7 +123,7 @@ pub async fn apply_cmd(
 }
 
 /// Take the fleet's lease on Cloudflare (README, "Reliability"), unless `--no-lock`.
-async fn take_lease(
+pub(crate) async fn take_lease(
     ws: &Workspace,
     conns: &Connections,
     sandbox: bool,

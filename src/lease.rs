@@ -176,6 +176,9 @@ pub enum LeaseError {
     NoZone(String),
     #[error("the lease was lost ({0}); this run stops writing")]
     Lost(String),
+    /// [`LeaseGuard::stop`]: the process is shutting down; nothing new starts.
+    #[error("stopping ({0}): no new step starts; the next run resumes")]
+    Stopping(String),
     #[error("taking the fleet's lease: the vendor's answers kept changing; try again")]
     Unsettled,
     #[error("the fleet's lease")]
@@ -207,6 +210,8 @@ struct GuardState {
     /// Local monotonic time of the last renewal Cloudflare confirmed.
     renewed: Mutex<Instant>,
     lost: Mutex<Option<String>>,
+    /// Set by [`LeaseGuard::stop`] (a signal): the steps in flight finish, no new one starts.
+    stopping: Mutex<Option<String>>,
 }
 
 impl LeaseGuard {
@@ -214,6 +219,15 @@ impl LeaseGuard {
     /// which waits the whole TTL on Cloudflare's clock, cannot have taken it) and never
     /// found gone.
     pub fn check(&self) -> Result<(), LeaseError> {
+        if let Some(why) = self
+            .0
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Err(LeaseError::Stopping(why.clone()));
+        }
         let lost = self.0.lost.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(why) = lost.as_ref() {
             return Err(LeaseError::Lost(why.clone()));
@@ -227,6 +241,31 @@ impl LeaseGuard {
             )));
         }
         Ok(())
+    }
+
+    /// A guard for a run that holds no lease (`--no-lock`, the sandbox without Cloudflare):
+    /// it never expires, and exists so that [`LeaseGuard::stop`] can still stop the run.
+    pub fn unleased() -> LeaseGuard {
+        LeaseGuard(Arc::new(GuardState {
+            // Renewal is never checked against a TTL this long.
+            ttl: Duration::from_secs(u64::from(u32::MAX)),
+            renewed: Mutex::new(Instant::now()),
+            lost: Mutex::new(None),
+            stopping: Mutex::new(None),
+        }))
+    }
+
+    /// Stop the holder's work cleanly: every step already started finishes (its client is
+    /// left as a finished step leaves it, which the next plan picks up), and [`check`]
+    /// refuses every step after it. This is how a signal ends `intelli reconcile`'s apply.
+    ///
+    /// [`check`]: LeaseGuard::check
+    pub fn stop(&self, why: &str) {
+        self.0
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| why.to_string());
     }
 
     fn renewed_now(&self) {
@@ -308,6 +347,7 @@ impl Lease {
             ttl: config.ttl,
             renewed: Mutex::new(Instant::now()),
             lost: Mutex::new(None),
+            stopping: Mutex::new(None),
         }));
         let holder = Holder {
             owner,
@@ -631,6 +671,7 @@ mod tests {
             ttl: Duration::from_millis(40),
             renewed: Mutex::new(Instant::now()),
             lost: Mutex::new(None),
+            stopping: Mutex::new(None),
         }));
         assert!(g.check().is_ok());
         std::thread::sleep(Duration::from_millis(35));
@@ -639,5 +680,18 @@ mod tests {
         assert!(g.check().is_ok());
         g.lose("gone".into());
         assert!(matches!(g.check(), Err(LeaseError::Lost(_))));
+    }
+
+    #[test]
+    fn a_stopped_guard_refuses_every_next_step() {
+        let g = LeaseGuard::unleased();
+        assert!(g.check().is_ok());
+        g.stop("SIGTERM");
+        g.stop("a second signal");
+        let err = g.check().expect_err("stopped");
+        assert!(
+            matches!(&err, LeaseError::Stopping(why) if why == "SIGTERM"),
+            "{err}"
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod observe;
 pub mod pg;
 pub mod plan;
+pub mod reconcile;
 pub mod schema;
 pub mod shard;
 #[cfg(feature = "sim")]

@@ -57,3 +57,58 @@ fn validate_works_without_the_simulator() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `GET path` over a plain socket, the whole answer as text.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the listener");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[test]
+fn reconcile_serves_metrics_and_a_failed_run_does_not_stop_it() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .current_dir(common::repo_root())
+        .env_remove("SUPABASE_ACCESS_TOKEN")
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .args(["reconcile", "--interval", "1h", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn intelli reconcile");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    let serving = next();
+    let addr = serving
+        .strip_prefix("serving /healthz and /metrics on http://")
+        .unwrap_or_else(|| panic!("{serving}"))
+        .to_string();
+    // Without credentials the run fails; the loop logs it and waits for the next one.
+    let failed = std::iter::repeat_with(&mut next)
+        .find(|l| l.contains("reconcile run 1 failed"))
+        .expect("run 1's summary");
+    assert!(failed.contains("SUPABASE_ACCESS_TOKEN"), "{failed}");
+    assert!(next().starts_with("next run in "));
+    assert!(http_get(&addr, "/healthz").ends_with("\r\n\r\nok\n"));
+    let page = http_get(&addr, "/metrics");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("\nintelli_runs_total{result=\"failed\"} 1\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("\nintelli_failures_total{kind=\"run\"} 1\n"),
+        "{page}"
+    );
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}

@@ -17,6 +17,7 @@
 //!   before deciding anything (Supabase has no idempotency key, so a blind repeat can create a
 //!   duplicate paid project).
 
+pub mod counters;
 pub mod error;
 pub mod ratelimit;
 pub mod redact;
@@ -640,11 +641,15 @@ impl HttpClient {
                 .body(data.clone()),
             Some(Body::Multipart(make)) => rb.multipart(make()),
         };
+        counters::sent(self.inner.vendor);
         let resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => return Err(transport_failure(&ctx, req, &e)),
         };
         let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            counters::rate_limited(self.inner.vendor);
+        }
         let headers = resp.headers().clone();
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
