@@ -117,8 +117,17 @@ async fn example_fleet_from_empty_then_a_new_migration_rolls_out() {
     let planned = w.run(&["plan", "--detailed-exitcode"]);
     let text = String::from_utf8_lossy(&planned.stdout).into_owned();
     assert_eq!(planned.status.code(), Some(2), "{text}");
-    assert_eq!(count(&text, "apply 1 migration"), 3, "{text}");
-    assert_eq!(count(&text, "20250401120000"), 3, "{text}");
+    // The rollout reads as one change: one section for the three clients, not three.
+    assert!(
+        text.contains("~ 3 clients: apply 1 migration `20250401120000`"),
+        "{text}"
+    );
+    assert!(text.contains("clients: acme globex initech"), "{text}");
+    assert_eq!(
+        count(&text, "apply 1 migration"),
+        2,
+        "title and action: {text}"
+    );
     w.run_ok(&["apply", "--yes"]);
     let clean = w.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(

@@ -7,6 +7,7 @@
 mod coverage;
 pub mod describe;
 pub mod diff;
+pub mod group;
 mod keys;
 pub mod model;
 pub mod ownership;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::describe::{Description, describe};
+use super::group::{self, Section, Template};
 use super::model::{ActionKind, ClientPlan, Plan};
 
 /// The renderings of a plan.
@@ -68,39 +69,21 @@ fn shard_header(shard: &str) -> String {
     )
 }
 
-/// The human format: every client with changes or errors in full, one line for the others,
-/// and a fleet total.
+/// The human format: groups of clients alike apart from their own names and refs (see
+/// [`super::group`]), then every other client with changes or errors in full, one line for
+/// each client without changes, and a fleet total.
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if let Some(shard) = &plan.shard {
         let _ = writeln!(out, "{}", shard_header(shard));
     }
-    for c in &plan.clients {
-        if !c.errors.is_empty() {
-            let _ = writeln!(out, "{} {}", style.sym('!'), client_header(c));
-            for e in &c.errors {
-                let _ = writeln!(out, "    error: {e}");
-            }
-        } else if c.has_changes() {
-            let _ = writeln!(out, "{} {}", style.sym('~'), client_header(c));
-            for a in &c.actions {
-                let Description {
-                    headline: line,
-                    details,
-                } = describe(a);
-                let _ = writeln!(out, "    {} {line}", style.sym(a.symbol()));
-                for d in details {
-                    let colored = match d.trim_start().chars().next() {
-                        Some('+') if d.trim_start().starts_with("+ ") => style.paint("32", &d),
-                        Some('-') if d.trim_start().starts_with("- ") => style.paint("31", &d),
-                        _ => d,
-                    };
-                    let _ = writeln!(out, "        {colored}");
-                }
-            }
-        } else {
-            let _ = writeln!(out, "{} {}: no changes", style.paint("2", "="), c.client);
-        }
+    out.push_str(&text_sections(&plan.clients, style));
+    for c in plan
+        .clients
+        .iter()
+        .filter(|c| c.errors.is_empty() && !c.has_changes())
+    {
+        let _ = writeln!(out, "{} {}: no changes", style.paint("2", "="), c.client);
         for n in &c.notes {
             let _ = writeln!(out, "    note: {n}");
         }
@@ -132,96 +115,238 @@ pub fn text(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// For pull-request comments: a summary table, then one collapsed section per client that has
-/// something to say. Clients without changes are listed on one line, so 200 clients stay readable.
-pub fn markdown(plan: &Plan) -> String {
-    let t = plan.totals();
+/// The text sections of `clients` with changes or errors (a whole plan, or a part of it).
+pub fn text_sections(clients: &[ClientPlan], style: Style) -> String {
     let mut out = String::new();
-    match &plan.shard {
-        Some(shard) => {
-            let _ = writeln!(out, "### intelli plan — shard {shard}\n");
-            let _ = writeln!(out, "{}\n", shard_header(shard));
-        }
-        None => {
-            let _ = writeln!(out, "### intelli plan\n");
+    for section in group::sections(clients) {
+        match section {
+            Section::Alike { template, clients } => {
+                text_group(&mut out, &template, &clients, style)
+            }
+            Section::Single(c) => text_client(&mut out, c, style),
         }
     }
-    let _ = writeln!(out, "| clients | with changes | actions | with errors |");
-    let _ = writeln!(out, "| ---: | ---: | ---: | ---: |");
+    out
+}
+
+fn text_action_lines(
+    out: &mut String,
+    sym: char,
+    headline: &str,
+    details: &[String],
+    style: Style,
+) {
+    let _ = writeln!(out, "    {} {headline}", style.sym(sym));
+    for d in details {
+        let colored = match d.trim_start().chars().next() {
+            Some('+') if d.trim_start().starts_with("+ ") => style.paint("32", d),
+            Some('-') if d.trim_start().starts_with("- ") => style.paint("31", d),
+            _ => d.clone(),
+        };
+        let _ = writeln!(out, "        {colored}");
+    }
+}
+
+fn text_client(out: &mut String, c: &ClientPlan, style: Style) {
+    if !c.errors.is_empty() {
+        let _ = writeln!(out, "{} {}", style.sym('!'), client_header(c));
+        for e in &c.errors {
+            let _ = writeln!(out, "    error: {e}");
+        }
+    } else {
+        let _ = writeln!(out, "{} {}", style.sym('~'), client_header(c));
+        for a in &c.actions {
+            let Description { headline, details } = describe(a);
+            text_action_lines(out, a.symbol(), &headline, &details, style);
+        }
+    }
+    for n in &c.notes {
+        let _ = writeln!(out, "    note: {n}");
+    }
+}
+
+fn text_group(out: &mut String, t: &Template, clients: &[&ClientPlan], style: Style) {
     let _ = writeln!(
         out,
+        "{} {} clients: {}",
+        style.sym('~'),
+        clients.len(),
+        t.summary()
+    );
+    // Slugs wrapped near 100 columns, so 1,000 of them stay a paragraph.
+    let mut line = String::from("    clients:");
+    for c in clients {
+        if line.len() + c.client.len() + 2 > 100 {
+            let _ = writeln!(out, "{line}");
+            line = String::from("     ");
+        }
+        let _ = write!(line, " {}", c.client);
+    }
+    let _ = writeln!(out, "{line}");
+    for a in &t.actions {
+        text_action_lines(out, a.kind.kind().symbol(), &a.headline, &a.details, style);
+    }
+    for n in &t.notes {
+        let _ = writeln!(out, "    note: {n}");
+    }
+    if let Some(note) = t.placeholder_note() {
+        let _ = writeln!(out, "    ({note})");
+    }
+}
+
+/// Slugs per collapsed list in a markdown group: a list is one unit when a comment is split
+/// (`--comment-dir`), so it must stay far below a comment's size (400 slugs of 40 characters
+/// are about 18 KB).
+const SLUGS_PER_LIST: usize = 400;
+
+/// For pull-request comments: a summary table, then groups of alike clients and one collapsed
+/// section per other client that has something to say. Clients without changes are listed on
+/// one line, so 200 clients stay readable.
+pub fn markdown(plan: &Plan) -> String {
+    markdown_blocks(plan).concat()
+}
+
+/// The markdown rendering as blocks that may each start a new comment when a plan is split
+/// (`--comment-dir`): the header, then each section. No block leaves a code fence or a
+/// `<details>` open.
+pub fn markdown_blocks(plan: &Plan) -> Vec<String> {
+    let t = plan.totals();
+    let mut head = String::new();
+    match &plan.shard {
+        Some(shard) => {
+            let _ = writeln!(head, "### intelli plan — shard {shard}\n");
+            let _ = writeln!(head, "{}\n", shard_header(shard));
+        }
+        None => {
+            let _ = writeln!(head, "### intelli plan\n");
+        }
+    }
+    let _ = writeln!(head, "| clients | with changes | actions | with errors |");
+    let _ = writeln!(head, "| ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        head,
         "| {} | {} | {} | {} |\n",
         t.clients, t.with_changes, t.actions, t.with_errors
     );
-    for c in plan
-        .clients
-        .iter()
-        .filter(|c| !c.errors.is_empty() || c.has_changes())
-    {
-        let what = if c.errors.is_empty() {
-            format!(
-                "{} change{}",
-                c.actions.len(),
-                if c.actions.len() == 1 { "" } else { "s" }
-            )
-        } else {
-            "**error**".to_string()
-        };
-        let _ = writeln!(
-            out,
-            "<details><summary><code>{}</code> — {what}</summary>\n",
-            c.client
-        );
-        let _ = writeln!(out, "```diff");
-        let _ = writeln!(out, "# {}", client_header(c));
-        for e in &c.errors {
-            let _ = writeln!(out, "! error: {e}");
-        }
-        for a in &c.actions {
-            let Description {
-                headline: line,
-                details,
-            } = describe(a);
-            // In a `diff` block `!` is highlighted like a change; `>` would not be.
-            let sym = match a.kind() {
-                ActionKind::Run | ActionKind::Wait => '!',
-                k @ (ActionKind::Create | ActionKind::Update | ActionKind::Delete) => k.symbol(),
-            };
-            let _ = writeln!(out, "{sym} {line}");
-            for d in details {
-                let _ = writeln!(out, "    {d}");
-            }
-        }
-        for n in &c.notes {
-            let _ = writeln!(out, "# note: {n}");
-        }
-        let _ = writeln!(out, "```\n\n</details>\n");
-    }
+    let mut blocks = vec![head];
+    blocks.extend(markdown_section_blocks(&plan.clients));
     let unchanged: Vec<&str> = plan
         .clients
         .iter()
         .filter(|c| c.errors.is_empty() && !c.has_changes())
         .map(|c| c.client.as_str())
         .collect();
-    if !unchanged.is_empty() {
-        let _ = writeln!(
-            out,
-            "No changes: {}\n",
-            unchanged
+    for chunk in unchanged.chunks(SLUGS_PER_LIST * 2) {
+        blocks.push(format!(
+            "No changes: {}\n\n",
+            chunk
                 .iter()
                 .map(|c| format!("`{c}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
     for o in &plan.orphans {
-        let _ = writeln!(
-            out,
-            "Orphan: `{}` ({}) has no client file and is left alone.\n",
+        blocks.push(format!(
+            "Orphan: `{}` ({}) has no client file and is left alone.\n\n",
             o.name, o.project_ref
-        );
+        ));
     }
+    blocks
+}
+
+/// The markdown blocks of `clients` with changes or errors (a whole plan, or a part of it).
+pub fn markdown_section_blocks(clients: &[ClientPlan]) -> Vec<String> {
+    let mut blocks = Vec::new();
+    for section in group::sections(clients) {
+        match section {
+            Section::Alike { template, clients } => {
+                markdown_group(&mut blocks, &template, &clients)
+            }
+            Section::Single(c) => blocks.push(markdown_client(c)),
+        }
+    }
+    blocks
+}
+
+/// `!` for what runs or waits: in a `diff` block it is highlighted like a change, `>` is not.
+fn diff_symbol(k: ActionKind) -> char {
+    match k {
+        ActionKind::Run | ActionKind::Wait => '!',
+        k @ (ActionKind::Create | ActionKind::Update | ActionKind::Delete) => k.symbol(),
+    }
+}
+
+fn markdown_client(c: &ClientPlan) -> String {
+    let mut out = String::new();
+    let what = if c.errors.is_empty() {
+        format!(
+            "{} change{}",
+            c.actions.len(),
+            if c.actions.len() == 1 { "" } else { "s" }
+        )
+    } else {
+        "**error**".to_string()
+    };
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code> — {what}</summary>\n",
+        c.client
+    );
+    let _ = writeln!(out, "```diff");
+    let _ = writeln!(out, "# {}", client_header(c));
+    for e in &c.errors {
+        let _ = writeln!(out, "! error: {e}");
+    }
+    for a in &c.actions {
+        let Description { headline, details } = describe(a);
+        let _ = writeln!(out, "{} {headline}", diff_symbol(a.kind()));
+        for d in details {
+            let _ = writeln!(out, "    {d}");
+        }
+    }
+    for n in &c.notes {
+        let _ = writeln!(out, "# note: {n}");
+    }
+    let _ = writeln!(out, "```\n\n</details>\n");
     out
+}
+
+/// A group: its title and actions visible (the change the fleet gets), its slugs collapsed.
+fn markdown_group(blocks: &mut Vec<String>, t: &Template, clients: &[&ClientPlan]) {
+    let mut out = String::new();
+    let _ = writeln!(out, "**{} clients**: {}\n", clients.len(), t.summary());
+    let _ = writeln!(out, "```diff");
+    for a in &t.actions {
+        let _ = writeln!(out, "{} {}", diff_symbol(a.kind.kind()), a.headline);
+        for d in &a.details {
+            let _ = writeln!(out, "    {d}");
+        }
+    }
+    for n in &t.notes {
+        let _ = writeln!(out, "# note: {n}");
+    }
+    if let Some(note) = t.placeholder_note() {
+        let _ = writeln!(out, "# {note}");
+    }
+    let _ = writeln!(out, "```\n");
+    let chunks: Vec<&[&ClientPlan]> = clients.chunks(SLUGS_PER_LIST).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let which = if chunks.len() == 1 {
+            format!("the {} clients", clients.len())
+        } else {
+            let first = i * SLUGS_PER_LIST + 1;
+            format!(
+                "clients {first}–{} of {}",
+                first + chunk.len() - 1,
+                clients.len()
+            )
+        };
+        let _ = writeln!(out, "<details><summary>{which}</summary>\n");
+        let slugs: Vec<String> = chunk.iter().map(|c| format!("`{}`", c.client)).collect();
+        let _ = writeln!(out, "{}\n\n</details>\n", slugs.join(", "));
+        blocks.push(std::mem::take(&mut out));
+    }
 }
 
 /// Stable, pretty JSON (field order is the struct order; clients are sorted by slug).
@@ -481,6 +606,59 @@ mod tests {
         let (kinds, _) =
             crate::plan::coverage::missing(sample.clients.iter().flat_map(|c| &c.actions));
         assert!(kinds.is_empty(), "the snapshot sample lacks {kinds:?}");
+    }
+
+    /// A fleet-wide rollout: a migration and a new frontend for four clients (their own
+    /// names, refs, domains and fingerprints differ), one client also behind on its seed.
+    fn rollout() -> Plan {
+        let slugs = ["acme", "globex", "hooli", "initech", "umbrella"];
+        let clients = slugs
+            .iter()
+            .enumerate()
+            .map(|(i, slug)| {
+                let mut actions = vec![
+                    Action::ApplyMigrations {
+                        versions: vec!["20260101000000".into()],
+                        reason: Reason::MigrationsPending,
+                    },
+                    Action::Deploy {
+                        project: format!("intelli-{slug}"),
+                        fingerprint: Some(format!("{i}").repeat(40)),
+                        reason: Reason::FrontendSourcesChanged,
+                    },
+                ];
+                if *slug == "hooli" {
+                    actions.push(Action::ApplySeed {
+                        path: "migrations/seed/client.sql".into(),
+                        sha256: "ab".repeat(32),
+                        reason: Reason::SeedNotApplied,
+                    });
+                }
+                client(
+                    slug,
+                    ClientState::Active,
+                    Some(&format!("{slug}{i}").repeat(3)),
+                    actions,
+                )
+            })
+            .collect();
+        Plan {
+            clients,
+            orphans: vec![],
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn a_rollout_reads_as_one_change_in_text_and_markdown() {
+        insta::assert_snapshot!("rollout_text", text(&rollout(), Style { color: false }));
+        insta::assert_snapshot!("rollout_markdown", markdown(&rollout()));
+        let md = markdown(&rollout());
+        assert!(md.contains("**4 clients**: apply 1 migration `20260101000000`; build and deploy"));
+        assert_eq!(
+            md.matches("<details>").count(),
+            md.matches("</details>").count()
+        );
     }
 
     #[test]
