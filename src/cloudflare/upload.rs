@@ -772,7 +772,8 @@ impl CloudflareClient {
     /// `POST …/deployments` (multipart). Not blindly repeated: when the outcome is unknown
     /// (or the API says 8000000, on which wrangler retries), the project's newest
     /// deployments are searched for ours (same commit hash and branch, made since the deploy
-    /// started) before sending again; up to 3 sends.
+    /// started) before sending again; up to [`super::MAX_CREATE_SENDS`] sends, like the
+    /// other look-before-create writes (3 sends lost 1 client in 100 under 10% 5xx).
     async fn create_deployment(
         &self,
         project: &str,
@@ -782,7 +783,6 @@ impl CloudflareClient {
         redirects: Option<Vec<u8>>,
         started: chrono::DateTime<chrono::Utc>,
     ) -> Result<Deployment, DeployError> {
-        const MAX_SENDS: u32 = 3;
         let manifest = serde_json::to_string(manifest).map_err(|e| DeployError::Io {
             path: PathBuf::from("manifest"),
             source: io::Error::other(e),
@@ -835,7 +835,7 @@ impl CloudflareClient {
             } else {
                 return Err(error.into());
             };
-            if sends >= MAX_SENDS {
+            if sends >= super::MAX_CREATE_SENDS {
                 return Err(error.into());
             }
             tracing::warn!(error = %error, sends, "creating the deployment failed; sending again");
