@@ -6,6 +6,7 @@
 pub mod merge;
 pub mod model;
 pub mod placement;
+pub mod rollout;
 pub mod secrets;
 pub mod source;
 mod validate;
@@ -15,7 +16,10 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use merge::Origin;
-pub use model::{BucketSettings, ClientFile, ClientState, FleetFile, LegacyKeys};
+pub use model::{
+    BucketSettings, CheckSpec, ClientFile, ClientState, FleetFile, Gate, LegacyKeys, MaxFailures,
+    WaveSpec,
+};
 use source::SourceMap;
 
 /// The fleet settings file inside a fleet directory.
@@ -57,6 +61,8 @@ pub struct ClientSpec {
     pub frontend_env: BTreeMap<String, EnvValue>,
     /// The Cloudflare account the client file pins its site to, if it does.
     pub cloudflare_account: Option<String>,
+    /// The client file's `labels:` (what `rollout:` waves select by).
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,107 @@ pub struct FleetFile {
     /// Values every client inherits unless its own file sets them (maps merge key by key, lists replace).
     #[serde(default)]
     pub defaults: ClientSettings,
+    /// Roll changes out in waves, in this order: a wave starts only when the one before it
+    /// converged and passed its health gate, or failed no more than its `max_failures`. A
+    /// client in several waves belongs to the first; clients in none form an implicit last
+    /// wave named `rest`. Without `rollout:`, the whole selection is one wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Vec<WaveSpec>>,
+    /// Health checks apply runs on each client after its changes (and on the clients of a wave
+    /// that gates a later one): a failed check fails that client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSpec>,
+}
+
+/// One wave of `rollout:` in fleet.yaml.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaveSpec {
+    /// The wave's name (lowercase letters, digits, hyphens), as `--wave` and `--through` take
+    /// it. `rest` is the implicit last wave's.
+    pub name: String,
+    /// Clients of this wave by slug. With `labels` as well, a client must match both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<String>>,
+    /// Clients whose `labels:` hold every one of these pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// How many of the wave's clients do work at once (default: the fleet's `parallelism`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
+    /// Failures the wave may have and the rollout still go on: a count (`2`) or a percentage
+    /// of the wave's clients (`"10%"`). Default 0. The rollout halts when failures are greater.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<MaxFailures>,
+    /// `auto` (default): the wave starts as soon as the one before passed. `manual`: apply
+    /// stops before it until run with `--through <this wave>`.
+    #[serde(default)]
+    pub gate: Gate,
+}
+
+/// A wave's failure budget: a count, or a percentage of the wave's clients written `"N%"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MaxFailures {
+    Count(u32),
+    /// `"10%"`: the wave halts when failed × 100 > 10 × its clients.
+    Percent(String),
+}
+
+/// A wave's gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Gate {
+    /// Start once the previous wave passed.
+    #[default]
+    Auto,
+    /// Stop before this wave until `intelli apply --through <wave>`.
+    Manual,
+}
+
+/// One of the fleet's health checks (`checks:`): exactly one of `http` or `sql`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// The check's name, shown when it fails.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlCheck>,
+}
+
+/// A GET of a path on the client's domain.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// Path on the client's domain, starting with `/`; `{client}` is replaced by the slug.
+    pub path: String,
+    /// The status the answer must have.
+    #[serde(default = "default_check_status")]
+    pub status: u16,
+    /// Text the body must contain; `{client}` is replaced by the slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Seconds to wait for the answer.
+    #[serde(default = "default_check_timeout")]
+    pub timeout_secs: u32,
+}
+
+/// A read-only query on the client's database that must return one row whose one column is
+/// `true` (e.g. "every table in public has row-level security enabled").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    /// One SELECT, run in a read-only transaction, the way migrations reach the database.
+    pub query: String,
+}
+
+fn default_check_status() -> u16 {
+    200
+}
+fn default_check_timeout() -> u32 {
+    10
 }
 
 fn default_prefix() -> String {
@@ -184,6 +285,8 @@ pub struct ClientFile {
     pub auth: Option<AuthSettings>,
     pub frontend: Option<FrontendSettings>,
     pub cloudflare: Option<ClientCloudflare>,
+    /// Free-form labels (`tier: canary`, `plan: enterprise`), which `rollout:` waves select by.
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// The mergeable part of a client: `defaults:` in fleet.yaml, overridden by the client file.

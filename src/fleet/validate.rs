@@ -51,6 +51,17 @@ pub(super) fn load(dir: &Path) -> Result<Fleet, Diagnostics> {
     let mut specs = BTreeMap::new();
     let mut maps: BTreeMap<PathBuf, SourceMap> = BTreeMap::new();
     let mut unique = Unique::default();
+    // Every client file that parsed, valid or not: a wave naming one is not "unknown".
+    let labelled: Vec<(String, BTreeMap<String, String>)> = clients
+        .iter()
+        .map(|p| {
+            (
+                p.value.client.clone(),
+                p.value.labels.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    super::rollout::check(&fleet.value, &fleet.map, &labelled, &mut diags);
     for parsed in clients {
         let spec = check_client(
             &fleet.value,
@@ -194,6 +205,7 @@ fn check_fleet(f: &FleetFile, map: &SourceMap, root: &Path, diags: &mut Diagnost
         diags.push(map.diag("frontend.build_command", "must not be empty"));
     }
     check_settings(&f.defaults, map, "defaults.", diags);
+    super::rollout::check_checks(&f.checks, map, diags);
 }
 
 /// Checks on the mergeable settings, wherever they are written (`prefix` is `defaults.` in fleet.yaml).
@@ -502,6 +514,7 @@ fn check_client(
         frontend: c.frontend.clone(),
     };
     check_settings(&settings, map, "", diags);
+    super::rollout::check_labels(c.labels.as_ref(), map, diags);
     let merged = merge::merge(&fleet.defaults, &settings);
     if merged.region.is_none() {
         diags.push(map.diag(
@@ -594,6 +607,7 @@ fn client_spec(
             .collect(),
         domain,
         cloudflare_account: c.cloudflare.as_ref().and_then(|cf| cf.account_id.clone()),
+        labels: c.labels.clone().unwrap_or_default(),
     }
 }
 

@@ -87,6 +87,11 @@ pub fn plan(
             })
             .collect(),
         shard: None,
+        rollout: crate::fleet::rollout::waves(
+            &desired.fleet.settings,
+            clients.iter().map(|c| (c.slug.as_str(), &c.labels)),
+        ),
+        checks: desired.fleet.settings.checks.clone(),
     }
 }
 

@@ -32,6 +32,15 @@ pub struct Plan {
     /// the whole fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// The rollout, when fleet.yaml has `rollout:`: the waves in the order apply runs them,
+    /// each with the selected clients it holds (`rest`, marked `implicit`, holds the clients no
+    /// wave selects). Absent: apply runs the selection as one wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Vec<crate::fleet::rollout::Wave>>,
+    /// The fleet's health checks (`checks:`), which apply runs on each client it changes and on
+    /// the clients of a wave that gates a later one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::fleet::CheckSpec>,
 }
 
 /// A project named with the fleet's prefix that no client file claims.

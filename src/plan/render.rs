@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use super::describe::{Description, describe};
 use super::group::{self, Section, Template};
 use super::model::{ActionKind, ClientPlan, Plan};
+use crate::fleet::Gate;
+use crate::fleet::rollout::Wave;
 
 /// The renderings of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,15 +79,29 @@ pub fn text(plan: &Plan, style: Style) -> String {
     if let Some(shard) = &plan.shard {
         let _ = writeln!(out, "{}", shard_header(shard));
     }
-    out.push_str(&text_sections(&plan.clients, style));
-    for c in plan
-        .clients
-        .iter()
-        .filter(|c| c.errors.is_empty() && !c.has_changes())
-    {
-        let _ = writeln!(out, "{} {}: no changes", style.paint("2", "="), c.client);
-        for n in &c.notes {
-            let _ = writeln!(out, "    note: {n}");
+    match &plan.rollout {
+        None => text_clients(&mut out, &plan.clients, style),
+        Some(waves) => {
+            let _ = writeln!(out, "{}", rollout_header(waves));
+            for (i, w) in waves.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "\n{}",
+                    style.paint("1", &wave_title(i, waves.len(), w))
+                );
+                let clients = wave_clients(plan, w);
+                if clients.is_empty() {
+                    let _ = writeln!(out, "    (no client of this wave is selected)");
+                }
+                text_clients(&mut out, &clients, style);
+            }
+            let _ = writeln!(out);
+        }
+    }
+    if !plan.checks.is_empty() {
+        let _ = writeln!(out, "{CHECKS_HEADER}:");
+        for c in &plan.checks {
+            let _ = writeln!(out, "    {}", c.summary());
         }
     }
     for o in &plan.orphans {
@@ -114,6 +130,75 @@ pub fn text(plan: &Plan, style: Style) -> String {
     }
     out
 }
+
+/// `clients` (a whole plan or a wave): the sections of those with changes or errors, then one
+/// line for each without changes.
+fn text_clients(out: &mut String, clients: &[ClientPlan], style: Style) {
+    out.push_str(&text_sections(clients, style));
+    for c in clients
+        .iter()
+        .filter(|c| c.errors.is_empty() && !c.has_changes())
+    {
+        let _ = writeln!(out, "{} {}: no changes", style.paint("2", "="), c.client);
+        for n in &c.notes {
+            let _ = writeln!(out, "    note: {n}");
+        }
+    }
+}
+
+/// What the plan says before its waves.
+fn rollout_header(waves: &[Wave]) -> String {
+    let rest = if waves.iter().any(|w| w.implicit) {
+        format!(
+            "; `{}` is the implicit last wave of the clients no wave selects",
+            crate::fleet::rollout::REST
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "Rollout in {} wave{} (fleet.yaml `rollout:`): a wave starts once every client of the one \
+         before converged and passed its health checks, or failed no more than its budget{rest}.",
+        waves.len(),
+        if waves.len() == 1 { "" } else { "s" },
+    )
+}
+
+/// `Wave 2/3 early: 3 clients · max failures 1 · gate auto`.
+fn wave_title(i: usize, n: usize, w: &Wave) -> String {
+    let count = w.clients.len();
+    let mut title = format!(
+        "Wave {}/{n} {}{}: {count} client{} · max failures {} · gate {}",
+        i + 1,
+        w.name,
+        if w.implicit { " (implicit)" } else { "" },
+        if count == 1 { "" } else { "s" },
+        w.max_failures,
+        w.gate,
+    );
+    if let Some(p) = w.parallel {
+        let _ = write!(title, " · parallel {p}");
+    }
+    if w.gate == Gate::Manual {
+        let _ = write!(
+            title,
+            " (apply stops before it; continue with `intelli apply --through {}`)",
+            w.name
+        );
+    }
+    title
+}
+
+/// The clients of `w` in the plan, in slug order.
+fn wave_clients(plan: &Plan, w: &Wave) -> Vec<ClientPlan> {
+    plan.clients
+        .iter()
+        .filter(|c| w.clients.binary_search(&c.client).is_ok())
+        .cloned()
+        .collect()
+}
+
+const CHECKS_HEADER: &str = "Health checks apply runs on each client it changes (and on every client of a wave that gates a later one)";
 
 /// The text sections of `clients` with changes or errors (a whole plan, or a part of it).
 pub fn text_sections(clients: &[ClientPlan], style: Style) -> String {
@@ -229,9 +314,43 @@ pub fn markdown_blocks(plan: &Plan) -> Vec<String> {
         t.clients, t.with_changes, t.actions, t.with_errors
     );
     let mut blocks = vec![head];
-    blocks.extend(markdown_section_blocks(&plan.clients));
-    let unchanged: Vec<&str> = plan
-        .clients
+    match &plan.rollout {
+        None => blocks.extend(markdown_client_blocks(&plan.clients)),
+        Some(waves) => {
+            blocks.push(format!("{}\n\n", rollout_header(waves)));
+            for (i, w) in waves.iter().enumerate() {
+                let clients = wave_clients(plan, w);
+                let mut title = format!("#### {}\n\n", wave_title(i, waves.len(), w));
+                if clients.is_empty() {
+                    title.push_str("No client of this wave is selected.\n\n");
+                }
+                blocks.push(title);
+                blocks.extend(markdown_client_blocks(&clients));
+            }
+        }
+    }
+    if !plan.checks.is_empty() {
+        let mut out = format!("{CHECKS_HEADER}:\n\n");
+        for c in &plan.checks {
+            let _ = writeln!(out, "- `{}`", c.summary());
+        }
+        out.push('\n');
+        blocks.push(out);
+    }
+    for o in &plan.orphans {
+        blocks.push(format!(
+            "Orphan: `{}` ({}) has no client file and is left alone.\n\n",
+            o.name, o.project_ref
+        ));
+    }
+    blocks
+}
+
+/// `clients` (a whole plan or a wave): the blocks of those with changes or errors, then the
+/// ones without changes on one line.
+fn markdown_client_blocks(clients: &[ClientPlan]) -> Vec<String> {
+    let mut blocks = markdown_section_blocks(clients);
+    let unchanged: Vec<&str> = clients
         .iter()
         .filter(|c| c.errors.is_empty() && !c.has_changes())
         .map(|c| c.client.as_str())
@@ -244,12 +363,6 @@ pub fn markdown_blocks(plan: &Plan) -> Vec<String> {
                 .map(|c| format!("`{c}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
-    }
-    for o in &plan.orphans {
-        blocks.push(format!(
-            "Orphan: `{}` ({}) has no client file and is left alone.\n\n",
-            o.name, o.project_ref
         ));
     }
     blocks
@@ -597,6 +710,8 @@ mod tests {
                 project_ref: "defghijklmnopqrstuvw".into(),
             }],
             shard: None,
+            rollout: None,
+            checks: vec![],
         }
     }
 
@@ -661,6 +776,95 @@ mod tests {
         );
     }
 
+    /// The rollout of [`rollout`] in waves: a canary, an early wave with a budget and a
+    /// manual gate, the implicit `rest`; and the fleet's checks.
+    fn in_waves() -> Plan {
+        use crate::fleet::model::{CheckSpec, HttpCheck, SqlCheck};
+        use crate::fleet::rollout::{Budget, Wave};
+        let wave = |name: &str, clients: &[&str], max_failures, gate, implicit| Wave {
+            name: name.into(),
+            clients: clients.iter().map(|c| c.to_string()).collect(),
+            parallel: None,
+            max_failures,
+            gate,
+            implicit,
+        };
+        let mut plan = rollout();
+        plan.rollout = Some(vec![
+            wave("canary", &["hooli"], Budget::Count(0), Gate::Auto, false),
+            Wave {
+                parallel: Some(2),
+                ..wave(
+                    "early",
+                    &["acme", "globex", "initech"],
+                    Budget::Percent(34),
+                    Gate::Manual,
+                    false,
+                )
+            },
+            wave("rest", &["umbrella"], Budget::Count(0), Gate::Auto, true),
+        ]);
+        plan.checks = vec![
+            CheckSpec {
+                name: "home".into(),
+                http: Some(HttpCheck {
+                    path: "/".into(),
+                    status: 200,
+                    body_contains: Some("<div id=\"root\">".into()),
+                    timeout_secs: 10,
+                }),
+                sql: None,
+            },
+            CheckSpec {
+                name: "rls".into(),
+                http: None,
+                sql: Some(SqlCheck {
+                    query:
+                        "select bool_and(rowsecurity)\n  from pg_tables where schemaname = 'public'"
+                            .into(),
+                }),
+            },
+        ];
+        plan
+    }
+
+    #[test]
+    fn waves_group_the_plan_in_order_with_budgets_gates_and_checks() {
+        let text = text(&in_waves(), Style { color: false });
+        insta::assert_snapshot!("waves_text", text);
+        let md = markdown(&in_waves());
+        insta::assert_snapshot!("waves_markdown", md);
+        for out in [&text, &md] {
+            let canary = out.find("Wave 1/3 canary: 1 client").expect("canary first");
+            let early = out.find("Wave 2/3 early: 3 clients").expect("early second");
+            let rest = out
+                .find("Wave 3/3 rest (implicit): 1 client")
+                .expect("rest last");
+            assert!(canary < early && early < rest, "{out}");
+            // Each client is printed in its wave only.
+            assert!(
+                out[canary..early].contains("hooli") && !out[canary..early].contains("umbrella")
+            );
+            assert!(out[rest..].contains("umbrella") && !out[rest..].contains("globex"));
+            assert!(out.contains("max failures 34% · gate manual · parallel 2"));
+            assert!(out.contains("intelli apply --through early"));
+            assert!(out.contains(
+                "rls: SQL (read-only) returns true: select bool_and(rowsecurity) from pg_tables"
+            ));
+        }
+        let plan = in_waves();
+        let value: serde_json::Value = serde_json::from_str(&json(&plan)).expect("json");
+        assert_eq!(
+            value["rollout"][1]["max_failures"],
+            serde_json::json!({"percent": 34})
+        );
+        assert_eq!(value["rollout"][1]["gate"], "manual");
+        assert_eq!(value["rollout"][2]["implicit"], true);
+        assert_eq!(value["checks"][1]["name"], "rls");
+        // Without `rollout:` nothing changes: no wave is printed.
+        assert!(!super::text(&rollout(), Style { color: false }).contains("Wave "));
+    }
+
     #[test]
     fn markdown_snapshot() {
         insta::assert_snapshot!(markdown(&sample()));
@@ -673,7 +877,12 @@ mod tests {
 
     #[test]
     fn json_matches_the_published_schema_and_round_trips() {
-        let plan = sample();
+        for plan in [sample(), in_waves()] {
+            json_round_trip(plan);
+        }
+    }
+
+    fn json_round_trip(plan: Plan) {
         let value: serde_json::Value = serde_json::from_str(&json(&plan)).expect("json");
         let schema: serde_json::Value =
             serde_json::from_str(&crate::schema::render("plan").expect("schema"))
