@@ -77,6 +77,12 @@ pub enum Command {
         /// project twice). Needed when no Cloudflare credentials are set.
         #[arg(long)]
         no_lock: bool,
+        /// Approve the manual gates of the rollout's waves up to and including WAVE.
+        #[arg(long, value_name = "WAVE")]
+        through: Option<String>,
+        /// Apply only this wave of the rollout (refused unless every earlier wave is converged).
+        #[arg(long, value_name = "WAVE")]
+        wave: Option<String>,
     },
     /// Check the fleet files offline and list every problem (file:line:column: field: message).
     ///
@@ -244,6 +250,7 @@ impl SelectArgs {
             allow_delete: self.allow_delete,
             skip_frontend: self.skip_frontend,
             shard: self.shard,
+            rollout: crate::rollout::RolloutOptions::default(),
         }
     }
 }
@@ -307,10 +314,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             parallelism,
             lock_timeout,
             no_lock,
+            through,
+            wave,
         } => runtime()?.block_on(crate::commands::apply_cmd(
             &cli.fleet,
             cli.sandbox,
-            &select.selection(),
+            &crate::commands::Selection {
+                rollout: crate::rollout::RolloutOptions { through, wave },
+                ..select.selection()
+            },
             plan,
             yes,
             parallelism,

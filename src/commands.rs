@@ -22,6 +22,8 @@ pub struct Selection {
     pub skip_frontend: bool,
     /// `--shard K/N`: this shard of the fleet only (`None`: the whole fleet).
     pub shard: Option<crate::shard::Shard>,
+    /// `apply --through` / `--wave` (waves, see `rollout`).
+    pub rollout: crate::rollout::RolloutOptions,
 }
 
 /// How `apply` takes the fleet's lease (see `lease`).
@@ -201,8 +203,7 @@ async fn apply_with(
     let plan = match &saved {
         Some(path) => {
             let saved = load_saved(path)?;
-            check_saved(&saved, ws, &engine).await?;
-            saved
+            check_saved(&saved, ws, &engine).await?
         }
         None => engine.plan(&sel.only, &sel.exclude).await?,
     };
@@ -223,12 +224,13 @@ async fn apply_with(
         return Ok(ExitCode::from(1));
     }
 
-    let report = engine.apply(&plan.clients).await?;
-    println!("\n{}", report.table());
-    Ok(if report.failed() > 0 || report.deferred() > 0 {
-        ExitCode::from(1)
-    } else {
+    let rollout = engine.rollout(&plan, &sel.rollout).await?;
+    println!("\n{}", rollout.report.table());
+    print!("{}", rollout.summary());
+    Ok(if rollout.success() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 
@@ -263,8 +265,10 @@ fn load_saved(path: &Path) -> Result<Plan> {
     Ok(plan)
 }
 
-/// Refuse a saved plan when the desired state or the world changed since it was made.
-async fn check_saved(saved: &Plan, ws: &Workspace, engine: &Engine<'_>) -> Result<()> {
+/// Refuse a saved plan when the desired state or the world changed since it was made. A client
+/// already at the plan's target (a rollout applied part of the plan meanwhile: its fresh plan
+/// has nothing to do) is accepted, with nothing left to do; the plan returned says so.
+async fn check_saved(saved: &Plan, ws: &Workspace, engine: &Engine<'_>) -> Result<Plan> {
     if saved.desired_digest != ws.digest {
         bail!(
             "the saved plan is stale: the fleet files, migrations or seed changed since it was made; run `intelli plan` again"
@@ -273,9 +277,11 @@ async fn check_saved(saved: &Plan, ws: &Workspace, engine: &Engine<'_>) -> Resul
     let only: Vec<String> = saved.clients.iter().map(|c| c.client.clone()).collect();
     let fresh = engine.plan(&only, &[]).await?;
     let mut diffs = Vec::new();
-    for old in &saved.clients {
+    let mut plan = saved.clone();
+    for old in &mut plan.clients {
         match fresh.clients.iter().find(|c| c.client == old.client) {
             None => diffs.push(format!("{}: no longer selected", old.client)),
+            Some(new) if !new.has_changes() && new.errors.is_empty() => *old = new.clone(),
             Some(new) if !same_intent(old, new) => diffs.push(format!(
                 "{}: planned {} action(s) [{}], the world now needs {} [{}]",
                 old.client,
@@ -301,7 +307,7 @@ async fn check_saved(saved: &Plan, ws: &Workspace, engine: &Engine<'_>) -> Resul
             diffs.join("\n  ")
         );
     }
-    Ok(())
+    Ok(plan)
 }
 
 fn same_intent(a: &ClientPlan, b: &ClientPlan) -> bool {

@@ -228,6 +228,37 @@ impl<'w> Engine<'w> {
     /// beside the Supabase side; builds wait for it, and a failed install fails each build
     /// with its error while the Supabase side goes on.
     pub async fn apply(&self, plans: &[ClientPlan]) -> Result<ApplyReport> {
+        self.apply_in(plans, &self.slots).await
+    }
+
+    /// [`Engine::apply`] of one wave: with `parallel` work slots of its own when the wave sets
+    /// `parallel`, else the engine's (see [`crate::rollout`]).
+    pub async fn apply_wave(
+        &self,
+        plans: &[ClientPlan],
+        parallel: Option<usize>,
+    ) -> Result<ApplyReport> {
+        match parallel {
+            Some(n) => self.apply_in(plans, &Semaphore::new(n.max(1))).await,
+            None => self.apply_in(plans, &self.slots).await,
+        }
+    }
+
+    /// Apply `plan` wave by wave ([`crate::rollout`]; one wave without `rollout:`).
+    pub async fn rollout(
+        &self,
+        plan: &Plan,
+        opts: &crate::rollout::RolloutOptions,
+    ) -> Result<crate::rollout::RolloutReport> {
+        crate::rollout::run(self, plan, opts).await
+    }
+
+    /// A progress line, where apply's go.
+    pub fn say(&self, line: &str) {
+        (self.progress)(line);
+    }
+
+    async fn apply_in(&self, plans: &[ClientPlan], slots: &Semaphore) -> Result<ApplyReport> {
         let builds_a_site = plans
             .iter()
             .any(|c| c.errors.is_empty() && c.actions.iter().any(plan::Action::builds_site));
@@ -249,7 +280,7 @@ impl<'w> Engine<'w> {
             seed_sql: &self.ws.seed_sql,
             options: self.options,
             waits: self.waits,
-            slots: &self.slots,
+            slots,
             progress: &*self.progress,
             lease: self.lease.clone(),
             site: conns

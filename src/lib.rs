@@ -19,6 +19,7 @@ pub mod observe;
 pub mod pg;
 pub mod plan;
 pub mod reconcile;
+pub mod rollout;
 pub mod schema;
 pub mod shard;
 #[cfg(feature = "sim")]

@@ -275,15 +275,11 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     let plan_file = w.root().join("plan.json");
     let plan_arg = plan_file.to_string_lossy().into_owned();
     w.run_ok(&["plan", "--only", "acme", "--out", &plan_arg]);
-    // Someone creates acme's project behind our back: the saved plan (create) is now wrong.
+    // Someone brings acme to the plan's target meanwhile (a rollout applied part of a plan):
+    // the saved plan is accepted with nothing left to do, never a second project.
     w.run_ok(&["apply", "--yes", "--only", "acme"]);
-    let out = w.run(&["apply", &plan_arg, "--yes"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("the saved plan is stale") && stderr.contains("acme:"),
-        "{stderr}"
-    );
+    let out = w.run_ok(&["apply", &plan_arg, "--yes"]);
+    assert!(out.contains("Nothing to apply."), "{out}");
     assert_eq!(
         w.sim
             .supabase()
@@ -292,6 +288,24 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
             .filter(|p| p.name == "intelli-acme")
             .count(),
         1
+    );
+    // The world changes otherwise behind our back: the saved plan is stale.
+    let db = w.db("intelli-acme").await;
+    db.batch_execute("delete from supabase_migrations.seed_files")
+        .await
+        .expect("forget the seed");
+    w.run_ok(&["plan", "--only", "acme", "--out", &plan_arg]);
+    db.batch_execute(
+        "delete from supabase_migrations.schema_migrations where version = '20250301100000'",
+    )
+    .await
+    .expect("forget a migration");
+    let out = w.run(&["apply", &plan_arg, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the saved plan is stale") && stderr.contains("acme:"),
+        "{stderr}"
     );
 
     // A fresh saved plan applies; a change to the fleet files makes it stale too.

@@ -1,0 +1,257 @@
+//! Apply by waves (`rollout:` in fleet.yaml): the wave loop and its gates.
+//!
+//! The waves come from the plan (`Plan::rollout`, computed from the fleet files on every run;
+//! nothing is stored). Each wave is one [`Engine::apply`] of its clients; before the next wave
+//! starts, the wave's failures are compared with its budget: failed actions, clients whose
+//! plan has errors, clients still parked on a vendor's wait (deferred) and failed health checks
+//! all count. When failures exceed the budget the rollout halts and no client of a later wave is
+//! touched. A wave with `gate: manual` is not started unless `--through` names it or a later
+//! wave. Clients of a wave that are already converged have nothing to do, which is how the
+//! next apply resumes where the fleet is.
+
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+
+use crate::apply::ApplyReport;
+use crate::engine::Engine;
+use crate::fleet::Gate;
+use crate::fleet::rollout::Wave;
+use crate::plan::{ClientPlan, Plan};
+
+/// `--through` and `--wave` of `apply`.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutOptions {
+    /// Approve the manual gates of the waves up to and including this one.
+    pub through: Option<String>,
+    /// Apply this wave only (refused unless every earlier wave is converged).
+    pub wave: Option<String>,
+}
+
+/// Why a rollout stopped before its last wave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Halt {
+    /// The wave failed more clients than its budget allows.
+    Budget {
+        wave: String,
+        failed: Vec<String>,
+        clients: usize,
+        budget: crate::fleet::rollout::Budget,
+    },
+    /// The next wave's gate is manual and was not approved (`--through`).
+    ManualGate { wave: String },
+}
+
+/// What an apply by waves did.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutReport {
+    /// Every client of the waves that ran, in wave order.
+    pub report: ApplyReport,
+    /// Set when the rollout stopped before its last wave.
+    pub halt: Option<Halt>,
+    /// The waves not started (after a halt) with their selected clients.
+    pub not_started: Vec<Wave>,
+    /// The names of the waves that ran, in order.
+    pub ran: Vec<String>,
+}
+
+impl RolloutReport {
+    /// Failed clients, deferred ones included: either is a non-zero exit.
+    pub fn failed(&self) -> usize {
+        self.report.failed() + self.report.deferred()
+    }
+
+    /// Exit status: 1 when anything failed or the budget halted the rollout; a stop at a
+    /// manual gate is not a failure.
+    pub fn success(&self) -> bool {
+        self.failed() == 0 && !matches!(self.halt, Some(Halt::Budget { .. }))
+    }
+
+    /// What follows the summary table: the halt, the waves not started with their clients, and
+    /// the command that continues.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        match &self.halt {
+            None => {}
+            Some(Halt::Budget {
+                wave,
+                failed,
+                clients,
+                budget,
+            }) => {
+                let _ = writeln!(
+                    out,
+                    "Rollout halted in wave `{wave}`: {} of {clients} client(s) failed, more than its budget \
+                     (max_failures {budget}): {}. Later waves were not touched.",
+                    failed.len(),
+                    failed.join(", ")
+                );
+            }
+            Some(Halt::ManualGate { wave }) => {
+                let _ = writeln!(
+                    out,
+                    "Rollout stopped before wave `{wave}` (gate: manual). To continue: intelli apply --through {wave}"
+                );
+            }
+        }
+        if !self.not_started.is_empty() {
+            let _ = writeln!(out, "Waves not started:");
+            for w in &self.not_started {
+                let _ = writeln!(
+                    out,
+                    "  {} ({} client{}): {}",
+                    w.name,
+                    w.clients.len(),
+                    if w.clients.len() == 1 { "" } else { "s" },
+                    w.clients.join(", ")
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A client plan that asks apply to do something (changes), or that apply reports as failed
+/// (errors).
+fn has_work(c: &ClientPlan) -> bool {
+    c.has_changes() || !c.errors.is_empty()
+}
+
+/// The clients of `wave` in `plan`.
+fn wave_plans(plan: &Plan, wave: &Wave) -> Vec<ClientPlan> {
+    plan.clients
+        .iter()
+        .filter(|c| wave.clients.binary_search(&c.client).is_ok())
+        .cloned()
+        .collect()
+}
+
+fn position(waves: &[Wave], name: &str, flag: &str) -> Result<usize> {
+    match waves.iter().position(|w| w.name == name) {
+        Some(i) => Ok(i),
+        None => bail!(
+            "{flag} {name}: no such wave (the waves are {})",
+            waves
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Apply `plan` wave by wave (one wave without `rollout:`).
+pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Result<RolloutReport> {
+    let Some(waves) = &plan.rollout else {
+        if opts.through.is_some() || opts.wave.is_some() {
+            bail!("--through and --wave need waves: fleet.yaml has no `rollout:`");
+        }
+        return Ok(RolloutReport {
+            report: engine.apply(&plan.clients).await?,
+            ..RolloutReport::default()
+        });
+    };
+    let through = match &opts.through {
+        Some(name) => Some(position(waves, name, "--through")?),
+        None => None,
+    };
+    let only = match &opts.wave {
+        Some(name) => Some(position(waves, name, "--wave")?),
+        None => None,
+    };
+    if let Some(i) = only {
+        refuse_unless_converged(plan, &waves[..i], &waves[i].name)?;
+    }
+    let mut out = RolloutReport::default();
+    for (i, wave) in waves.iter().enumerate() {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
+        let plans = wave_plans(plan, wave);
+        // A manual gate holds back this wave and every later one, unless approved: by
+        // `--through` at or after it, or by naming it with `--wave`. Nothing to do from here
+        // on means nothing to hold back.
+        let later_work = waves[i..]
+            .iter()
+            .any(|w| wave_plans(plan, w).iter().any(has_work));
+        let approved = through.is_some_and(|t| t >= i) || only == Some(i);
+        if wave.gate == Gate::Manual && !approved && later_work && only.is_none() {
+            out.halt = Some(Halt::ManualGate {
+                wave: wave.name.clone(),
+            });
+            out.not_started = waves[i..].to_vec();
+            break;
+        }
+        if !plans.iter().any(has_work) {
+            engine.say(&format!(
+                "Wave {}/{} {}: {} client(s), nothing to do",
+                i + 1,
+                waves.len(),
+                wave.name,
+                plans.len()
+            ));
+            out.ran.push(wave.name.clone());
+            continue;
+        }
+        engine.say(&format!(
+            "Wave {}/{} {}: {} client(s), {} with changes (max failures {})",
+            i + 1,
+            waves.len(),
+            wave.name,
+            plans.len(),
+            plans.iter().filter(|c| c.has_changes()).count(),
+            wave.max_failures
+        ));
+        let report = engine
+            .apply_wave(&plans, wave.parallel.map(|p| p as usize))
+            .await?;
+        let failed: Vec<String> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.failed.is_some())
+            .map(|o| o.client.clone())
+            .collect();
+        out.report.outcomes.extend(report.outcomes);
+        out.ran.push(wave.name.clone());
+        let is_last = only.is_some() || i + 1 == waves.len();
+        if wave.max_failures.exceeded(failed.len(), plans.len()) && !is_last {
+            engine.say(&format!(
+                "Wave {} failed {} of {} client(s), more than max_failures {}: the rollout halts",
+                wave.name,
+                failed.len(),
+                plans.len(),
+                wave.max_failures
+            ));
+            out.halt = Some(Halt::Budget {
+                wave: wave.name.clone(),
+                failed,
+                clients: plans.len(),
+                budget: wave.max_failures,
+            });
+            out.not_started = waves[i + 1..].to_vec();
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `--wave X` runs X only when every earlier wave's selected clients are converged (no changes,
+/// no errors in this plan).
+fn refuse_unless_converged(plan: &Plan, earlier: &[Wave], name: &str) -> Result<()> {
+    let behind: Vec<String> = earlier
+        .iter()
+        .flat_map(|w| {
+            wave_plans(plan, w)
+                .into_iter()
+                .filter(has_work)
+                .map(move |c| format!("{} ({})", c.client, w.name))
+        })
+        .collect();
+    if !behind.is_empty() {
+        bail!(
+            "--wave {name}: the earlier waves are not converged: {}; apply them first (or drop --wave)",
+            behind.join(", ")
+        );
+    }
+    Ok(())
+}
