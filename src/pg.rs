@@ -100,23 +100,23 @@ fn check_db_name(name: &str) -> Result<()> {
 /// Create database `name` on the server at `server_url`; returns its URL.
 pub async fn create_database(server_url: &str, name: &str) -> Result<String> {
     check_db_name(name)?;
-    let admin = connect(server_url).await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .with_context(|| format!("creating database {name}"))?;
+    let sql = format!("CREATE DATABASE \"{name}\"");
+    admin_execute(server_url, &sql, || format!("creating database {name}")).await?;
     with_database(server_url, name)
 }
 
 /// Drop database `name` if it exists, disconnecting its sessions.
 pub async fn drop_database(server_url: &str, name: &str) -> Result<()> {
     check_db_name(name)?;
+    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    admin_execute(server_url, &sql, || format!("dropping database {name}")).await
+}
+
+/// Runs `sql` on a new connection to the server's maintenance database (CREATE and DROP
+/// DATABASE cannot run inside the database they name).
+async fn admin_execute(server_url: &str, sql: &str, what: impl Fn() -> String) -> Result<()> {
     let admin = connect(server_url).await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await
-        .with_context(|| format!("dropping database {name}"))?;
-    Ok(())
+    admin.batch_execute(sql).await.with_context(what)
 }
 
 /// The SQL that gives plain PostgreSQL what a Supabase project provides (roles, `auth`,

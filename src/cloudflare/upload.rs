@@ -704,12 +704,7 @@ impl CloudflareClient {
         let resp = session
             .send(async |jwt| {
                 Ok(self
-                    .bare_request(
-                        Method::POST,
-                        &["pages", "assets", "check-missing"],
-                        "/pages/assets/check-missing",
-                    )?
-                    .bearer(jwt)
+                    .asset_request("check-missing", "/pages/assets/check-missing", jwt)?
                     .json(&body))
             })
             .await?;
@@ -736,16 +731,24 @@ impl CloudflareClient {
                         source: io::Error::other(e),
                     })??;
                 Ok(self
-                    .bare_request(
-                        Method::POST,
-                        &["pages", "assets", "upload"],
-                        "/pages/assets/upload",
-                    )?
-                    .bearer(jwt)
+                    .asset_request("upload", "/pages/assets/upload", jwt)?
                     .body(Body::Json(body.into())))
             })
             .await?;
         Ok(())
+    }
+
+    /// `POST /pages/assets/<what>` with the upload session's JWT (asset calls do not use the
+    /// API token).
+    fn asset_request(
+        &self,
+        what: &str,
+        template: &'static str,
+        jwt: &SecretString,
+    ) -> Result<Request, Error> {
+        Ok(self
+            .bare_request(Method::POST, &["pages", "assets", what], template)?
+            .bearer(jwt))
     }
 
     async fn upsert_hashes(
@@ -757,12 +760,7 @@ impl CloudflareClient {
         session
             .send(async |jwt| {
                 Ok(self
-                    .bare_request(
-                        Method::POST,
-                        &["pages", "assets", "upsert-hashes"],
-                        "/pages/assets/upsert-hashes",
-                    )?
-                    .bearer(jwt)
+                    .asset_request("upsert-hashes", "/pages/assets/upsert-hashes", jwt)?
                     .json(&body))
             })
             .await?;

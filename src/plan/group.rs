@@ -348,16 +348,7 @@ mod tests {
     use crate::plan::model::{Change, Reason};
 
     fn client(slug: &str, project_ref: Option<&str>, actions: Vec<Action>) -> ClientPlan {
-        ClientPlan {
-            client: slug.into(),
-            state: ClientState::Active,
-            project_name: format!("intelli-{slug}"),
-            project_ref: project_ref.map(Into::into),
-            actions,
-            errors: vec![],
-            notes: vec![],
-            cloudflare_account: None,
-        }
+        ClientPlan::for_test(slug, ClientState::Active, project_ref, actions)
     }
 
     fn migrate(v: &str) -> Action {

@@ -74,6 +74,27 @@ impl ClientPlan {
     pub fn has_changes(&self) -> bool {
         !self.actions.is_empty()
     }
+
+    /// A client's plan as the unit tests of rendering and grouping write it: project named as
+    /// the planner names it, no errors, notes or Cloudflare account.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        slug: &str,
+        state: ClientState,
+        project_ref: Option<&str>,
+        actions: Vec<Action>,
+    ) -> Self {
+        ClientPlan {
+            client: slug.into(),
+            state,
+            project_name: format!("intelli-{slug}"),
+            project_ref: project_ref.map(Into::into),
+            actions,
+            errors: vec![],
+            notes: vec![],
+            cloudflare_account: None,
+        }
+    }
 }
 
 /// One step of a client's plan. Every variant carries the [`Reason`] it was planned for.

@@ -486,16 +486,7 @@ mod tests {
         project_ref: Option<&str>,
         actions: Vec<Action>,
     ) -> ClientPlan {
-        ClientPlan {
-            client: slug.into(),
-            state,
-            project_name: format!("intelli-{slug}"),
-            project_ref: project_ref.map(Into::into),
-            actions,
-            errors: vec![],
-            notes: vec![],
-            cloudflare_account: None,
-        }
+        ClientPlan::for_test(slug, state, project_ref, actions)
     }
 
     /// A plan with one of each situation and every action kind, built by hand so the snapshot

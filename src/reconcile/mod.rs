@@ -169,10 +169,18 @@ pub async fn reconcile_cmd(
     }
     let stop = Stop::new();
     handle_signals(stop.clone());
+    let reconciler = Reconciler {
+        fleet_dir,
+        sandbox,
+        sel,
+        opts,
+        stop: &stop,
+        metrics: &metrics,
+    };
     let mut number = 0u64;
     loop {
         number += 1;
-        let result = run(fleet_dir, sandbox, sel, opts, &stop, &metrics, number).await;
+        let result = reconciler.run(number).await;
         if opts.once || stop.requested() {
             return Ok(match result {
                 RunResult::Ok | RunResult::Stopped => ExitCode::SUCCESS,
@@ -188,49 +196,6 @@ pub async fn reconcile_cmd(
             () = stop.wait() => return Ok(ExitCode::SUCCESS),
         }
     }
-}
-
-/// One run, logged and counted.
-async fn run(
-    fleet_dir: &Path,
-    sandbox: bool,
-    sel: &Selection,
-    opts: &Options,
-    stop: &Stop,
-    metrics: &Metrics,
-    number: u64,
-) -> RunResult {
-    let started = Instant::now();
-    eprintln!(
-        "{} reconcile run {number} starts",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
-    let outcome = run_once(fleet_dir, sandbox, sel, opts, stop, metrics).await;
-    let took = started.elapsed();
-    let (result, summary) = match outcome {
-        Ok(summary) => {
-            let result = if summary.stopped {
-                RunResult::Stopped
-            } else if summary.failed > 0 || summary.failing > 0 {
-                RunResult::Failed
-            } else {
-                RunResult::Ok
-            };
-            (result, summary.line())
-        }
-        Err(e) => {
-            metrics.run_failed();
-            (RunResult::Failed, format!("failed: {e:#}"))
-        }
-    };
-    metrics.finished(result, SystemTime::now(), took);
-    eprintln!(
-        "{} reconcile run {number} {}: {summary} ({:.1}s)",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        result.as_str(),
-        took.as_secs_f64()
-    );
-    result
 }
 
 /// What one run found and did.
@@ -272,38 +237,88 @@ impl Summary {
     }
 }
 
-async fn run_once(
-    fleet_dir: &Path,
+/// What every run of one `intelli reconcile` shares.
+struct Reconciler<'a> {
+    fleet_dir: &'a Path,
     sandbox: bool,
-    sel: &Selection,
-    opts: &Options,
-    stop: &Stop,
-    metrics: &Metrics,
-) -> Result<Summary> {
-    let ws = Workspace::load(fleet_dir)?;
-    let conns = crate::commands::connect(&ws, sandbox, sel).await?;
-    let shard = sel.shard.unwrap_or(crate::shard::Shard::WHOLE);
-    let result = match crate::commands::take_lease(&ws, &conns, sandbox, opts.locking, shard).await
-    {
-        Ok(lease) => {
-            let guard = lease
-                .as_ref()
-                .map_or_else(LeaseGuard::unleased, |l| l.guard());
-            stop.watch(&guard);
-            let result = plan_and_apply(&ws, &conns, sel, opts, &guard, stop, metrics).await;
-            stop.unwatch();
-            let released = match lease {
-                Some(l) => l.release().await.context("releasing the fleet's lease"),
-                None => Ok(()),
-            };
-            result.and_then(|s| released.map(|()| s))
-        }
-        Err(e) => Err(e),
-    };
-    let closed = conns.close().await;
-    let summary = result?;
-    closed?;
-    Ok(summary)
+    sel: &'a Selection,
+    opts: &'a Options,
+    stop: &'a Stop,
+    metrics: &'a Metrics,
+}
+
+impl Reconciler<'_> {
+    /// One run, logged and counted.
+    async fn run(&self, number: u64) -> RunResult {
+        let metrics = self.metrics;
+        let started = Instant::now();
+        eprintln!(
+            "{} reconcile run {number} starts",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let outcome = self.run_once().await;
+        let took = started.elapsed();
+        let (result, summary) = match outcome {
+            Ok(summary) => {
+                let result = if summary.stopped {
+                    RunResult::Stopped
+                } else if summary.failed > 0 || summary.failing > 0 {
+                    RunResult::Failed
+                } else {
+                    RunResult::Ok
+                };
+                (result, summary.line())
+            }
+            Err(e) => {
+                metrics.run_failed();
+                (RunResult::Failed, format!("failed: {e:#}"))
+            }
+        };
+        metrics.finished(result, SystemTime::now(), took);
+        eprintln!(
+            "{} reconcile run {number} {}: {summary} ({:.1}s)",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            result.as_str(),
+            took.as_secs_f64()
+        );
+        result
+    }
+
+    async fn run_once(&self) -> Result<Summary> {
+        let Reconciler {
+            fleet_dir,
+            sandbox,
+            sel,
+            opts,
+            stop,
+            metrics,
+        } = *self;
+        let ws = Workspace::load(fleet_dir)?;
+        let conns = crate::commands::connect(&ws, sandbox, sel).await?;
+        let shard = sel.shard.unwrap_or(crate::shard::Shard::WHOLE);
+        let result = match crate::commands::take_lease(&ws, &conns, sandbox, opts.locking, shard)
+            .await
+        {
+            Ok(lease) => {
+                let guard = lease
+                    .as_ref()
+                    .map_or_else(LeaseGuard::unleased, |l| l.guard());
+                stop.watch(&guard);
+                let result = plan_and_apply(&ws, &conns, sel, opts, &guard, stop, metrics).await;
+                stop.unwatch();
+                let released = match lease {
+                    Some(l) => l.release().await.context("releasing the fleet's lease"),
+                    None => Ok(()),
+                };
+                result.and_then(|s| released.map(|()| s))
+            }
+            Err(e) => Err(e),
+        };
+        let closed = conns.close().await;
+        let summary = result?;
+        closed?;
+        Ok(summary)
+    }
 }
 
 async fn plan_and_apply(

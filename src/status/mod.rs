@@ -49,6 +49,24 @@ pub struct Summary {
     pub failing: usize,
 }
 
+impl Summary {
+    /// Counts `clients` by sync state.
+    pub fn of(clients: &[ClientStatus]) -> Self {
+        let mut summary = Summary {
+            clients: clients.len(),
+            ..Summary::default()
+        };
+        for c in clients {
+            match c.sync {
+                Sync::Converged => summary.converged += 1,
+                Sync::Drifting => summary.drifting += 1,
+                Sync::Failing => summary.failing += 1,
+            }
+        }
+        summary
+    }
+}
+
 /// Where a client stands against its fleet files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -212,17 +230,7 @@ pub fn build(
             Some(client_status(desired, spec, obs, cp, options))
         })
         .collect();
-    let mut summary = Summary {
-        clients: clients.len(),
-        ..Summary::default()
-    };
-    for c in &clients {
-        match c.sync {
-            Sync::Converged => summary.converged += 1,
-            Sync::Drifting => summary.drifting += 1,
-            Sync::Failing => summary.failing += 1,
-        }
-    }
+    let summary = Summary::of(&clients);
     StatusReport {
         format_version: FORMAT_VERSION,
         intelli_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -44,17 +44,7 @@ fn row(slug: &str, sync: Sync, latest: Option<&str>) -> ClientStatus {
 }
 
 fn report(clients: Vec<ClientStatus>) -> StatusReport {
-    let mut summary = Summary {
-        clients: clients.len(),
-        ..Summary::default()
-    };
-    for c in &clients {
-        match c.sync {
-            Sync::Converged => summary.converged += 1,
-            Sync::Drifting => summary.drifting += 1,
-            Sync::Failing => summary.failing += 1,
-        }
-    }
+    let summary = Summary::of(&clients);
     StatusReport {
         format_version: FORMAT_VERSION,
         intelli_version: "0.0.0".into(),

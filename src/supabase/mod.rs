@@ -317,26 +317,25 @@ impl SupabaseClient {
     /// `POST /v1/projects/{ref}/pause`. Pausing twice is refused by the vendor, not
     /// duplicated, so it is [`Repeat::Idempotent`].
     pub async fn pause_project(&self, project_ref: &str) -> Result<(), Error> {
-        let req = self
-            .project_request(
-                Method::POST,
-                project_ref,
-                &["pause"],
-                "/v1/projects/{ref}/pause",
-            )?
-            .repeat(Repeat::Idempotent);
-        self.http.send(req).await.map(drop)
+        self.project_switch(project_ref, "pause", "/v1/projects/{ref}/pause")
+            .await
     }
 
     /// `POST /v1/projects/{ref}/restore` (unpause); safe to retry like pause.
     pub async fn restore_project(&self, project_ref: &str) -> Result<(), Error> {
+        self.project_switch(project_ref, "restore", "/v1/projects/{ref}/restore")
+            .await
+    }
+
+    /// `POST /v1/projects/{ref}/<verb>` with no body, for the pause and restore switches.
+    async fn project_switch(
+        &self,
+        project_ref: &str,
+        verb: &str,
+        template: &'static str,
+    ) -> Result<(), Error> {
         let req = self
-            .project_request(
-                Method::POST,
-                project_ref,
-                &["restore"],
-                "/v1/projects/{ref}/restore",
-            )?
+            .project_request(Method::POST, project_ref, &[verb], template)?
             .repeat(Repeat::Idempotent);
         self.http.send(req).await.map(drop)
     }

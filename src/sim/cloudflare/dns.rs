@@ -12,7 +12,7 @@ use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use super::envelope::{ApiError, Page, codes, ok, ok_list, parse_json, query_map};
+use super::envelope::{ApiError, Page, codes, ok, parse_json, query_map};
 use super::state::{DnsRecord, State as SimState, Zone};
 use super::{CloudflareSim, new_id, ts};
 
@@ -138,11 +138,7 @@ pub async fn list_zones(
         .filter(|_| q.get("status").is_none_or(|s| s == "active"))
         .collect();
     zones.sort_by(|a, b| a.name.cmp(&b.name));
-    if q.get("direction").map(String::as_str) == Some("desc") {
-        zones.reverse();
-    }
-    let (items, info) = page.slice(&zones);
-    Ok(ok_list(items.into_iter().map(zone_json).collect(), info))
+    Ok(page.respond(&q, zones, zone_json))
 }
 
 pub async fn get_zone(
@@ -251,9 +247,7 @@ pub async fn list_records(
         Some(_) => return Err(ApiError::dns_bad_request("match must be 'all' or 'any'")),
     };
     let state = sim.lock();
-    if !state.zones.contains_key(&zone_id) {
-        return Err(zone_not_found(&zone_id));
-    }
+    known_zone(&state, &zone_id)?;
     let mut records: Vec<&DnsRecord> = state
         .dns_records
         .values()
@@ -285,11 +279,7 @@ pub async fn list_records(
         primary.then(a.name.cmp(&b.name)).then(a.id.cmp(&b.id))
     };
     records.sort_by(cmp);
-    if q.get("direction").map(String::as_str) == Some("desc") {
-        records.reverse();
-    }
-    let (items, info) = page.slice(&records);
-    Ok(ok_list(items.into_iter().map(record_json).collect(), info))
+    Ok(page.respond(&q, records, record_json))
 }
 
 pub async fn get_record(
@@ -299,9 +289,7 @@ pub async fn get_record(
 ) -> Result<Response, ApiError> {
     sim.authenticate(&headers, false)?;
     let state = sim.lock();
-    if !state.zones.contains_key(&zone_id) {
-        return Err(zone_not_found(&zone_id));
-    }
+    known_zone(&state, &zone_id)?;
     let r = state
         .dns_records
         .get(&record_id)
@@ -520,6 +508,15 @@ fn insert_record(
     Ok(json)
 }
 
+/// `Ok` when the zone exists, else the API's "zone not found" error.
+fn known_zone(state: &SimState, zone_id: &str) -> Result<(), ApiError> {
+    if state.zones.contains_key(zone_id) {
+        Ok(())
+    } else {
+        Err(zone_not_found(zone_id))
+    }
+}
+
 fn update_existing(
     state: &mut SimState,
     zone_id: &str,
@@ -527,32 +524,28 @@ fn update_existing(
     body: &Map<String, Value>,
     full: bool,
 ) -> Result<Value, ApiError> {
-    if !state.zones.contains_key(zone_id) {
-        return Err(zone_not_found(zone_id));
-    }
+    known_zone(state, zone_id)?;
     let mut r = state
         .dns_records
         .get(record_id)
         .filter(|r| r.zone_id == zone_id)
         .ok_or_else(record_not_found)?
         .clone();
-    let before = (
-        r.name.clone(),
-        r.record_type.clone(),
-        r.content.clone(),
-        r.proxied,
-    );
-    apply_body(&mut r, body, full)?;
-    check_conflicts(state, &r)?;
-    r.modified_on = Utc::now();
-    if before
-        != (
+    // Only a change of where the name routes restarts a custom domain's validation; a comment
+    // or TTL edit does not.
+    let routing = |r: &DnsRecord| {
+        (
             r.name.clone(),
             r.record_type.clone(),
             r.content.clone(),
             r.proxied,
         )
-    {
+    };
+    let before = routing(&r);
+    apply_body(&mut r, body, full)?;
+    check_conflicts(state, &r)?;
+    r.modified_on = Utc::now();
+    if before != routing(&r) {
         r.routed_on = Some(r.modified_on);
     }
     let json = record_json(&r);
@@ -565,9 +558,7 @@ fn delete_existing(
     zone_id: &str,
     record_id: &str,
 ) -> Result<Value, ApiError> {
-    if !state.zones.contains_key(zone_id) {
-        return Err(zone_not_found(zone_id));
-    }
+    known_zone(state, zone_id)?;
     state
         .dns_records
         .get(record_id)

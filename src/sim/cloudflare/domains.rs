@@ -96,6 +96,23 @@ fn domain_key(account_id: &str, project: &str, name: &str) -> String {
     format!("{}/{}", project_key(account_id, project), name)
 }
 
+/// The key of a domain the project has (names compare case-insensitively), or the API's
+/// "project not found" / "domain not found".
+fn existing_domain(
+    state: &SimState,
+    account_id: &str,
+    project: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    find_project(state, account_id, project)?;
+    let key = domain_key(account_id, project, &name.to_ascii_lowercase());
+    if state.domains.contains_key(&key) {
+        Ok(key)
+    } else {
+        Err(domain_not_found())
+    }
+}
+
 fn domain_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -207,15 +224,8 @@ pub async fn get_domain(
 ) -> Result<Response, ApiError> {
     sim.authorize_account(&headers, &account_id, false)?;
     let state = sim.lock();
-    find_project(&state, &account_id, &project)?;
-    let d = state
-        .domains
-        .get(&domain_key(
-            &account_id,
-            &project,
-            &name.to_ascii_lowercase(),
-        ))
-        .ok_or_else(domain_not_found)?;
+    let key = existing_domain(&state, &account_id, &project, &name)?;
+    let d = &state.domains[&key];
     Ok(ok(domain_json(
         &state,
         d,
@@ -233,13 +243,8 @@ pub async fn patch_domain(
     let now = Utc::now();
     let delay = sim.config.domain_activation_delay;
     let result = sim.mutate(|state| {
-        find_project(state, &account_id, &project)?;
-        let key = domain_key(&account_id, &project, &name.to_ascii_lowercase());
-        let d = state
-            .domains
-            .get(&key)
-            .ok_or_else(domain_not_found)?
-            .clone();
+        let key = existing_domain(state, &account_id, &project, &name)?;
+        let d = state.domains[&key].clone();
         let mut d2 = d.clone();
         // "Retry the validation status": an active domain stays as it is.
         if domain_status(state, &d, now, delay) != "active" {
@@ -259,15 +264,8 @@ pub async fn delete_domain(
 ) -> Result<Response, ApiError> {
     sim.authorize_account(&headers, &account_id, true)?;
     sim.mutate(|state| {
-        find_project(state, &account_id, &project)?;
-        state
-            .domains
-            .remove(&domain_key(
-                &account_id,
-                &project,
-                &name.to_ascii_lowercase(),
-            ))
-            .ok_or_else(domain_not_found)?;
+        let key = existing_domain(state, &account_id, &project, &name)?;
+        state.domains.remove(&key);
         Ok(())
     })?;
     Ok(ok(Value::Null))

@@ -183,6 +183,21 @@ impl Page {
         });
         (page_items, info)
     }
+
+    /// The list answer for `items` already sorted ascending: reversed when the query asks for
+    /// `direction=desc`, cut to this page and rendered with `to_json`.
+    pub fn respond<T: Clone>(
+        &self,
+        query: &std::collections::HashMap<String, String>,
+        mut items: Vec<T>,
+        to_json: impl Fn(T) -> Value,
+    ) -> Response {
+        if query.get("direction").map(String::as_str) == Some("desc") {
+            items.reverse();
+        }
+        let (items, info) = self.slice(&items);
+        ok_list(items.into_iter().map(to_json).collect(), info)
+    }
 }
 
 /// A successful envelope around `result`.

@@ -205,41 +205,13 @@ fn row_to_json(row: &tokio_postgres::Row) -> Value {
     for (i, col) in row.columns().iter().enumerate() {
         let t = col.type_();
         let v = match *t {
-            Type::BOOL => row
-                .try_get::<_, Option<bool>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            Type::INT2 => row
-                .try_get::<_, Option<i16>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            Type::INT4 => row
-                .try_get::<_, Option<i32>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            Type::INT8 => row
-                .try_get::<_, Option<i64>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            Type::FLOAT4 => row
-                .try_get::<_, Option<f32>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            Type::FLOAT8 => row
-                .try_get::<_, Option<f64>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => row
-                .try_get::<_, Option<Vec<String>>>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
+            Type::BOOL => cell::<bool>(row, i),
+            Type::INT2 => cell::<i16>(row, i),
+            Type::INT4 => cell::<i32>(row, i),
+            Type::INT8 => cell::<i64>(row, i),
+            Type::FLOAT4 => cell::<f32>(row, i),
+            Type::FLOAT8 => cell::<f64>(row, i),
+            Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => cell::<Vec<String>>(row, i),
             _ => match row.try_get::<_, Option<String>>(i) {
                 Ok(v) => v.map(Value::from),
                 Err(_) => Some(Value::String(format!("<unsupported type {t}>"))),
@@ -248,6 +220,17 @@ fn row_to_json(row: &tokio_postgres::Row) -> Value {
         obj.insert(col.name().to_owned(), v.unwrap_or(Value::Null));
     }
     Value::Object(obj)
+}
+
+/// One column of `row` as JSON; NULL and values that are not a `T` give `None`.
+fn cell<'a, T>(row: &'a tokio_postgres::Row, i: usize) -> Option<Value>
+where
+    T: tokio_postgres::types::FromSql<'a> + Into<Value>,
+{
+    row.try_get::<_, Option<T>>(i)
+        .ok()
+        .flatten()
+        .map(Into::into)
 }
 
 fn is_multi_statement(e: &tokio_postgres::Error) -> bool {

@@ -375,10 +375,7 @@ async fn get_project(State(sim): Sim, Path(r): Path<String>) -> Response {
 }
 
 async fn rename_project(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> Response {
-    let body = match json_object(&body) {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
+    let body = or_answer!(json_object(&body));
     let name = match body.get("name") {
         Some(Value::String(s)) if (1..=256).contains(&s.chars().count()) => s.clone(),
         _ => return bad_request("name must be a string of 1 to 256 characters"),
@@ -407,28 +404,29 @@ async fn delete_project(State(sim): Sim, Path(r): Path<String>) -> Response {
 }
 
 async fn pause_project(State(sim): Sim, Path(r): Path<String>) -> Response {
-    let p = match project_or_404(&sim, &r) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    if p.status != status::ACTIVE_HEALTHY {
-        return bad_request(format!("Project is {} and cannot be paused", p.status));
-    }
-    sim.set_status(&r, status::PAUSING);
-    sim.spawn_transition(r, status::PAUSING, status::INACTIVE);
-    StatusCode::OK.into_response()
+    let pause = [status::ACTIVE_HEALTHY, status::PAUSING, status::INACTIVE];
+    switch_project(&sim, r, pause, "paused")
 }
 
 async fn restore_project(State(sim): Sim, Path(r): Path<String>) -> Response {
-    let p = match project_or_404(&sim, &r) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    if p.status != status::INACTIVE {
-        return bad_request(format!("Project is {} and cannot be restored", p.status));
+    let restore = [status::INACTIVE, status::RESTORING, status::ACTIVE_HEALTHY];
+    switch_project(&sim, r, restore, "restored")
+}
+
+/// Pause or restore: allowed only `from` its starting status, the project passes through
+/// `via` to `to` (see `SupabaseSim::spawn_transition`).
+fn switch_project(
+    sim: &Arc<SupabaseSim>,
+    r: String,
+    [from, via, to]: [&'static str; 3],
+    done: &str,
+) -> Response {
+    let p = or_answer!(project_or_404(sim, &r));
+    if p.status != from {
+        return bad_request(format!("Project is {} and cannot be {done}", p.status));
     }
-    sim.set_status(&r, status::RESTORING);
-    sim.spawn_transition(r, status::RESTORING, status::ACTIVE_HEALTHY);
+    sim.set_status(&r, via);
+    sim.spawn_transition(r, via, to);
     StatusCode::OK.into_response()
 }
 
@@ -444,10 +442,7 @@ const SERVICES: &[&str] = &[
 ];
 
 async fn health(State(sim): Sim, Path(r): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let p = match project_or_404(&sim, &r) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
+    let p = or_answer!(project_or_404(&sim, &r));
     let pairs = query_pairs(&q);
     // Accept both `services=a,b` and `services=a&services=b`.
     let services: Vec<String> = pairs
@@ -497,14 +492,8 @@ async fn health(State(sim): Sim, Path(r): Path<String>, RawQuery(q): RawQuery) -
 }
 
 async fn api_keys(State(sim): Sim, Path(r): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let p = match project_or_404(&sim, &r) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    let reveal = match reveal_flag(&q) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+    let p = or_answer!(project_or_404(&sim, &r));
+    let reveal = or_answer!(reveal_flag(&q));
     Json(p.keys.to_api_key_responses(reveal)).into_response()
 }
 
@@ -588,14 +577,8 @@ async fn create_api_key(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let reveal = match reveal_flag(&q) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    let body = match json_object(&body) {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
+    let reveal = or_answer!(reveal_flag(&q));
+    let body = or_answer!(json_object(&body));
     let (kind, name, description, template) = match validate_create_key(&body) {
         Ok(v) => v,
         Err(msg) => return bad_request(msg),
@@ -629,10 +612,7 @@ async fn delete_api_key(
     Path((r, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let reveal = match reveal_flag(&q) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+    let reveal = or_answer!(reveal_flag(&q));
     let removed = {
         let mut inner = lock(&sim.inner);
         let Some(p) = inner.projects.get_mut(&r) else {
@@ -677,14 +657,8 @@ async fn put_legacy_keys(
 }
 
 async fn run_query(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> Response {
-    let p = match project_or_404(&sim, &r) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    let body = match json_object(&body) {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
+    let p = or_answer!(project_or_404(&sim, &r));
+    let body = or_answer!(json_object(&body));
     if let Some(k) = body
         .keys()
         .find(|k| !["query", "parameters", "read_only"].contains(&k.as_str()))
@@ -728,10 +702,7 @@ async fn get_auth(State(sim): Sim, Path(r): Path<String>) -> Response {
 }
 
 async fn patch_auth(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> Response {
-    let body = match json_object(&body) {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
+    let body = or_answer!(json_object(&body));
     let updated = {
         let mut inner = lock(&sim.inner);
         let Some(p) = inner.projects.get_mut(&r) else {
@@ -749,10 +720,7 @@ async fn patch_auth(State(sim): Sim, Path(r): Path<String>, body: Bytes) -> Resp
 }
 
 async fn list_buckets(State(sim): Sim, Path(r): Path<String>) -> Response {
-    let p = match project_or_404(&sim, &r) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
+    let p = or_answer!(project_or_404(&sim, &r));
     if !p.db_ready {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,

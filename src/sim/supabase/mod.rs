@@ -51,6 +51,17 @@
 //! - Storage: a missing or foreign JWT is `InvalidJWT`, the anon or publishable key
 //!   `AccessDenied` (both HTTP 400 with the real code in `statusCode`, like every Storage 4xx).
 
+/// The value of an `Ok`, or the handler answers with the `Err`'s response (handlers start by
+/// authorizing the caller and reading the body).
+macro_rules! or_answer {
+    ($result:expr) => {
+        match $result {
+            Ok(x) => x,
+            Err(response) => return response,
+        }
+    };
+}
+
 mod auth_config;
 mod db;
 pub mod keys;

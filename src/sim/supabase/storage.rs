@@ -282,10 +282,7 @@ async fn create_bucket(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (url, body) = match authorize_with_body(&sim, &r, &headers, &body) {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+    let (url, body) = or_answer!(authorize_with_body(&sim, &r, &headers, &body));
     let allowed = [
         "name",
         "id",
@@ -359,10 +356,7 @@ async fn list_buckets(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (_p, url) = match authorize(&sim, &r, &headers) {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+    let (_p, url) = or_answer!(authorize(&sim, &r, &headers));
     let pairs: Vec<(String, String)> = q
         .as_deref()
         .map(|q| {
@@ -420,10 +414,7 @@ async fn get_bucket(
     Path((r, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (_p, url) = match authorize(&sim, &r, &headers) {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+    let (_p, url) = or_answer!(authorize(&sim, &r, &headers));
     let q = format!("SELECT {BUCKET_COLUMNS} FROM storage.buckets WHERE id = $1");
     match sim.query(&url, &q, &[json!(id)], true).await {
         Ok(Value::Array(mut rows)) if !rows.is_empty() => Json(rows.swap_remove(0)).into_response(),
@@ -438,10 +429,7 @@ async fn update_bucket(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (url, body) = match authorize_with_body(&sim, &r, &headers, &body) {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+    let (url, body) = or_answer!(authorize_with_body(&sim, &r, &headers, &body));
     let allowed = ["public", "file_size_limit", "allowed_mime_types", "type"];
     if let Some(k) = body.keys().find(|k| !allowed.contains(&k.as_str())) {
         return invalid(&format!("body must NOT have additional properties ({k})"));
@@ -496,10 +484,7 @@ async fn delete_bucket(
     Path((r, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (_p, url) = match authorize(&sim, &r, &headers) {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+    let (_p, url) = or_answer!(authorize(&sim, &r, &headers));
     // One statement, so the emptiness check and the delete see the same snapshot.
     let q = "WITH b AS (SELECT id, EXISTS (SELECT 1 FROM storage.objects o WHERE o.bucket_id = $1) AS busy \
                         FROM storage.buckets WHERE id = $1), \
