@@ -152,6 +152,21 @@ pub enum Command {
         #[arg(long)]
         no_lock: bool,
     },
+    /// Plan again on every save: watches fleet/, the migrations and the frontend directory
+    /// (gitignore-aware) and prints only what changed in the plan, or the validation errors.
+    ///
+    /// Read-only against the real vendors. A burst of saves gives one re-plan. With --sandbox,
+    /// --apply also applies each plan (save → converged sandbox). Ctrl-C stops it.
+    Watch {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Apply every plan with changes; only with --sandbox.
+        #[arg(long)]
+        apply: bool,
+        /// Quiet time that ends a burst of changes (`300ms`, `1s`).
+        #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+        debounce: std::time::Duration,
+    },
     /// Run the local simulator of the Supabase and Cloudflare APIs (see `intelli sim serve --help`).
     #[cfg(feature = "sim")]
     #[command(subcommand)]
@@ -365,6 +380,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     disabled: no_lock,
                 },
             },
+        )),
+        Command::Watch {
+            select,
+            apply,
+            debounce,
+        } => runtime()?.block_on(crate::watch::watch_cmd(
+            &cli.fleet,
+            cli.sandbox,
+            &select.selection(),
+            crate::watch::Options { apply, debounce },
         )),
         #[cfg(feature = "sim")]
         Command::Sim(cmd) => crate::sim::serve::run(cmd, &cli.fleet),

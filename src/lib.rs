@@ -26,6 +26,7 @@ pub mod shard;
 pub mod sim;
 pub mod status;
 pub mod supabase;
+pub mod watch;
 pub mod workspace;
 
 /// What a build without the simulator (cargo feature `sim`, on by default) says when asked for

@@ -121,8 +121,9 @@ fn handle_signals(stop: Stop) {
     });
 }
 
+/// The next SIGTERM or Ctrl-C (also `intelli watch`'s).
 #[cfg(unix)]
-async fn next_signal() -> &'static str {
+pub(crate) async fn next_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {
@@ -137,7 +138,7 @@ async fn next_signal() -> &'static str {
 }
 
 #[cfg(not(unix))]
-async fn next_signal() -> &'static str {
+pub(crate) async fn next_signal() -> &'static str {
     let _ = tokio::signal::ctrl_c().await;
     "interrupted"
 }
