@@ -41,6 +41,8 @@ pub struct Engine<'w> {
     /// Clients observed at once (the fleet's `parallelism`, at least 8).
     observe_parallelism: usize,
     slots: Semaphore,
+    /// The number of work slots.
+    parallelism: usize,
     builds: Semaphore,
     /// The frontend's dependency install, run at most once per engine.
     installer: crate::frontend::install::Installer,
@@ -64,6 +66,7 @@ impl<'w> Engine<'w> {
             waits: waits_from_env(),
             observe_parallelism: parallelism.max(MIN_OBSERVE_PARALLELISM),
             slots: Semaphore::new(parallelism),
+            parallelism,
             builds: Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command)),
             installer: crate::frontend::install::Installer::new(
                 ws.fleet.root.join(&ws.fleet.settings.frontend.dir),
@@ -101,6 +104,7 @@ impl<'w> Engine<'w> {
     /// How many clients may do work at once during apply (`--parallelism`).
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
         self.slots = Semaphore::new(parallelism.max(1));
+        self.parallelism = parallelism.max(1);
         self
     }
 
@@ -251,6 +255,21 @@ impl<'w> Engine<'w> {
         opts: &crate::rollout::RolloutOptions,
     ) -> Result<crate::rollout::RolloutReport> {
         crate::rollout::run(self, plan, opts).await
+    }
+
+    /// The workspace this engine plans.
+    pub fn workspace(&self) -> &'w Workspace {
+        self.ws
+    }
+
+    /// The vendor connections this engine uses.
+    pub fn connections(&self) -> &'w Connections {
+        self.conns
+    }
+
+    /// How many clients do work at once when a wave does not say (checks use it too).
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
     }
 
     /// A progress line, where apply's go.

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the code map and the invariants each module keeps.
 
 pub mod apply;
+pub mod checks;
 pub mod cli;
 pub mod cloudflare;
 pub mod commands;

@@ -11,9 +11,9 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::apply::ApplyReport;
+use crate::apply::{ApplyReport, StepError};
 use crate::engine::Engine;
 use crate::fleet::Gate;
 use crate::fleet::rollout::Wave;
@@ -146,8 +146,10 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
         if opts.through.is_some() || opts.wave.is_some() {
             bail!("--through and --wave need waves: fleet.yaml has no `rollout:`");
         }
+        let mut report = engine.apply(&plan.clients).await?;
+        gate(engine, plan, &mut report.outcomes, false, false).await?;
         return Ok(RolloutReport {
-            report: engine.apply(&plan.clients).await?,
+            report,
             ..RolloutReport::default()
         });
     };
@@ -162,49 +164,61 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
     if let Some(i) = only {
         refuse_unless_converged(plan, &waves[..i], &waves[i].name)?;
     }
+    let checks = !plan.checks.is_empty();
     let mut out = RolloutReport::default();
     for (i, wave) in waves.iter().enumerate() {
         if only.is_some_and(|o| o != i) {
             continue;
         }
         let plans = wave_plans(plan, wave);
+        let work = plans.iter().any(has_work);
+        // This wave's health gates a later wave with something to do.
+        let gates_later = only.is_none()
+            && waves[i + 1..]
+                .iter()
+                .any(|w| wave_plans(plan, w).iter().any(has_work));
         // A manual gate holds back this wave and every later one, unless approved: by
         // `--through` at or after it, or by naming it with `--wave`. Nothing to do from here
         // on means nothing to hold back.
-        let later_work = waves[i..]
-            .iter()
-            .any(|w| wave_plans(plan, w).iter().any(has_work));
         let approved = through.is_some_and(|t| t >= i) || only == Some(i);
-        if wave.gate == Gate::Manual && !approved && later_work && only.is_none() {
+        if wave.gate == Gate::Manual && !approved && (work || gates_later) {
             out.halt = Some(Halt::ManualGate {
                 wave: wave.name.clone(),
             });
             out.not_started = waves[i..].to_vec();
             break;
         }
-        if !plans.iter().any(has_work) {
+        let title = format!("Wave {}/{} {}", i + 1, waves.len(), wave.name);
+        let mut report = if work {
             engine.say(&format!(
-                "Wave {}/{} {}: {} client(s), nothing to do",
-                i + 1,
-                waves.len(),
-                wave.name,
+                "{title}: {} client(s), {} with changes (max failures {})",
+                plans.len(),
+                plans.iter().filter(|c| c.has_changes()).count(),
+                wave.max_failures
+            ));
+            engine
+                .apply_wave(&plans, wave.parallel.map(|p| p as usize))
+                .await?
+        } else if gates_later && checks {
+            engine.say(&format!(
+                "{title}: {} client(s), nothing to do; checking their health",
+                plans.len()
+            ));
+            ApplyReport {
+                outcomes: plans
+                    .iter()
+                    .map(|c| crate::apply::ClientOutcome::new(&c.client))
+                    .collect(),
+            }
+        } else {
+            engine.say(&format!(
+                "{title}: {} client(s), nothing to do",
                 plans.len()
             ));
             out.ran.push(wave.name.clone());
             continue;
-        }
-        engine.say(&format!(
-            "Wave {}/{} {}: {} client(s), {} with changes (max failures {})",
-            i + 1,
-            waves.len(),
-            wave.name,
-            plans.len(),
-            plans.iter().filter(|c| c.has_changes()).count(),
-            wave.max_failures
-        ));
-        let report = engine
-            .apply_wave(&plans, wave.parallel.map(|p| p as usize))
-            .await?;
+        };
+        gate(engine, plan, &mut report.outcomes, gates_later, true).await?;
         let failed: Vec<String> = report
             .outcomes
             .iter()
@@ -213,8 +227,7 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
             .collect();
         out.report.outcomes.extend(report.outcomes);
         out.ran.push(wave.name.clone());
-        let is_last = only.is_some() || i + 1 == waves.len();
-        if wave.max_failures.exceeded(failed.len(), plans.len()) && !is_last {
+        if wave.max_failures.exceeded(failed.len(), plans.len()) && gates_later {
             engine.say(&format!(
                 "Wave {} failed {} of {} client(s), more than max_failures {}: the rollout halts",
                 wave.name,
@@ -233,6 +246,99 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
         }
     }
     Ok(out)
+}
+
+/// The health gate of the clients in `outcomes` that did not fail: the fleet's checks on those
+/// apply changed, or on all of them when `all` (a wave that gates a later one); with waves, a
+/// domain still pending after its wait fails the gate too (the site check has not passed).
+async fn gate(
+    engine: &Engine<'_>,
+    plan: &Plan,
+    outcomes: &mut [crate::apply::ClientOutcome],
+    all: bool,
+    waves: bool,
+) -> Result<()> {
+    use futures::StreamExt;
+    if waves {
+        for o in outcomes.iter_mut().filter(|o| o.failed.is_none()) {
+            if let Some(note) = o
+                .notes
+                .iter()
+                .find(|n| n.contains(crate::apply::site::DOMAIN_PENDING))
+            {
+                let msg = format!("health gate not passed: {note}");
+                o.fail("health gate", &StepError::retry(msg));
+            }
+        }
+    }
+    if plan.checks.is_empty() {
+        return Ok(());
+    }
+    let ws = engine.workspace();
+    let conns = engine.connections();
+    let probe = crate::checks::Probe::new(
+        &conns.sql,
+        conns.cloudflare.is_some(),
+        conns.probe_base.as_deref(),
+    )
+    .context("building the HTTP client of the health checks")?;
+    let todo: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.failed.is_none() && (all || !o.done.is_empty()))
+        .map(|(i, _)| i)
+        .collect();
+    let probe = &probe;
+    let results: Vec<(usize, Result<(), crate::checks::CheckFailure>)> =
+        futures::stream::iter(todo.into_iter().map(|i| {
+            let slug = outcomes[i].client.clone();
+            async move {
+                let Some(spec) = ws.fleet.clients.get(&slug) else {
+                    return (i, Ok(()));
+                };
+                let known = plan
+                    .clients
+                    .iter()
+                    .find(|c| c.client == slug)
+                    .and_then(|c| c.project_ref.clone());
+                let project_ref = match known {
+                    Some(r) => Some(r),
+                    None => created_ref(engine, spec).await,
+                };
+                engine.say(&format!("{slug}: health checks …"));
+                let result =
+                    crate::checks::run(probe, &plan.checks, spec, project_ref.as_deref()).await;
+                (i, result)
+            }
+        }))
+        .buffer_unordered(engine.parallelism())
+        .collect()
+        .await;
+    for (i, result) in results {
+        if let Err(f) = result {
+            engine.say(&format!("{}: {f}", outcomes[i].client));
+            outcomes[i].fail(
+                &format!("check {}", f.check),
+                &StepError::ask_user(f.observed),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The ref of a project this run created (the plan did not know it): looked up by name.
+async fn created_ref(engine: &Engine<'_>, spec: &crate::fleet::ClientSpec) -> Option<String> {
+    let org = &engine.workspace().fleet.settings.supabase.organization_slug;
+    let found = engine
+        .connections()
+        .supabase
+        .find_projects_by_name(org, &spec.resource_name)
+        .await
+        .ok()?;
+    found
+        .into_iter()
+        .find(|p| !p.status.is_gone())
+        .map(|p| p.project_ref)
 }
 
 /// `--wave X` runs X only when every earlier wave's selected clients are converged (no changes,

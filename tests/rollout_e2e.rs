@@ -164,3 +164,146 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
     w.assert_no_secrets(&[]);
 }
+
+/// Deployments of each Pages project, by project name.
+fn deployments(w: &World) -> std::collections::BTreeMap<String, usize> {
+    let dump = w.sim.cloudflare().dump();
+    dump["projects"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap_or("").to_string(),
+                        p["deployments"].as_array().map_or(0, Vec::len),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Fetch `path` of the site served for `domain` (the simulator serves by `Host`).
+async fn fetch(w: &World, domain: &str, path: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path}", w.sim.base_url()))
+        .header("host", domain)
+        .send()
+        .await
+        .expect("fetch site");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// Six clients with sites: canary w01, early w02–w04 (budget 1), rest w05–w06; an HTTP check
+/// that each site serves `/health-<slug>.txt` saying `ok <slug>`, and an SQL check that the
+/// seed ran. The frontend's `public/` has the file of every client but those in `missing`.
+fn write_sites_fleet(w: &World, missing: &[&str]) {
+    let fleet = w.root().join("fleet");
+    for old in ["acme", "globex", "initech"] {
+        let _ = std::fs::remove_file(fleet.join(format!("{old}.yaml")));
+    }
+    let public = w.root().join("examples/web/public");
+    for n in 1..=6 {
+        let slug = format!("w0{n}");
+        std::fs::write(
+            fleet.join(format!("{slug}.yaml")),
+            format!("client: {slug}\n"),
+        )
+        .expect("client file");
+        let file = public.join(format!("health-{slug}.txt"));
+        if missing.contains(&slug.as_str()) {
+            let _ = std::fs::remove_file(&file);
+        } else {
+            std::fs::write(&file, format!("ok {slug}\n")).expect("health file");
+        }
+    }
+    let base = std::fs::read_to_string(common::repo_root().join("fleet/fleet.yaml"))
+        .expect("example fleet.yaml");
+    let base = base.split("\nrollout:").next().unwrap_or(&base).to_string();
+    std::fs::write(
+        fleet.join("fleet.yaml"),
+        format!(
+            "{base}\nrollout:\n  - {{name: canary, clients: [w01]}}\n  - {{name: early, clients: [w02, w03, w04], max_failures: 1}}\n\
+             checks:\n  - name: health\n    http: {{path: '/health-{{client}}.txt', body_contains: 'ok {{client}}'}}\n\
+             \x20 - name: seeded\n    sql: {{query: 'select exists (select 1 from companies)'}}\n"
+        ),
+    )
+    .expect("fleet.yaml");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_check_counts_against_the_wave_budget() {
+    let mut w = World::with_frontend().await;
+    write_sites_fleet(&w, &["w03"]);
+    let plan = w.run_ok(&["plan"]);
+    assert!(
+        plan.contains("health: GET https://<domain>/health-{client}.txt → 200")
+            && plan.contains("seeded: SQL (read-only) returns true"),
+        "plan lists the checks:\n{plan}"
+    );
+
+    // One failing check in `early` (budget 1): the wave passes and `rest` goes on.
+    let out = w.run(&["apply", "--yes"]);
+    let all = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed check is a failure:\n{all}"
+    );
+    assert!(!all.contains("Rollout halted"), "{all}");
+    let row = all
+        .lines()
+        .find(|l| l.starts_with("w03 "))
+        .unwrap_or_else(|| panic!("w03's row:\n{all}"));
+    assert!(
+        row.contains("FAILED")
+            && row.contains("check health")
+            && row.contains("the body")
+            && row.contains("does not contain \"ok w03\""),
+        "the check's name and what it observed: {row}"
+    );
+    for slug in ["w01", "w02", "w04", "w05", "w06"] {
+        let row = all
+            .lines()
+            .find(|l| l.starts_with(&format!("{slug} ")))
+            .unwrap_or("");
+        assert!(row.contains(" ok "), "{slug}: {row}\n{all}");
+        let (status, body) = fetch(
+            &w,
+            &format!("{slug}.intelliservice.io"),
+            &format!("/health-{slug}.txt"),
+        )
+        .await;
+        assert_eq!((status, body.trim()), (200, format!("ok {slug}").as_str()));
+    }
+
+    // Two failing in `early`: the rollout halts there and `rest` keeps its old deployment.
+    write_sites_fleet(&w, &["w02", "w03"]);
+    let before = deployments(&w);
+    let out = w.run(&["apply", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("Rollout halted in wave `early`: 2 of 3 client(s) failed")
+            && all.contains("rest (2 clients): w05, w06"),
+        "{all}"
+    );
+    let after = deployments(&w);
+    for p in ["intelli-w05", "intelli-w06"] {
+        assert_eq!(
+            after.get(p),
+            before.get(p),
+            "{p} was deployed after the halt"
+        );
+    }
+    assert_eq!(
+        after.get("intelli-w01").copied(),
+        before.get("intelli-w01").map(|n| n + 1),
+        "the canary got the new build"
+    );
+    // w05 still serves the old build, which had w02's file.
+    let (_, body) = fetch(&w, "w05.intelliservice.io", "/health-w02.txt").await;
+    assert_eq!(body.trim(), "ok w02");
+    w.assert_no_secrets(&[]);
+}

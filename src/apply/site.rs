@@ -309,9 +309,9 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 last = status.clone();
             }
             if Instant::now() >= deadline {
-                self.outcome
-                    .notes
-                    .push(format!("{domain} is still {status}: validation or TLS pending; the next plan checks again"));
+                self.outcome.notes.push(format!(
+                    "{domain} is still {status}: {DOMAIN_PENDING}; the next plan checks again"
+                ));
                 return Ok(false);
             }
             // A domain stuck in an error state gets its validation restarted once. If that
@@ -401,6 +401,10 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         Ok(())
     }
 }
+
+/// In the note of a domain still pending when its wait ended; with waves it fails the client's
+/// health gate (`rollout`).
+pub const DOMAIN_PENDING: &str = "validation or TLS pending";
 
 /// A domain state that waiting alone will not end: its validation is restarted once.
 fn stuck(status: &DomainStatus) -> bool {
