@@ -508,6 +508,8 @@ fn write_repository(root: &Path, n: usize, site: bool) {
     let fleet = root.join("fleet");
     std::fs::create_dir_all(&fleet).expect("fleet dir");
     let fleet_yaml = std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
+    // Without the example's waves (its canary, acme, is not in this fleet).
+    let fleet_yaml = fleet_yaml.split("\nrollout:").next().unwrap_or(&fleet_yaml);
     let lines: Vec<String> = fleet_yaml
         .lines()
         .map(|l| {

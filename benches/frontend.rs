@@ -419,6 +419,10 @@ fn write_repository(root: &Path, n: usize, fake: bool) {
     std::fs::create_dir_all(&fleet).expect("fleet dir");
     let mut fleet_yaml =
         std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
+    // Without the example's waves (its canary, acme, is not in this fleet).
+    if let Some(i) = fleet_yaml.find("\nrollout:") {
+        fleet_yaml.truncate(i + 1);
+    }
     if fake {
         let lines: Vec<String> = fleet_yaml
             .lines()

@@ -244,7 +244,10 @@ fn write_repository(root: &Path, n: usize) {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let fleet = root.join("fleet");
     std::fs::create_dir_all(&fleet).expect("fleet dir");
-    std::fs::copy(repo.join("fleet/fleet.yaml"), fleet.join("fleet.yaml")).expect("fleet.yaml");
+    // Without the example's waves (its canary, acme, is not in this fleet).
+    let fleet_yaml = std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
+    let fleet_yaml = fleet_yaml.split("\nrollout:").next().unwrap_or(&fleet_yaml);
+    std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("fleet.yaml");
     copy_dir(&repo.join("migrations"), &root.join("migrations"));
     std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
     for i in 1..=n {

@@ -38,6 +38,30 @@ fn example_fleet_is_valid_and_defaults_merge_as_documented() {
         "client env value wins over the default"
     );
 
+    // The example rolls out to acme first (its label), then the rest.
+    let waves = intelli::fleet::rollout::waves(
+        &fleet.settings,
+        fleet.clients.values().map(|c| (c.slug.as_str(), &c.labels)),
+    )
+    .expect("the example fleet has a rollout");
+    let waves: Vec<(&str, Vec<&str>, bool)> = waves
+        .iter()
+        .map(|w| {
+            (
+                w.name.as_str(),
+                w.clients.iter().map(String::as_str).collect(),
+                w.implicit,
+            )
+        })
+        .collect();
+    assert_eq!(
+        waves,
+        [
+            ("canary", vec!["acme"], false),
+            ("rest", vec!["globex", "initech"], true)
+        ]
+    );
+
     let globex = &fleet.clients["globex"];
     assert_eq!(globex.region, "eu-west-2", "region inherited from defaults");
     let buckets: Vec<&str> = globex.buckets.keys().map(String::as_str).collect();

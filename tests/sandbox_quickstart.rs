@@ -64,6 +64,14 @@ fn sandbox_apply_then_plan_is_clean() {
         out.contains("Apply complete: 3 client(s)") && out.contains("0 failed"),
         "{out}"
     );
+    // The example fleet's canary wave goes first.
+    let canary = out
+        .find("Wave 1/2 canary: 1 client")
+        .expect("the canary wave in the plan");
+    let rest = out
+        .find("Wave 2/2 rest (implicit): 2 clients")
+        .expect("the rest wave");
+    assert!(canary < rest, "{out}");
 
     let plan = intelli(root, &["--sandbox", "plan", "--detailed-exitcode"]);
     assert_eq!(

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use crate::commands::{Locking, Selection};
 use crate::lease::LeaseGuard;
+use crate::plan::Plan;
 use crate::workspace::Workspace;
 use metrics::{Metrics, RunResult};
 
@@ -360,10 +361,20 @@ async fn plan_and_apply(
         summary.stopped = stop.requested();
         return Ok(summary);
     }
-    let report = engine.apply(&todo).await?;
+    // By waves when fleet.yaml has `rollout:` (a manual gate or a halt ends this run's apply
+    // there; the next run starts again from what the fleet is).
+    let in_waves = Plan {
+        clients: todo.clone(),
+        ..plan
+    };
+    let rollout = engine
+        .rollout(&in_waves, &crate::rollout::RolloutOptions::default())
+        .await?;
+    let halted = rollout.summary();
+    let report = rollout.report;
     summary.stopped = stop.requested();
     metrics.applied(&todo, &report, summary.stopped);
-    summary.applied_clients = todo.len();
+    summary.applied_clients = report.outcomes.len();
     summary.actions = report.outcomes.iter().map(|o| o.done.len()).sum();
     summary.interrupted = report
         .outcomes
@@ -372,6 +383,9 @@ async fn plan_and_apply(
         .count();
     summary.failed = report.failed() + report.deferred() - summary.interrupted;
     eprintln!("{}", report.table());
+    if !halted.is_empty() {
+        eprint!("{halted}");
+    }
     Ok(summary)
 }
 

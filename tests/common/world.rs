@@ -40,6 +40,11 @@ impl World {
         let sim = super::sim::start(config).await;
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo_root().join("fleet"), &dir.path().join("fleet"));
+        // The example fleet rolls out in waves (a canary first); the tests of everything else
+        // run one wave, so their clients move together (tests/rollout_e2e covers the waves).
+        let fleet_yaml = dir.path().join("fleet/fleet.yaml");
+        let text = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
+        std::fs::write(&fleet_yaml, without_rollout(&text)).expect("fleet.yaml");
         copy_dir(
             &repo_root().join("migrations"),
             &dir.path().join("migrations"),
@@ -215,6 +220,14 @@ impl World {
                 );
             }
         }
+    }
+}
+
+/// `fleet.yaml` text without its `rollout:` section (the last one of the example fleet).
+pub fn without_rollout(text: &str) -> String {
+    match text.find("\nrollout:") {
+        Some(i) => format!("{}\n", text[..i].trim_end()),
+        None => text.to_string(),
     }
 }
 
