@@ -571,14 +571,23 @@ fn delete_existing(
     Ok(record_json(&r))
 }
 
+/// A DNS write's JSON object body, once the caller may write.
+fn write_body(
+    sim: &CloudflareSim,
+    headers: &HeaderMap,
+    body: &super::envelope::Body,
+) -> Result<Map<String, Value>, ApiError> {
+    sim.authenticate(headers, true)?;
+    parse_json(body, codes::DNS_BAD_REQUEST)
+}
+
 pub async fn create_record(
     State(sim): Sim,
     Path(zone_id): Path<String>,
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    let body: Map<String, Value> = parse_json(&body, codes::DNS_BAD_REQUEST)?;
+    let body = write_body(&sim, &headers, &body)?;
     let result = sim.mutate(|state| insert_record(state, &zone_id, &body))?;
     sim.stats.bump(|s| s.dns_records_created += 1);
     Ok(ok(result))
@@ -592,9 +601,8 @@ pub async fn update_record(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
+    let body = write_body(&sim, &headers, &body)?;
     let full = method == Method::PUT;
-    let body: Map<String, Value> = parse_json(&body, codes::DNS_BAD_REQUEST)?;
     let result = sim.mutate(|state| update_existing(state, &zone_id, &record_id, &body, full))?;
     Ok(ok(result))
 }
@@ -622,8 +630,7 @@ pub async fn batch_records(
     headers: HeaderMap,
     body: super::envelope::Body,
 ) -> Result<Response, ApiError> {
-    sim.authenticate(&headers, true)?;
-    let body: Map<String, Value> = parse_json(&body, codes::DNS_BAD_REQUEST)?;
+    let body = write_body(&sim, &headers, &body)?;
     let group = |name: &str| -> Result<Vec<Map<String, Value>>, ApiError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(Vec::new()),
