@@ -6,7 +6,8 @@
 //!   status must be the expected one and the body must contain the expected text. Run only when
 //!   the site side is part of the run (without it the domain serves nothing apply made).
 //! - SQL: a query run read-only the way migrations reach the database (`migrate::exec`), which
-//!   must return one row of one column that is `true`.
+//!   must return one row of one column that is `true` (rows arrive as JSON objects, so two
+//!   columns of one name count as one).
 //!
 //! A check is one attempt: the site's own probe already waited for the deployed build, and a
 //! flaky check is the operator's to fix. A failure names the check and what was observed.
@@ -160,6 +161,7 @@ async fn sql(probe: &Probe<'_>, project_ref: &str, query: &str) -> Option<String
     };
     match values.as_slice() {
         [v] if is_true(v) => None,
+        [serde_json::Value::String(text)] => Some(format!("returned {text} (expected true)")),
         [v] => Some(format!("returned {v} (expected true)")),
         _ => Some(format!(
             "{} columns (expected one column with true)",

@@ -307,3 +307,79 @@ async fn a_failing_check_counts_against_the_wave_budget() {
     assert_eq!(body.trim(), "ok w02");
     w.assert_no_secrets(&[]);
 }
+
+/// SQL checks on a real database, the direct-connection way: one row of one `true` passes;
+/// anything else fails with what was seen, and the query cannot write.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_checks_pass_only_on_one_true_and_cannot_write() {
+    use intelli::fleet::model::{CheckSpec, SqlCheck};
+    let db = common::TempDb::new("intelli_checks").await;
+    let sql = intelli::migrate::exec::SqlExecutor::Direct {
+        url_template: db.url.clone(),
+    };
+    let probe = intelli::checks::Probe::new(&sql, false, None).expect("probe");
+    let fleet = intelli::fleet::Fleet::load(&common::repo_root().join("fleet")).expect("fleet");
+    let client = &fleet.clients["acme"];
+    let check = |query: &str| CheckSpec {
+        name: "q".into(),
+        http: None,
+        sql: Some(SqlCheck {
+            query: query.into(),
+        }),
+    };
+    let run = |query: &'static str| {
+        let checks = vec![check(query)];
+        let probe = &probe;
+        async move {
+            intelli::checks::run(probe, &checks, client, Some("ignored"))
+                .await
+                .map_err(|f| f.observed)
+        }
+    };
+    assert_eq!(run("select true").await, Ok(()));
+    assert_eq!(
+        run("select 1 = 2").await,
+        Err("returned f (expected true)".into())
+    );
+    assert_eq!(
+        run("select true where false").await,
+        Err("0 rows (expected one row with true)".into())
+    );
+    assert_eq!(
+        run("select true as a, true as b").await,
+        Err("2 columns (expected one column with true)".into())
+    );
+    let write = run("create table public.written (id int); select true").await;
+    assert!(
+        write
+            .as_ref()
+            .is_err_and(|e| e.contains("read-only transaction")),
+        "{write:?}"
+    );
+    let n: i64 = db
+        .connect()
+        .await
+        .query_one(
+            "select count(*) from pg_tables where tablename = 'written'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "a check wrote to the database");
+    // An HTTP check is not run when the site side is not part of the run.
+    let http = CheckSpec {
+        name: "home".into(),
+        http: Some(intelli::fleet::model::HttpCheck {
+            path: "/".into(),
+            status: 200,
+            body_contains: None,
+            timeout_secs: 1,
+        }),
+        sql: None,
+    };
+    assert_eq!(
+        intelli::checks::run(&probe, &[http], client, None).await,
+        Ok(())
+    );
+}
