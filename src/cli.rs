@@ -167,6 +167,34 @@ pub enum Command {
         #[arg(long, default_value = "300ms", value_parser = parse_duration)]
         debounce: std::time::Duration,
     },
+    /// Adopt clients set up by hand: write fleet/<slug>.yaml from what is observed (project ref
+    /// pinned; region, buckets and redirect URLs when they differ from the defaults) and print
+    /// the plan for them.
+    ///
+    /// Never writes to a vendor, never overwrites a client file. `--from clients.json` imports
+    /// every entry of the old registry: an array of objects with `slug`, or an object keyed by
+    /// slug; each with `project_ref`, optional `domain`, `name` (display name) and
+    /// `pages_project`.
+    Import {
+        /// The client's slug (its file is fleet/<slug>.yaml).
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        slug: Option<String>,
+        /// The existing Supabase project's ref.
+        #[arg(long, value_name = "REF", required_unless_present = "from")]
+        project_ref: Option<String>,
+        /// The existing Pages project, when its name is not <name_prefix><slug>.
+        #[arg(long, value_name = "NAME", conflicts_with = "from")]
+        pages_project: Option<String>,
+        /// The client's domain, when it is not <slug>.<base_domain>.
+        #[arg(long, value_name = "D", conflicts_with = "from")]
+        domain: Option<String>,
+        /// Import every entry of this registry instead.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Plan the Supabase side only (no Cloudflare).
+        #[arg(long, env = "INTELLI_SKIP_FRONTEND")]
+        skip_frontend: bool,
+    },
     /// Run the local simulator of the Supabase and Cloudflare APIs (see `intelli sim serve --help`).
     #[cfg(feature = "sim")]
     #[command(subcommand)]
@@ -381,6 +409,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             },
         )),
+        Command::Import {
+            slug,
+            project_ref,
+            pages_project,
+            domain,
+            from,
+            skip_frontend,
+        } => {
+            let entries = crate::import::entries(slug, project_ref, pages_project, domain, from)?;
+            let sel = crate::commands::Selection {
+                skip_frontend,
+                ..crate::commands::Selection::default()
+            };
+            runtime()?.block_on(crate::import::import_cmd(
+                &cli.fleet,
+                cli.sandbox,
+                &sel,
+                entries,
+            ))
+        }
         Command::Watch {
             select,
             apply,

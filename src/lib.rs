@@ -14,6 +14,7 @@ pub mod engine;
 pub mod fleet;
 pub mod frontend;
 pub mod http;
+pub mod import;
 pub mod lease;
 pub mod migrate;
 pub mod observe;

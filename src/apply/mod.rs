@@ -322,6 +322,9 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             Action::ApplySeed { path, sha256, .. } => {
                 self.apply_seed(path, sha256).await.map(|()| false)
             }
+            Action::RecordSeed { path, sha256, .. } => {
+                self.record_seed(path, sha256).await.map(|()| false)
+            }
             Action::CreatePagesProject {
                 name,
                 production_branch,
@@ -351,6 +354,9 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 project, domain, ..
             } => self.add_domain(project, domain).await.map(|()| false),
             Action::UpsertDnsRecord { name, .. } => self.upsert_dns(name).await.map(|()| false),
+            Action::AdoptDnsRecord { name, target, .. } => {
+                self.adopt_dns(name, target).await.map(|()| false)
+            }
             Action::WaitForDomain { domain, .. } => {
                 self.wait_for_domain(domain).await.map(|()| false)
             }
@@ -449,6 +455,32 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 Ok(())
             }
             Err(e) => Err(StepError::sql(format!("seed {path}"), e)),
+        }
+    }
+
+    /// `RecordSeed`: the history row alone, guarded like the seed itself.
+    async fn record_seed(&self, path: &str, sha256: &str) -> Result<(), StepError> {
+        let project_ref = self.project_ref()?.to_string();
+        if sha256 != self.ctx.desired.seed_sha256 {
+            return Err(StepError::give_up(format!(
+                "{path} changed since the plan was made; plan again"
+            )));
+        }
+        let text = sql::record_seed(path, sha256);
+        match self
+            .ctx
+            .sql
+            .run_guarded(&project_ref, &text, Some(&self.budget))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.already_applied() => {
+                self.say(
+                    "  seed is recorded already (another run, or a re-send after a lost answer)",
+                );
+                Ok(())
+            }
+            Err(e) => Err(StepError::sql(format!("recording seed {path}"), e)),
         }
     }
 

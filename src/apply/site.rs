@@ -273,6 +273,39 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         }
     }
 
+    /// `AdoptDnsRecord`: re-read the record; when it still points at the site, mark it as
+    /// intelli's and make it proxied (absolute values by id: a repeat changes nothing).
+    pub(super) async fn adopt_dns(&self, name: &str, target: &str) -> Result<(), StepError> {
+        let cf = self.cf()?;
+        let zone_id = self.zone_id().await?;
+        let filters = DnsFilters {
+            name: Some(name.to_string()),
+            ..DnsFilters::default()
+        };
+        let existing = cf.list_dns_records(&zone_id, &filters).await?;
+        let Some(rec) = existing.first() else {
+            return Err(StepError::give_up(format!(
+                "DNS record {name} is gone since the plan was made; plan again"
+            )));
+        };
+        let points_at_site = rec.record_type == "CNAME" && rec.content == target;
+        if !points_at_site && !owned_by(rec.comment.as_deref(), &self.spec.slug) {
+            return Err(StepError::ask_user(format!(
+                "DNS record {name} changed since the plan was made ({} {}); plan again",
+                rec.record_type, rec.content
+            )));
+        }
+        let patch = DnsRecordPatch {
+            proxied: Some(true),
+            comment: Some(owner_comment(&self.spec.slug)),
+            ..DnsRecordPatch::default()
+        };
+        Ok(cf
+            .patch_dns_record(&zone_id, &rec.id, &patch)
+            .await
+            .map(drop)?)
+    }
+
     /// Wait (without a work slot) until the domain is active and the site serves this run's
     /// build, then mark the DNS record (a follow-up of `WaitForDomain`).
     pub(super) async fn wait_for_domain(&mut self, domain: &str) -> Result<(), StepError> {

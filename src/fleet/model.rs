@@ -251,6 +251,12 @@ pub struct FleetMigrations {
     pub dir: String,
     /// The per-client seed, applied once after the migrations.
     pub seed: String,
+    /// A read-only query returning one boolean: true when the client's seed is present in its
+    /// database although intelli never recorded it (a client set up by hand, then imported).
+    /// It runs with the seed's settings (`current_setting('intelli.client_slug')`, …), only for
+    /// a client whose seed is not recorded; true plans `record_seed` instead of running it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_check: Option<String>,
 }
 
 impl Default for FleetMigrations {
@@ -258,6 +264,7 @@ impl Default for FleetMigrations {
         FleetMigrations {
             dir: "migrations".into(),
             seed: "migrations/seed/client.sql".into(),
+            seed_check: None,
         }
     }
 }

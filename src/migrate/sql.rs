@@ -155,6 +155,34 @@ pub fn apply_seed(
     ))
 }
 
+/// Record the seed as applied without running it (its rows were put there by hand): the same
+/// guard and history row as [`apply_seed`], so a re-send records nothing twice.
+pub fn record_seed(path: &str, sha256: &str) -> GuardedSql {
+    GuardedSql(format!(
+        "{LOCK}{HISTORY_DDL}{guard}\ninsert into supabase_migrations.seed_files (path, hash) values ({p}, {h});\n",
+        guard = already_applied_guard(
+            "select 1 from supabase_migrations.seed_files where path = ",
+            path
+        ),
+        p = literal(path),
+        h = literal(sha256),
+    ))
+}
+
+/// `migrations.seed_check` run with the seed's settings bound (read-only; the last statement's
+/// one boolean column is the answer).
+pub fn seed_check(check: &str, settings: &[(&str, String)]) -> String {
+    let sets: Vec<String> = settings
+        .iter()
+        .map(|(k, v)| format!("set_config({}, {}, true)", literal(k), literal(v)))
+        .collect();
+    format!(
+        "select {};\nselect ({}) as present",
+        sets.join(", "),
+        check.trim().trim_end_matches(';')
+    )
+}
+
 /// Marker in the error raised when a concurrent run got there first.
 pub const ALREADY_APPLIED: &str = "intelli: already applied";
 

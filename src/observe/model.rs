@@ -146,6 +146,10 @@ pub struct ObservedDatabase {
     pub migrations: Vec<AppliedMigration>,
     pub seeds: Vec<SeedRow>,
     pub buckets: Vec<BucketRow>,
+    /// What `migrations.seed_check` answered, asked only when the seed is not recorded (`None`:
+    /// not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_present: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

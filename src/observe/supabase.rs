@@ -94,6 +94,7 @@ pub async fn observe(
         async move {
             let mut observed =
                 observe_client(client, executor, spec, found, migrations, reads).await;
+            check_seed(executor, &fleet.settings.migrations, spec, &mut observed).await;
             observed.dying = going;
             (spec.slug.clone(), observed)
         }
@@ -106,6 +107,44 @@ pub async fn observe(
         clients: results.into_iter().collect(),
         orphans,
     })
+}
+
+/// `migrations.seed_check`, asked only when the client's seed is not recorded (so a converged
+/// fleet's plan costs nothing more). A database without the seed's tables has no seed; any
+/// other failure is the client's error (the query is the fleet's, and wrong).
+async fn check_seed(
+    executor: &SqlExecutor,
+    settings: &crate::fleet::model::FleetMigrations,
+    spec: &ClientSpec,
+    observed: &mut ObservedClient,
+) {
+    let Some(check) = settings.seed_check.as_deref() else {
+        return;
+    };
+    let Some(project_ref) = observed.project.as_ref().map(|p| p.project_ref.clone()) else {
+        return;
+    };
+    let Some(db) = observed.database.as_mut() else {
+        return;
+    };
+    if db.seeds.iter().any(|s| s.path == settings.seed) {
+        return;
+    }
+    let text = sql::seed_check(check, &crate::migrate::seed_settings(spec));
+    match executor.run_read_only(&project_ref, &text).await {
+        Ok(rows) => {
+            let v = rows.first().and_then(|r| r.get("present"));
+            db.seed_present = Some(v.is_some_and(|v| {
+                v.as_bool() == Some(true) || v.as_str() == Some("t") || v.as_str() == Some("true")
+            }));
+        }
+        Err(e) if e.missing_relation() => db.seed_present = Some(false),
+        Err(e) => {
+            observed.error = Some(format!(
+                "migrations.seed_check failed (fix the query in fleet.yaml): {e}"
+            ))
+        }
+    }
 }
 
 /// Dying projects that carry the client's name or its pinned ref.

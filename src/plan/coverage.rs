@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::model::{Action, Reason};
 
 /// Every `Action` variant, by the name its JSON `type` carries.
-pub const ACTIONS: [&str; 19] = [
+pub const ACTIONS: [&str; 21] = [
     "create_project",
     "wait_until_healthy",
     "restore_project",
@@ -18,11 +18,13 @@ pub const ACTIONS: [&str; 19] = [
     "update_bucket",
     "apply_migrations",
     "apply_seed",
+    "record_seed",
     "create_pages_project",
     "update_pages_project",
     "deploy",
     "add_domain",
     "upsert_dns_record",
+    "adopt_dns_record",
     "delete_site",
     "wait_for_domain",
     "create_api_key",
@@ -30,7 +32,7 @@ pub const ACTIONS: [&str; 19] = [
 ];
 
 /// Every `Reason`.
-pub const REASONS: [Reason; 16] = [
+pub const REASONS: [Reason; 18] = [
     Reason::Missing,
     Reason::Drifted,
     Reason::TakeOver,
@@ -47,6 +49,8 @@ pub const REASONS: [Reason; 16] = [
     Reason::FrontendSourcesAndBuildValuesChanged,
     Reason::ProjectBeingCreated,
     Reason::DomainNotActive,
+    Reason::SeedPresent,
+    Reason::PointsAtSite,
 ];
 
 /// The name of `a`'s variant (as in [`ACTIONS`]).
@@ -62,11 +66,13 @@ pub fn name(a: &Action) -> &'static str {
         Action::UpdateBucket { .. } => "update_bucket",
         Action::ApplyMigrations { .. } => "apply_migrations",
         Action::ApplySeed { .. } => "apply_seed",
+        Action::RecordSeed { .. } => "record_seed",
         Action::CreatePagesProject { .. } => "create_pages_project",
         Action::UpdatePagesProject { .. } => "update_pages_project",
         Action::Deploy { .. } => "deploy",
         Action::AddDomain { .. } => "add_domain",
         Action::UpsertDnsRecord { .. } => "upsert_dns_record",
+        Action::AdoptDnsRecord { .. } => "adopt_dns_record",
         Action::DeleteSite { .. } => "delete_site",
         Action::WaitForDomain { .. } => "wait_for_domain",
         Action::CreateApiKey { .. } => "create_api_key",
@@ -92,7 +98,9 @@ fn _every_reason_is_listed(r: Reason) {
         | Reason::BuildValuesChanged
         | Reason::FrontendSourcesAndBuildValuesChanged
         | Reason::ProjectBeingCreated
-        | Reason::DomainNotActive => {}
+        | Reason::DomainNotActive
+        | Reason::SeedPresent
+        | Reason::PointsAtSite => {}
     }
 }
 

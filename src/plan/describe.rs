@@ -69,6 +69,15 @@ pub fn describe(a: &Action) -> Description {
             let short = &sha256[..12.min(sha256.len())];
             (format!("run seed {path} (sha256 {short})"), vec![])
         }
+        Action::RecordSeed { path, sha256, .. } => {
+            let short = &sha256[..12.min(sha256.len())];
+            (
+                format!("record seed {path} (sha256 {short}) as applied"),
+                vec![
+                    "its rows are present (migrations.seed_check): the seed is not run".to_string(),
+                ],
+            )
+        }
         Action::CreatePagesProject {
             name,
             production_branch,
@@ -106,6 +115,21 @@ pub fn describe(a: &Action) -> Description {
             before,
             ..
         } => dns_lines(name, target.as_deref(), before.as_ref()),
+        Action::AdoptDnsRecord {
+            name,
+            target,
+            proxied,
+            ..
+        } => (
+            format!("adopt DNS record {name}"),
+            vec![if *proxied {
+                format!("CNAME → {target} already points at the site; marked as intelli's")
+            } else {
+                format!(
+                    "CNAME → {target} already points at the site; marked as intelli's and proxied"
+                )
+            }],
+        ),
         Action::DeleteSite {
             project,
             dns_record,

@@ -467,7 +467,19 @@ fn plan_dns(spec: &ClientSpec, site: &ObservedSite, p: &mut ClientPlan) -> bool 
             let correct =
                 rec.record_type == "CNAME" && rec.proxied && Some(&rec.content) == target.as_ref();
             let ours = ownership::owned_by(rec.comment.as_deref(), &spec.slug);
-            if !correct || !ours {
+            let points_at_site =
+                rec.record_type == "CNAME" && Some(&rec.content) == target.as_ref();
+            if !ours && points_at_site {
+                // Made by hand for this very site: adopted, nothing it serves changes.
+                if let Some(target) = target {
+                    p.actions.push(Action::AdoptDnsRecord {
+                        name: spec.domain.clone(),
+                        target,
+                        proxied: rec.proxied,
+                        reason: Reason::PointsAtSite,
+                    });
+                }
+            } else if !correct || !ours {
                 if ours || spec.take_over_dns {
                     p.actions.push(Action::UpsertDnsRecord {
                         name: spec.domain.clone(),
@@ -485,8 +497,9 @@ fn plan_dns(spec: &ClientSpec, site: &ObservedSite, p: &mut ClientPlan) -> bool 
                     });
                 } else {
                     p.errors.push(format!(
-                        "a DNS record for {} already exists ({} {}) and intelli does not own it; \
-                         remove it, or set `take_over_dns: true` in {} to let intelli replace it",
+                        "a DNS record for {} already exists ({} {}), points elsewhere than the \
+                         site, and intelli does not own it; remove it, or set `take_over_dns: true` \
+                         in {} to let intelli replace it",
                         spec.domain,
                         rec.record_type,
                         rec.content,
@@ -583,6 +596,12 @@ fn converge_healthy(
     }
 
     match db.seeds.iter().find(|s| s.path == desired.seed_path) {
+        // Put there by hand before intelli managed the client: recorded, never run again.
+        None if db.seed_present == Some(true) => p.actions.push(Action::RecordSeed {
+            path: desired.seed_path.clone(),
+            sha256: desired.seed_sha256.clone(),
+            reason: Reason::SeedPresent,
+        }),
         None => p.actions.push(Action::ApplySeed {
             path: desired.seed_path.clone(),
             sha256: desired.seed_sha256.clone(),

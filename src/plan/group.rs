@@ -249,6 +249,10 @@ fn identifiers(c: &ClientPlan) -> Vec<(&str, &'static str)> {
                     ids.push((t, "{target}"));
                 }
             }
+            Action::AdoptDnsRecord { name, target, .. } => {
+                ids.push((name, "{domain}"));
+                ids.push((target, "{target}"));
+            }
             Action::DeleteSite {
                 project,
                 dns_record,
@@ -268,6 +272,7 @@ fn identifiers(c: &ClientPlan) -> Vec<(&str, &'static str)> {
             | Action::UpdateBucket { .. }
             | Action::ApplyMigrations { .. }
             | Action::ApplySeed { .. }
+            | Action::RecordSeed { .. }
             | Action::CreateApiKey { .. }
             | Action::DisableLegacyKeys { .. } => {}
         }

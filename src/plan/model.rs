@@ -160,6 +160,15 @@ pub enum Action {
         sha256: String,
         reason: Reason,
     },
+    /// Record the seed as applied without running it: its rows are present (the fleet's
+    /// `migrations.seed_check` said so), put there before intelli managed the client. Safe to
+    /// repeat: guarded like a seed (advisory lock, "already recorded" check and the history row
+    /// in one transaction), so a re-send records nothing twice.
+    RecordSeed {
+        path: String,
+        sha256: String,
+        reason: Reason,
+    },
     /// Create the client's Cloudflare Pages project in the account placement chose.
     CreatePagesProject {
         name: String,
@@ -195,6 +204,18 @@ pub enum Action {
         target: Option<String>,
         /// The record as it is now; `null` when there is none.
         before: Option<DnsRecordValue>,
+        reason: Reason,
+    },
+    /// Take over a DNS record made by hand that already points at the site (a CNAME to the
+    /// Pages project's subdomain): mark it with intelli's ownership comment and make it
+    /// proxied. No `take_over_dns` is needed, since nothing it serves changes. Safe to repeat: a
+    /// PATCH by record id of absolute values; apply re-reads the record first and stops if it
+    /// no longer points at the site.
+    AdoptDnsRecord {
+        name: String,
+        target: String,
+        /// Whether the record is proxied now (apply makes it proxied).
+        proxied: bool,
         reason: Reason,
     },
     /// Delete the client's Pages project (its deployments and custom domain go with it) and
@@ -291,6 +312,10 @@ pub enum Reason {
     ProjectBeingCreated,
     /// The custom domain is not active yet (validation or TLS pending).
     DomainNotActive,
+    /// The seed's rows are present (`migrations.seed_check`) but the seed is not recorded.
+    SeedPresent,
+    /// A record intelli does not own already points at the site.
+    PointsAtSite,
 }
 
 impl fmt::Display for Reason {
@@ -318,6 +343,10 @@ impl fmt::Display for Reason {
                 "the Supabase project is being set up; the build uses its URL and key"
             }
             Reason::DomainNotActive => "the domain is not active yet",
+            Reason::SeedPresent => {
+                "the seed's rows are present (migrations.seed_check) but it was never recorded"
+            }
+            Reason::PointsAtSite => "the record already points at the site; intelli adopts it",
         })
     }
 }
@@ -345,6 +374,8 @@ impl Action {
             | Action::UpdateBucket { .. }
             | Action::UpdatePagesProject { .. }
             | Action::UpsertDnsRecord { .. }
+            | Action::AdoptDnsRecord { .. }
+            | Action::RecordSeed { .. }
             | Action::DisableLegacyKeys { .. } => ActionKind::Update,
             Action::DeleteProject { .. } | Action::DeleteSite { .. } => ActionKind::Delete,
             Action::ApplyMigrations { .. } | Action::ApplySeed { .. } | Action::Deploy { .. } => {
@@ -372,6 +403,8 @@ impl Action {
             | Action::UpdateBucket { reason, .. }
             | Action::ApplyMigrations { reason, .. }
             | Action::ApplySeed { reason, .. }
+            | Action::RecordSeed { reason, .. }
+            | Action::AdoptDnsRecord { reason, .. }
             | Action::CreatePagesProject { reason, .. }
             | Action::UpdatePagesProject { reason, .. }
             | Action::Deploy { reason, .. }
@@ -398,6 +431,7 @@ impl Action {
             | Action::Deploy { .. }
             | Action::AddDomain { .. }
             | Action::UpsertDnsRecord { .. }
+            | Action::AdoptDnsRecord { .. }
             | Action::WaitForDomain { .. }
             | Action::DeleteSite { .. } => true,
             Action::CreateProject { .. }
@@ -410,6 +444,7 @@ impl Action {
             | Action::UpdateBucket { .. }
             | Action::ApplyMigrations { .. }
             | Action::ApplySeed { .. }
+            | Action::RecordSeed { .. }
             | Action::CreateApiKey { .. }
             | Action::DisableLegacyKeys { .. } => false,
         }

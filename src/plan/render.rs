@@ -695,6 +695,25 @@ mod tests {
                 client("zork", ClientState::Active, Some("jklmnopqrstuvwxyzabc"), vec![
                     Action::DisableLegacyKeys { reason: Reason::Drifted },
                 ]),
+                // Imported: set up by hand, seed present, a hand-made CNAME to the site.
+                client("zulu", ClientState::Active, Some("klmnopqrstuvwxyzabcd"), vec![
+                    Action::RecordSeed {
+                        path: "migrations/seed/client.sql".into(),
+                        sha256: "ab".repeat(32),
+                        reason: Reason::SeedPresent,
+                    },
+                    Action::Deploy {
+                        project: "zulu-portal".into(),
+                        fingerprint: Some("e".repeat(40)),
+                        reason: Reason::NoFingerprint,
+                    },
+                    Action::AdoptDnsRecord {
+                        name: "zulu.example.io".into(),
+                        target: "zulu-portal.pages.dev".into(),
+                        proxied: false,
+                        reason: Reason::PointsAtSite,
+                    },
+                ]),
             ],
             orphans: vec![Orphan {
                 name: "intelli-oldco".into(),

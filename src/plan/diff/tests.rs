@@ -154,6 +154,7 @@ impl Obs {
                     hash: SEED_SHA.into(),
                 }],
                 buckets,
+                seed_present: None,
             }),
             error: None,
             anon_key_sha256: Some(ANON_SHA.into()),
@@ -509,22 +510,67 @@ fn cases() -> Vec<Case> {
             },
             &[("upsert_dns_record", Drifted)],
         ),
+        case(
+            "someone else's DNS record already pointing at the site (made by hand): adopted",
+            |fx| {
+                Obs::converged(fx).dns(|d| {
+                    let d = d.as_mut().expect("dns");
+                    d.comment = None;
+                    d.proxied = false;
+                })
+            },
+            &[("adopt_dns_record", PointsAtSite)],
+        ),
         Case {
-            errors: &["intelli does not own it"],
+            errors: &["points elsewhere than the site, and intelli does not own it"],
             ..case(
-                "someone else's DNS record: refused, no site action",
-                |fx| Obs::converged(fx).dns(|d| d.as_mut().expect("dns").comment = None),
+                "someone else's DNS record pointing elsewhere: refused, no site action",
+                |fx| {
+                    Obs::converged(fx).dns(|d| {
+                        let d = d.as_mut().expect("dns");
+                        d.comment = None;
+                        d.content = "elsewhere.example".into();
+                    })
+                },
                 &[],
             )
         },
         Case {
             spec: |s| s.take_over_dns = true,
             ..case(
-                "someone else's DNS record with take_over_dns",
-                |fx| Obs::converged(fx).dns(|d| d.as_mut().expect("dns").comment = None),
+                "someone else's DNS record pointing elsewhere, with take_over_dns",
+                |fx| {
+                    Obs::converged(fx).dns(|d| {
+                        let d = d.as_mut().expect("dns");
+                        d.comment = None;
+                        d.content = "elsewhere.example".into();
+                    })
+                },
                 &[("upsert_dns_record", TakeOver)],
             )
         },
+        case(
+            "seed not recorded but its rows present (migrations.seed_check): recorded, not run",
+            |fx| {
+                Obs::converged(fx).with(|o| {
+                    let db = o.database.as_mut().expect("db");
+                    db.seeds.clear();
+                    db.seed_present = Some(true);
+                })
+            },
+            &[("record_seed", SeedPresent)],
+        ),
+        case(
+            "seed not recorded and seed_check says absent: run",
+            |fx| {
+                Obs::converged(fx).with(|o| {
+                    let db = o.database.as_mut().expect("db");
+                    db.seeds.clear();
+                    db.seed_present = Some(false);
+                })
+            },
+            &[("apply_seed", SeedNotApplied)],
+        ),
         case(
             "domain pending",
             |fx| Obs::converged(fx).with(|o| o.site.domain_status = Some(DomainStatus::Pending)),
