@@ -29,8 +29,29 @@ pub struct Cli {
     #[cfg_attr(not(feature = "sim"), arg(hide = true))]
     pub sandbox: bool,
 
+    /// Colour: `auto` on a terminal unless NO_COLOR is set, `always`, or `never`.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: Color,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color` (clap's side of [`crate::commands::ColorChoice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `apply --log-format` (clap's side of [`crate::commands::LogFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// A live display on a terminal, else one plain line per event.
+    Text,
+    /// One JSON object per event (client, action, phase, duration_ms, outcome, message).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +73,17 @@ pub enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also write the markdown plan as pull-request comments: plan-1.md, plan-2.md, … in
+        /// DIR (earlier plan-<n>.md files there are removed), each under --max-comment-bytes,
+        /// cut between sections, each starting with a hidden marker `<!-- intelli-plan part
+        /// k/n -->` (examples/github/workflows/plan.yml).
+        #[arg(long, value_name = "DIR")]
+        comment_dir: Option<PathBuf>,
+        /// The most bytes a comment part may have, marker included (GitHub allows 65,536
+        /// characters; a byte is never fewer).
+        #[arg(long, value_name = "N", requires = "comment_dir",
+              default_value_t = crate::plan::comment::DEFAULT_MAX_COMMENT_BYTES)]
+        max_comment_bytes: usize,
     },
     /// Converge the fleet: do what plan shows, for all selected clients concurrently.
     ///
@@ -83,6 +115,19 @@ pub enum Command {
         /// Apply only this wave of the rollout (refused unless every earlier wave is converged).
         #[arg(long, value_name = "WAVE")]
         wave: Option<String>,
+        /// Also write the summary as markdown to FILE (for a CI job summary:
+        /// `cat FILE >> "$GITHUB_STEP_SUMMARY"`).
+        #[arg(long, value_name = "FILE")]
+        summary_markdown: Option<PathBuf>,
+        /// Also write the summary as JSON to FILE (totals, and per client the actions done,
+        /// the failure with its policy, notes, time).
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
+        /// How progress is printed on stderr: `text` (on a terminal, a live display: an overall
+        /// bar and one line per running client; otherwise one plain line per event) or `json`
+        /// (one JSON object per event, for log shippers).
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Check the fleet files offline and list every problem (file:line:column: field: message).
     ///
@@ -319,6 +364,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::commands::set_color(match cli.color {
+        Color::Auto => crate::commands::ColorChoice::Auto,
+        Color::Always => crate::commands::ColorChoice::Always,
+        Color::Never => crate::commands::ColorChoice::Never,
+    });
     init_tracing();
     match run(cli) {
         Ok(code) => code,
@@ -342,13 +392,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             out,
             detailed_exitcode,
+            comment_dir,
+            max_comment_bytes,
         } => runtime()?.block_on(crate::commands::plan_cmd(
             &cli.fleet,
             cli.sandbox,
             &select.selection(),
-            format.into(),
-            out,
-            detailed_exitcode,
+            crate::commands::PlanOutput {
+                format: format.into(),
+                out,
+                detailed_exitcode,
+                comments: comment_dir.map(|dir| crate::commands::Comments {
+                    dir,
+                    max_bytes: max_comment_bytes,
+                }),
+            },
         )),
         Command::Apply {
             plan,
@@ -359,6 +417,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_lock,
             through,
             wave,
+            summary_markdown,
+            summary_json,
+            log_format,
         } => runtime()?.block_on(crate::commands::apply_cmd(
             &cli.fleet,
             cli.sandbox,
@@ -367,11 +428,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..select.selection()
             },
             plan,
-            yes,
-            parallelism,
-            crate::commands::Locking {
-                timeout: lock_timeout,
-                disabled: no_lock,
+            crate::commands::ApplyOptions {
+                yes,
+                parallelism,
+                locking: crate::commands::Locking {
+                    timeout: lock_timeout,
+                    disabled: no_lock,
+                },
+                summary_markdown,
+                summary_json,
+                log_format: match log_format {
+                    LogFormat::Text => crate::commands::LogFormat::Text,
+                    LogFormat::Json => crate::commands::LogFormat::Json,
+                },
             },
         )),
         Command::Status {

@@ -53,20 +53,93 @@ pub(crate) fn engine<'w>(ws: &'w Workspace, conns: &'w Connections, sel: &Select
         .with_shard(sel.shard.unwrap_or(crate::shard::Shard::WHOLE))
 }
 
+/// `--color`: whether output is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Set `--color` for the process (once, by the CLI).
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+/// Whether output to a stream is coloured, given whether that stream is a terminal.
+pub fn color(terminal: bool) -> bool {
+    match COLOR.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 fn style() -> render::Style {
     render::Style {
-        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        color: color(std::io::stdout().is_terminal()),
     }
+}
+
+/// `apply --log-format`: how apply's events are printed on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// The live display on a terminal, else one plain line per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Where apply's events go: JSON lines when asked; the live display when both stdout and
+/// stderr are terminals (and `TERM` is not `dumb`); else the plain line-per-event log.
+fn reporter(format: LogFormat) -> Box<dyn crate::apply::progress::Progress> {
+    use crate::apply::progress::{JsonLines, Lines, Live};
+    let terminal = std::io::stderr().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb");
+    match format {
+        LogFormat::Json => Box::new(JsonLines),
+        LogFormat::Text if terminal => Box::new(Live::new(color(true))),
+        LogFormat::Text => Box::new(Lines(|line: &str| eprintln!("{line}"))),
+    }
+}
+
+/// What `plan` writes besides its exit code.
+#[derive(Debug, Clone)]
+pub struct PlanOutput {
+    /// The rendering printed on stdout.
+    pub format: render::Format,
+    /// `--out`: the JSON plan saved here.
+    pub out: Option<PathBuf>,
+    pub detailed_exitcode: bool,
+    /// `--comment-dir`: the markdown plan as pull-request comments.
+    pub comments: Option<Comments>,
+}
+
+/// `--comment-dir DIR --max-comment-bytes N` (see `plan::comment`).
+#[derive(Debug, Clone)]
+pub struct Comments {
+    pub dir: PathBuf,
+    pub max_bytes: usize,
 }
 
 pub async fn plan_cmd(
     fleet_dir: &Path,
     sandbox: bool,
     sel: &Selection,
-    format: render::Format,
-    out: Option<PathBuf>,
-    detailed_exitcode: bool,
+    output: PlanOutput,
 ) -> Result<ExitCode> {
+    let PlanOutput {
+        format,
+        out,
+        detailed_exitcode,
+        comments,
+    } = output;
     let ws = Workspace::load(fleet_dir)?;
     let conns = connect(&ws, sandbox, sel).await?;
     let result = engine(&ws, &conns, sel).plan(&sel.only, &sel.exclude).await;
@@ -74,6 +147,20 @@ pub async fn plan_cmd(
     let plan = result?;
     let text = render::render(&plan, format, style());
     print!("{text}");
+    if let Some(c) = comments {
+        let parts = plan::comment::split(
+            &render::markdown_blocks(&plan),
+            c.max_bytes,
+            plan.shard.as_deref(),
+        )?;
+        let written = plan::comment::write_parts(&c.dir, &parts)?;
+        eprintln!(
+            "Wrote the plan as {} comment part{} in {} (plan-1.md …).",
+            written.len(),
+            if written.len() == 1 { "" } else { "s" },
+            c.dir.display()
+        );
+    }
     if let Some(path) = out {
         std::fs::write(&path, render::json(&plan))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -93,15 +180,29 @@ pub async fn plan_cmd(
     })
 }
 
+/// `apply`'s flags besides the selection and the saved plan.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// `--yes`: no confirmation.
+    pub yes: bool,
+    pub parallelism: Option<usize>,
+    pub locking: Locking,
+    /// `--summary-markdown FILE`.
+    pub summary_markdown: Option<PathBuf>,
+    /// `--summary-json FILE`.
+    pub summary_json: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: LogFormat,
+}
+
 pub async fn apply_cmd(
     fleet_dir: &Path,
     sandbox: bool,
     sel: &Selection,
     saved: Option<PathBuf>,
-    yes: bool,
-    parallelism: Option<usize>,
-    locking: Locking,
+    options: ApplyOptions,
 ) -> Result<ExitCode> {
+    let locking = options.locking;
     let ws = Workspace::load(fleet_dir)?;
     let sel = &crate::shard::for_saved_plan(sel, saved.as_deref(), load_saved)?;
     let conns = connect(&ws, sandbox, sel).await?;
@@ -109,7 +210,7 @@ pub async fn apply_cmd(
     let result = match take_lease(&ws, &conns, sandbox, locking, shard).await {
         Ok(lease) => {
             let guard = lease.as_ref().map(Lease::guard);
-            let result = apply_with(&ws, &conns, sel, saved, yes, parallelism, guard).await;
+            let result = apply_with(&ws, &conns, sel, saved, &options, guard).await;
             let released = match lease {
                 Some(l) => l.release().await.context("releasing the fleet's lease"),
                 None => Ok(()),
@@ -189,12 +290,11 @@ async fn apply_with(
     conns: &Connections,
     sel: &Selection,
     saved: Option<PathBuf>,
-    yes: bool,
-    parallelism: Option<usize>,
+    options: &ApplyOptions,
     lease: Option<LeaseGuard>,
 ) -> Result<ExitCode> {
-    let mut engine = engine(ws, conns, sel);
-    if let Some(n) = parallelism {
+    let mut engine = engine(ws, conns, sel).with_reporter(reporter(options.log_format));
+    if let Some(n) = options.parallelism {
         engine = engine.with_parallelism(n);
     }
     if let Some(guard) = lease {
@@ -211,6 +311,8 @@ async fn apply_with(
         print!("{}", render::text(&plan, style()));
     }
     if !plan.has_changes() {
+        // The summaries exist whatever happened, so a CI step that publishes them finds them.
+        write_summaries(&crate::apply::ApplyReport::default(), options)?;
         let failed = plan.totals().with_errors;
         if failed > 0 {
             eprintln!("Nothing applied: {failed} client(s) have errors (see above).");
@@ -219,19 +321,33 @@ async fn apply_with(
         println!("Nothing to apply.");
         return Ok(ExitCode::SUCCESS);
     }
-    if !yes && !confirm()? {
+    if !options.yes && !confirm()? {
         eprintln!("Apply cancelled.");
         return Ok(ExitCode::from(1));
     }
 
     let rollout = engine.rollout(&plan, &sel.rollout).await?;
     println!("\n{}", rollout.report.table());
+    write_summaries(&rollout.report, options)?;
     print!("{}", rollout.summary());
     Ok(if rollout.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `--summary-markdown` / `--summary-json`.
+fn write_summaries(report: &crate::apply::ApplyReport, options: &ApplyOptions) -> Result<()> {
+    if let Some(path) = &options.summary_markdown {
+        std::fs::write(path, report.markdown())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &options.summary_json {
+        std::fs::write(path, report.json())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn confirm() -> Result<bool> {

@@ -46,7 +46,8 @@ pub struct Engine<'w> {
     builds: Semaphore,
     /// The frontend's dependency install, run at most once per engine.
     installer: crate::frontend::install::Installer,
-    progress: Box<dyn Fn(&str) + Send + Sync + 'w>,
+    /// Where apply's events go (`apply::progress`).
+    progress: Box<dyn apply::progress::Progress + 'w>,
     /// The fleet's lease, checked before every step of apply (`None`: `--no-lock`, or a
     /// caller that holds no lease, like the tests and benches).
     lease: Option<crate::lease::LeaseGuard>,
@@ -72,7 +73,7 @@ impl<'w> Engine<'w> {
                 ws.fleet.root.join(&ws.fleet.settings.frontend.dir),
                 ws.fleet.settings.frontend.install_command.clone(),
             ),
-            progress: Box::new(|line| eprintln!("{line}")),
+            progress: Box::new(apply::progress::Lines(|line: &str| eprintln!("{line}"))),
             lease: None,
             shard: crate::shard::Shard::WHOLE,
         }
@@ -108,9 +109,16 @@ impl<'w> Engine<'w> {
         self
     }
 
-    /// Where apply's progress lines go.
+    /// Where apply's progress lines go (one plain line per event).
     pub fn with_progress(mut self, progress: impl Fn(&str) + Send + Sync + 'w) -> Self {
-        self.progress = Box::new(progress);
+        self.progress = Box::new(apply::progress::Lines(progress));
+        self
+    }
+
+    /// Where apply's events go: plain lines, the live display or JSON lines
+    /// (`apply::progress`).
+    pub fn with_reporter(mut self, progress: Box<dyn apply::progress::Progress + 'w>) -> Self {
+        self.progress = progress;
         self
     }
 
@@ -219,7 +227,8 @@ impl<'w> Engine<'w> {
     pub async fn install(
         &self,
     ) -> Result<crate::frontend::install::Installed, crate::frontend::install::InstallError> {
-        self.installer.ensure(&*self.progress).await
+        let progress = &*self.progress;
+        self.installer.ensure(&|line| progress.log(line)).await
     }
 
     /// How many times this engine started the install command (0 or 1).
@@ -274,7 +283,7 @@ impl<'w> Engine<'w> {
 
     /// A progress line, where apply's go.
     pub fn say(&self, line: &str) {
-        (self.progress)(line);
+        self.progress.log(line);
     }
 
     async fn apply_in(&self, plans: &[ClientPlan], slots: &Semaphore) -> Result<ApplyReport> {
@@ -320,7 +329,16 @@ impl<'w> Engine<'w> {
                 let _ = self.install().await;
             }
         };
+        self.progress.begin(
+            plans.len(),
+            plans
+                .iter()
+                .filter(|c| c.errors.is_empty())
+                .map(|c| c.actions.len())
+                .sum(),
+        );
         let ((), report) = tokio::join!(install, apply::apply(&ctx, plans));
+        self.progress.finish();
         Ok(report)
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod error;
 mod keys;
+pub mod progress;
 pub mod report;
 pub mod site;
 
@@ -70,8 +71,8 @@ pub struct Context<'a> {
     /// Work slots: a client holds one while it does something and gives it back while it
     /// waits (see `engine`).
     pub slots: &'a Semaphore,
-    /// Progress lines go here (stderr in the CLI).
-    pub progress: &'a (dyn Fn(&str) + Send + Sync),
+    /// Apply's events go here (`progress`: plain lines, the live display or JSON lines).
+    pub progress: &'a dyn progress::Progress,
     /// The fleet's lease, checked before every step: a holder that cannot renew it stops
     /// writing. `None` under `--no-lock`.
     pub lease: Option<crate::lease::LeaseGuard>,
@@ -94,16 +95,51 @@ pub async fn apply(ctx: &Context<'_>, plans: &[ClientPlan]) -> ApplyReport {
 
 async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
     let started = Instant::now();
+    let mut outcome = run_client(ctx, plan, started).await;
+    outcome.elapsed = started.elapsed();
+    let (result, message) = match &outcome.failed {
+        None => (progress::Outcome::Ok, None),
+        Some(f) => (
+            if f.policy == Policy::Park {
+                progress::Outcome::Deferred
+            } else {
+                progress::Outcome::Failed
+            },
+            Some(format!("{}: {}", f.step, f.error)),
+        ),
+    };
+    let mut event = progress::Event::new(progress::Phase::Client)
+        .client(&plan.client)
+        .duration(outcome.elapsed)
+        .outcome(result);
+    event.message = message;
+    ctx.progress.event(&event);
+    outcome
+}
+
+async fn run_client(ctx: &Context<'_>, plan: &ClientPlan, started: Instant) -> ClientOutcome {
     let mut outcome = ClientOutcome::new(&plan.client);
+    let refuse = |outcome: &mut ClientOutcome, why: String| {
+        let e = StepError::ask_user(why);
+        ctx.progress.event(
+            &progress::Event::new(progress::Phase::Failed)
+                .client(&plan.client)
+                .action("plan")
+                .duration(started.elapsed())
+                .outcome(progress::Outcome::Failed)
+                .message(e.chain()),
+        );
+        outcome.fail("plan", &e);
+    };
     let Some(spec) = ctx.fleet.clients.get(&plan.client) else {
-        outcome.fail(
-            "plan",
-            &StepError::ask_user("the client is no longer in the fleet files"),
+        refuse(
+            &mut outcome,
+            "the client is no longer in the fleet files".into(),
         );
         return outcome;
     };
     if !plan.errors.is_empty() {
-        outcome.fail("plan", &StepError::ask_user(plan.errors.join("; ")));
+        refuse(&mut outcome, plan.errors.join("; "));
         return outcome;
     }
     let mut run = ClientRun {
@@ -123,7 +159,6 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
     if let Err((step, e)) = result {
         outcome.fail(&step, &e);
     }
-    outcome.elapsed = started.elapsed();
     outcome
 }
 
@@ -149,8 +184,24 @@ struct ClientRun<'r, 'a> {
 const RESEND_BUDGET: u32 = 8;
 
 impl<'r, 'a> ClientRun<'r, 'a> {
+    /// Something a step says on the way (a wait, a skip): a note event of this client.
     fn say(&self, msg: &str) {
-        (self.ctx.progress)(&format!("{}: {msg}", self.spec.slug));
+        self.ctx.progress.event(
+            &progress::Event::new(progress::Phase::Note)
+                .client(&self.spec.slug)
+                .message(msg),
+        );
+    }
+
+    /// An action's start, end or failure.
+    fn report(&self, phase: progress::Phase, label: &str, t: Option<Instant>) -> progress::Event {
+        let mut e = progress::Event::new(phase)
+            .client(&self.spec.slug)
+            .action(label);
+        if let Some(t) = t {
+            e = e.duration(t.elapsed());
+        }
+        e
     }
 
     /// Take a work slot (if not holding one already) before doing something.
@@ -182,14 +233,36 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         while let Some(action) = queue.pop_front() {
             let label = describe(&action).headline;
             let t = Instant::now();
-            self.say(&format!("{label} …"));
+            self.ctx
+                .progress
+                .event(&self.report(progress::Phase::Start, &label, None));
             let span = tracing::info_span!("action", action = %label, reason = %action.reason());
-            let replan = self
+            let replan = match self
                 .step_parked(&action, &mut parked)
                 .instrument(span)
                 .await
-                .map_err(|e| (label.clone(), e))?;
-            self.say(&format!("{label} done ({:.1}s)", t.elapsed().as_secs_f64()));
+            {
+                Ok(replan) => replan,
+                Err(e) => {
+                    let outcome = if e.policy() == Policy::Park {
+                        progress::Outcome::Deferred
+                    } else {
+                        progress::Outcome::Failed
+                    };
+                    self.ctx.progress.event(
+                        &self
+                            .report(progress::Phase::Failed, &label, Some(t))
+                            .outcome(outcome)
+                            .message(e.chain()),
+                    );
+                    return Err((label, e));
+                }
+            };
+            self.ctx.progress.event(
+                &self
+                    .report(progress::Phase::Done, &label, Some(t))
+                    .outcome(progress::Outcome::Ok),
+            );
             self.outcome.done.push(label);
             if replan {
                 replans += 1;

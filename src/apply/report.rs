@@ -69,6 +69,106 @@ impl ApplyReport {
             .count()
     }
 
+    /// A client's result word and the detail column of the summary.
+    fn row(o: &ClientOutcome) -> (&'static str, String) {
+        match &o.failed {
+            None if o.done.is_empty() => ("ok", "no changes".to_string()),
+            None => ("ok", o.notes.join("; ")),
+            Some(f) => (
+                match f.policy {
+                    Policy::Park => "DEFERRED",
+                    Policy::Retry | Policy::GiveUp | Policy::AskUser => "FAILED",
+                },
+                format!("{}: {} [{}]", f.step, f.error, advice(f.policy)),
+            ),
+        }
+    }
+
+    fn closing_line(&self) -> String {
+        format!(
+            "Apply complete: {} client(s), {} action(s) done, {} failed, {} deferred.",
+            self.outcomes.len(),
+            self.actions_done(),
+            self.failed(),
+            self.deferred()
+        )
+    }
+
+    /// Actions completed over every client.
+    pub fn actions_done(&self) -> usize {
+        self.outcomes.iter().map(|o| o.done.len()).sum()
+    }
+
+    /// The summary as markdown (`apply --summary-markdown`, e.g. a CI job summary): the totals,
+    /// then one row per client, failures first.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "### intelli apply\n");
+        let _ = writeln!(out, "{}\n", self.closing_line());
+        let _ = writeln!(out, "| client | result | actions | time | detail |");
+        let _ = writeln!(out, "| --- | --- | ---: | ---: | --- |");
+        let mut rows: Vec<&ClientOutcome> = self.outcomes.iter().collect();
+        // Failed and deferred first: they are what a reader of a long summary looks for.
+        rows.sort_by_key(|o| o.failed.is_none());
+        for o in rows {
+            let (result, detail) = Self::row(o);
+            let result = match result {
+                "ok" => "ok".to_string(),
+                other => format!("**{other}**"),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {result} | {} | {:.1}s | {} |",
+                o.client,
+                o.done.len(),
+                o.elapsed.as_secs_f64(),
+                markdown_cell(&detail)
+            );
+        }
+        out
+    }
+
+    /// The summary as JSON (`apply --summary-json`): totals and one object per client with
+    /// the actions done, the failure (step, error, policy) and notes.
+    pub fn json(&self) -> String {
+        let outcomes: Vec<serde_json::Value> = self
+            .outcomes
+            .iter()
+            .map(|o| {
+                let result = match &o.failed {
+                    None => "ok",
+                    Some(f) => match f.policy {
+                        Policy::Park => "deferred",
+                        Policy::Retry | Policy::GiveUp | Policy::AskUser => "failed",
+                    },
+                };
+                serde_json::json!({
+                    "client": o.client,
+                    "result": result,
+                    "actions_done": o.done,
+                    "failed": o.failed.as_ref().map(|f| serde_json::json!({
+                        "step": f.step,
+                        "error": f.error,
+                        "policy": policy_name(f.policy),
+                        "advice": advice(f.policy),
+                    })),
+                    "notes": o.notes,
+                    "elapsed_secs": (o.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "clients": self.outcomes.len(),
+            "actions_done": self.actions_done(),
+            "failed": self.failed(),
+            "deferred": self.deferred(),
+            "outcomes": outcomes,
+        });
+        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
     /// The summary table: one row per client.
     pub fn table(&self) -> String {
         let width = self
@@ -85,17 +185,7 @@ impl ApplyReport {
             "client", "result", "actions", "time"
         );
         for o in &self.outcomes {
-            let (result, detail) = match &o.failed {
-                None if o.done.is_empty() => ("ok", "no changes".to_string()),
-                None => ("ok", o.notes.join("; ")),
-                Some(f) => (
-                    match f.policy {
-                        Policy::Park => "DEFERRED",
-                        Policy::Retry | Policy::GiveUp | Policy::AskUser => "FAILED",
-                    },
-                    format!("{}: {} [{}]", f.step, f.error, advice(f.policy)),
-                ),
-            };
+            let (result, detail) = Self::row(o);
             let _ = writeln!(
                 out,
                 "{:<width$}  {:<8}  {:>7}  {:>6.1}s  {detail}",
@@ -105,14 +195,93 @@ impl ApplyReport {
                 o.elapsed.as_secs_f64()
             );
         }
-        let _ = writeln!(
-            out,
-            "\nApply complete: {} client(s), {} action(s) done, {} failed, {} deferred.",
-            self.outcomes.len(),
-            self.outcomes.iter().map(|o| o.done.len()).sum::<usize>(),
-            self.failed(),
-            self.deferred()
-        );
+        let _ = writeln!(out, "\n{}", self.closing_line());
         out
+    }
+}
+
+/// The name of a policy in the JSON summary.
+pub fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Retry => "retry",
+        Policy::GiveUp => "give_up",
+        Policy::AskUser => "ask_user",
+        Policy::Park => "park",
+    }
+}
+
+/// Text for one table cell: pipes escaped, one line.
+fn markdown_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ApplyReport {
+        let mut ok = ClientOutcome::new("acme");
+        ok.done = vec!["apply 1 migration".into(), "deploy".into()];
+        ok.elapsed = Duration::from_millis(1_300);
+        let mut failed = ClientOutcome::new("globex");
+        failed.done = vec!["update auth".into()];
+        failed.failed = Some(Failure {
+            step: "deploy".into(),
+            error: "HTTP 500 | upstream".into(),
+            policy: Policy::Retry,
+        });
+        let mut parked = ClientOutcome::new("initech");
+        parked.failed = Some(Failure {
+            step: "create bucket".into(),
+            error: "rate limited".into(),
+            policy: Policy::Park,
+        });
+        ApplyReport {
+            outcomes: vec![ok, failed, parked, ClientOutcome::new("umbrella")],
+        }
+    }
+
+    #[test]
+    fn markdown_summary_puts_failures_first_and_escapes_cells() {
+        let md = report().markdown();
+        assert!(
+            md.contains("Apply complete: 4 client(s), 3 action(s) done, 1 failed, 1 deferred.")
+        );
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| `")).collect();
+        assert_eq!(rows.len(), 4);
+        assert!(
+            rows[0].starts_with("| `globex` | **FAILED** | 1 |"),
+            "{}",
+            rows[0]
+        );
+        assert!(rows[0].contains("HTTP 500 \\| upstream"), "{}", rows[0]);
+        assert!(
+            rows[1].starts_with("| `initech` | **DEFERRED** | 0 |"),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[2].starts_with("| `acme` | ok | 2 | 1.3s |"),
+            "{}",
+            rows[2]
+        );
+        assert!(rows[3].contains("no changes"));
+    }
+
+    #[test]
+    fn json_summary_has_every_client_and_action() {
+        let v: serde_json::Value = serde_json::from_str(&report().json()).expect("json");
+        assert_eq!(v["clients"], 4);
+        assert_eq!(v["actions_done"], 3);
+        assert_eq!(v["failed"], 1);
+        assert_eq!(v["deferred"], 1);
+        let o = v["outcomes"].as_array().expect("outcomes");
+        assert_eq!(o[0]["client"], "acme");
+        assert_eq!(o[0]["actions_done"][1], "deploy");
+        assert_eq!(o[0]["elapsed_secs"], 1.3);
+        assert_eq!(o[1]["result"], "failed");
+        assert_eq!(o[1]["failed"]["policy"], "retry");
+        assert_eq!(o[2]["result"], "deferred");
+        assert!(o[3]["failed"].is_null());
     }
 }

@@ -165,7 +165,8 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             let site = self.site()?;
             // Waiting for the install (started beside the Supabase side) is waiting too.
             self.idle();
-            let installed = site.install.ensure(self.ctx.progress).await;
+            let progress = self.ctx.progress;
+            let installed = site.install.ensure(&|line| progress.log(line)).await;
             installed.map_err(|e| StepError::local("build not started", Policy::GiveUp, e))?;
             // Waiting for a build slot is waiting: the work slot goes back meanwhile.
             self.idle();

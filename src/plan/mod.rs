@@ -3,6 +3,7 @@
 //! Owns: deciding what to do. Must not: perform I/O; `observe` reads the world and `apply`
 //! changes it.
 
+pub mod comment;
 #[cfg(test)]
 mod coverage;
 pub mod describe;

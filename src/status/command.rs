@@ -75,7 +75,7 @@ pub async fn status_cmd(
             );
         }
         None => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let color = crate::commands::color(std::io::stdout().is_terminal());
             print!("{}", render(&report, format, color));
         }
     }
