@@ -486,7 +486,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from,
             skip_frontend,
         } => {
-            let entries = crate::import::entries(slug, project_ref, pages_project, domain, from)?;
+            let entries =
+                match crate::import::entries(slug, project_ref, pages_project, domain, from)? {
+                    Ok(entries) => entries,
+                    Err(diags) => {
+                        eprintln!("{diags}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                };
             let sel = crate::commands::Selection {
                 skip_frontend,
                 ..crate::commands::Selection::default()

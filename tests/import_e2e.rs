@@ -272,6 +272,7 @@ async fn hand_made_clients_are_imported_and_adopted_without_redoing_anything() {
 
     w.sim.reset_stats();
     let out = w.run_ok(&["import", "--from", "clients.json"]);
+    eprintln!("import printed:\n{out}");
     // Import never writes to a vendor.
     let writes: Vec<_> = w
         .sim

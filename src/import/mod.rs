@@ -265,29 +265,30 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
 }
 
-/// The entries from the command line or the registry file.
+/// The entries from the command line or the registry file; the registry's problems are
+/// diagnostics (printed like `validate`'s), anything else an error.
 pub fn entries(
     slug: Option<String>,
     project_ref: Option<String>,
     pages_project: Option<String>,
     domain: Option<String>,
     from: Option<PathBuf>,
-) -> Result<Vec<Entry>> {
+) -> Result<Result<Vec<Entry>, crate::diag::Diagnostics>> {
     match (from, slug) {
         (Some(file), None) => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            registry::parse(&file, &text).map_err(|d| anyhow::anyhow!("{d}"))
+            Ok(registry::parse(&file, &text))
         }
         (None, Some(slug)) => {
             let project_ref = project_ref.context("--project-ref REF is needed with a slug")?;
-            Ok(vec![Entry {
+            Ok(Ok(vec![Entry {
                 slug,
                 name: None,
                 project_ref,
                 domain,
                 pages_project,
-            }])
+            }]))
         }
         (Some(_), Some(_)) => bail!("give a slug or --from FILE, not both"),
         (None, None) => bail!("give a slug (with --project-ref) or --from clients.json"),
