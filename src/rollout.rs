@@ -248,9 +248,10 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
     Ok(out)
 }
 
-/// The health gate of the clients in `outcomes` that did not fail: the fleet's checks on those
-/// apply changed, or on all of them when `all` (a wave that gates a later one); with waves, a
-/// domain still pending after its wait fails the gate too (the site check has not passed).
+/// The health gate of the clients in `outcomes` that did not fail: those apply changed, or all
+/// of them when `all` (a wave that gates a later one). With waves (`waves`), an active client's
+/// project must be `ACTIVE_HEALTHY` with its services up, and a domain still pending after its
+/// wait fails the gate (the site check has not passed); then the fleet's checks run.
 async fn gate(
     engine: &Engine<'_>,
     plan: &Plan,
@@ -271,7 +272,7 @@ async fn gate(
             }
         }
     }
-    if plan.checks.is_empty() {
+    if plan.checks.is_empty() && !waves {
         return Ok(());
     }
     let ws = engine.workspace();
@@ -289,13 +290,16 @@ async fn gate(
         .map(|(i, _)| i)
         .collect();
     let probe = &probe;
-    let results: Vec<(usize, Result<(), crate::checks::CheckFailure>)> =
+    let results: Vec<(usize, Result<(), GateFailure>)> =
         futures::stream::iter(todo.into_iter().map(|i| {
             let slug = outcomes[i].client.clone();
             async move {
                 let Some(spec) = ws.fleet.clients.get(&slug) else {
                     return (i, Ok(()));
                 };
+                if spec.state != crate::fleet::ClientState::Active {
+                    return (i, Ok(()));
+                }
                 let known = plan
                     .clients
                     .iter()
@@ -305,23 +309,71 @@ async fn gate(
                     Some(r) => Some(r),
                     None => created_ref(engine, spec).await,
                 };
-                engine.say(&format!("{slug}: health checks …"));
+                engine.say(&format!("{slug}: health gate …"));
+                if waves && let Err(e) = project_healthy(engine, project_ref.as_deref()).await {
+                    return (i, Err(("health gate".to_string(), e)));
+                }
                 let result =
                     crate::checks::run(probe, &plan.checks, spec, project_ref.as_deref()).await;
-                (i, result)
+                (
+                    i,
+                    result.map_err(|f| {
+                        (
+                            format!("check {}", f.check),
+                            StepError::ask_user(f.observed),
+                        )
+                    }),
+                )
             }
         }))
         .buffer_unordered(engine.parallelism())
         .collect()
         .await;
     for (i, result) in results {
-        if let Err(f) = result {
-            engine.say(&format!("{}: {f}", outcomes[i].client));
-            outcomes[i].fail(
-                &format!("check {}", f.check),
-                &StepError::ask_user(f.observed),
-            );
+        if let Err((step, e)) = result {
+            engine.say(&format!("{}: {step}: {}", outcomes[i].client, e.chain()));
+            outcomes[i].fail(&step, &e);
         }
+    }
+    Ok(())
+}
+
+/// The step a client failed its gate in (`health gate`, `check <name>`), and why.
+type GateFailure = (String, StepError);
+
+/// The project is `ACTIVE_HEALTHY` and the services the fleet uses report healthy.
+async fn project_healthy(engine: &Engine<'_>, project_ref: Option<&str>) -> Result<(), StepError> {
+    let Some(r) = project_ref else {
+        return Err(StepError::retry("the client has no project"));
+    };
+    let sb = &engine.connections().supabase;
+    let project = sb
+        .get_project(r)
+        .await?
+        .ok_or_else(|| StepError::give_up(format!("project {r} disappeared")))?;
+    if project.status.phase() != crate::supabase::types::ProjectPhase::Healthy {
+        return Err(StepError::retry(format!(
+            "project {r} is {}",
+            project.status
+        )));
+    }
+    let services = sb
+        .project_health(r, &["auth", "db", "rest", "storage"])
+        .await?;
+    let down: Vec<String> = services
+        .iter()
+        .filter(|s| !s.is_healthy())
+        .map(|s| format!("{} {}", s.name, s.status))
+        .collect();
+    if services.is_empty() || !down.is_empty() {
+        return Err(StepError::retry(format!(
+            "project {r}: services not healthy: {}",
+            if down.is_empty() {
+                "none reported".to_string()
+            } else {
+                down.join(", ")
+            }
+        )));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::world::World;
+use intelli::sim::server::{FaultKind, FaultRule, Vendor};
 
 /// Twelve clients: c01 is the canary (by label), c02–c04 are `early` (by name, budget 1), the
 /// other eight are the implicit `rest`.
@@ -162,6 +163,31 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
     }
     let clean = w.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+
+    // The gate reads the project's health: services that do not answer fail the canary.
+    std::fs::write(
+        w.root().join("migrations/20260602000000_after_probe.sql"),
+        "create table public.after_probe (id int);\n",
+    )
+    .expect("migration");
+    w.sim.set_faults(vec![FaultRule {
+        vendor: Some(Vendor::Supabase),
+        method: None,
+        path: "/v1/projects/*/health".into(),
+        probability: 1.0,
+        kind: FaultKind::Status(503),
+        times: None,
+    }]);
+    let unhealthy = w.run(&["apply", "--yes"]);
+    w.sim.set_faults(Vec::new());
+    let all = text(&unhealthy);
+    assert_eq!(unhealthy.status.code(), Some(1), "{all}");
+    let row = all.lines().find(|l| l.starts_with("c01 ")).unwrap_or("");
+    assert!(
+        row.contains("FAILED") && row.contains("health gate"),
+        "{row}\n{all}"
+    );
+    assert!(all.contains("Rollout halted in wave `canary`"), "{all}");
     w.assert_no_secrets(&[]);
 }
 
