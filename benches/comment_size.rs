@@ -103,6 +103,7 @@ fn client(case: Case, i: usize) -> ClientPlan {
                 Action::Deploy {
                     project: project.clone(),
                     fingerprint: None,
+                    previous: None,
                     reason: Reason::ProjectBeingCreated,
                 },
                 Action::AddDomain {
@@ -135,6 +136,7 @@ fn client(case: Case, i: usize) -> ClientPlan {
             vec![Action::Deploy {
                 project: project.clone(),
                 fingerprint: Some(format!("{:0>40x}", i * 7919)),
+                previous: None,
                 reason: Reason::FrontendSourcesChanged,
             }],
         ),

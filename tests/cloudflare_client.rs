@@ -251,6 +251,44 @@ async fn deploy_then_redeploy_sends_only_the_changed_file() {
     // upload-token, check-missing, upsert-hashes, create deployment (already live: no poll).
     assert_eq!(used, 4, "requests of a no-change deploy");
 
+    // A rollback to the first deployment: one request, no upload, the first is live (and
+    // served) again; sent twice, the same deployment stays live; an unknown one is `None`.
+    let before = sim.stats().total(Vendor::Cloudflare);
+    let rolled = cf
+        .rollback_deployment("intelli-acme", &first.deployment.id)
+        .await
+        .expect("rollback")
+        .expect("the deployment exists");
+    assert_eq!(sim.stats().total(Vendor::Cloudflare) - before, 1);
+    assert_eq!(rolled.id, first.deployment.id);
+    assert_eq!(rolled.metadata().commit_hash.as_deref(), Some("fp-1"));
+    for _ in 0..2 {
+        let p = cf
+            .get_project("intelli-acme")
+            .await
+            .expect("get")
+            .expect("p");
+        let live = p.canonical_deployment.expect("canonical");
+        assert_eq!(live.id, first.deployment.id);
+        assert_eq!(live.metadata().commit_hash.as_deref(), Some("fp-1"));
+        cf.rollback_deployment("intelli-acme", &first.deployment.id)
+            .await
+            .expect("rollback again")
+            .expect("exists");
+    }
+    assert_eq!(cf_stat(&sim, "rollbacks"), 3);
+    let served = http.get(format!("{site}assets/app-1a2b.js")).send().await;
+    assert_eq!(
+        served.expect("js").text().await.expect("body"),
+        "console.log('app')"
+    );
+    assert!(
+        cf.rollback_deployment("intelli-acme", "00000000-0000-0000-0000-000000000000")
+            .await
+            .expect("rollback to an unknown deployment")
+            .is_none()
+    );
+
     // get_deployment / get_project and their "absent" answers.
     let got = cf
         .get_deployment("intelli-acme", &third.deployment.id)

@@ -44,6 +44,46 @@ fn cf_stat(w: &World, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `apply --yes` that must roll back `sites` sites and build and upload nothing; its progress.
+fn rollback_free_apply(w: &mut World, sites: u64) -> String {
+    let before: Vec<u64> = [
+        "deployments_created",
+        "upload_tokens_issued",
+        "asset_files_uploaded",
+        "rollbacks",
+    ]
+    .iter()
+    .map(|k| cf_stat(w, k))
+    .collect();
+    let out = w.run(&["apply", "--yes"]);
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{progress}");
+    let after: Vec<u64> = [
+        "deployments_created",
+        "upload_tokens_issued",
+        "asset_files_uploaded",
+        "rollbacks",
+    ]
+    .iter()
+    .map(|k| cf_stat(w, k))
+    .collect();
+    assert_eq!(
+        (
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        ),
+        (0, 0, 0),
+        "no deployment, no upload session, no file"
+    );
+    assert_eq!(after[3] - before[3], sites, "one rollback per site");
+    assert!(
+        !progress.contains("built in"),
+        "nothing was built:\n{progress}"
+    );
+    progress
+}
+
 fn env_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
@@ -175,6 +215,33 @@ async fn sites_from_empty_then_rollouts_upload_only_what_changed() {
         String::from_utf8_lossy(&clean.stdout)
     );
 
+    // The change is reverted (git revert): each project still has the deployment made before
+    // it, so the plan rolls back to it — no build, no upload, one request per site.
+    std::fs::write(&app, &text).expect("revert App.jsx");
+    let planned = w.run(&["plan", "--detailed-exitcode"]);
+    let plan_text = String::from_utf8_lossy(&planned.stdout).into_owned();
+    assert_eq!(planned.status.code(), Some(2), "{plan_text}");
+    assert!(
+        plan_text.contains("~ 3 clients: roll back {project} to deployment {deployment}")
+            && !plan_text.contains("build and deploy"),
+        "{plan_text}"
+    );
+    let rollbacks = rollback_free_apply(&mut w, 3);
+    for (_, domain) in CLIENTS {
+        assert!(
+            !site_js(&w, domain).await.contains("Service update"),
+            "{domain} serves the reverted site"
+        );
+    }
+    assert!(rollbacks.contains("is live again"), "{rollbacks}");
+    let clean = w.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+
     // One client's build-time value changes: only that client redeploys.
     let acme = w.root().join("fleet/acme.yaml");
     let text = std::fs::read_to_string(&acme).expect("read acme.yaml");
@@ -194,6 +261,20 @@ async fn sites_from_empty_then_rollouts_upload_only_what_changed() {
         site_js(&w, "acme.intelliservice.io")
             .await
             .contains("#0b7285")
+    );
+    // … and back: the client's values are rolled back like the sources were.
+    std::fs::write(&acme, &text).expect("revert acme.yaml");
+    let planned = w.run_ok(&["plan"]);
+    assert!(
+        planned.contains("~ roll back intelli-acme to deployment")
+            && planned.contains("= globex: no changes"),
+        "{planned}"
+    );
+    rollback_free_apply(&mut w, 1);
+    assert!(
+        site_js(&w, "acme.intelliservice.io")
+            .await
+            .contains("#d9480f")
     );
 
     assert!(

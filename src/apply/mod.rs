@@ -418,9 +418,19 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             Action::Deploy {
                 project,
                 fingerprint,
+                previous,
                 ..
             } => self
-                .build_and_deploy(project, fingerprint.as_deref())
+                .build_and_deploy(project, fingerprint.as_deref(), previous.as_ref())
+                .await
+                .map(|()| false),
+            Action::RollbackDeployment {
+                project,
+                deployment_id,
+                fingerprint,
+                ..
+            } => self
+                .rollback(project, deployment_id, fingerprint)
                 .await
                 .map(|()| false),
             Action::AddDomain {

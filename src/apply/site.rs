@@ -12,6 +12,7 @@ use crate::cloudflare::types::DomainStatus;
 use crate::cloudflare::{DeployMeta, DnsFilters, DnsRecordInput, DnsRecordPatch};
 use crate::frontend::{self, Fingerprint};
 use crate::http::{ErrorKind, Policy};
+use crate::plan::DeploymentRef;
 use crate::plan::ownership::{active_comment, owned_by, owner_comment};
 
 /// What the site steps need beyond the Supabase side.
@@ -114,6 +115,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         &mut self,
         project: &str,
         planned: Option<&str>,
+        previous: Option<&DeploymentRef>,
     ) -> Result<(), StepError> {
         let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
         let project_ref = self.project_ref()?.to_string();
@@ -192,7 +194,9 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         let meta = DeployMeta::new(
             &branch,
             fingerprint.commit_hash(),
-            fingerprint.commit_message(),
+            fingerprint.commit_message_after(
+                previous.map(|p| (p.deployment_id.as_str(), p.fingerprint.as_str())),
+            ),
         );
         let outcome = self
             .cf()?
@@ -209,6 +213,42 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         for w in &outcome.warnings {
             self.say(&format!("  warning: {w}"));
         }
+        Ok(())
+    }
+
+    /// Make the planned earlier deployment live again (`RollbackDeployment`): one request.
+    /// The answer is that deployment; its fingerprint must be the planned one (deployments
+    /// never change, so anything else is a bug worth stopping on). The documented follow-up: a
+    /// target deleted since the plan is built and deployed instead, since the next plan would
+    /// propose the same rollback again.
+    pub(super) async fn rollback(
+        &mut self,
+        project: &str,
+        deployment_id: &str,
+        fingerprint: &str,
+    ) -> Result<(), StepError> {
+        let Some(d) = self
+            .cf()?
+            .rollback_deployment(project, deployment_id)
+            .await?
+        else {
+            self.say(&format!(
+                "  deployment {deployment_id} no longer exists; building and deploying instead"
+            ));
+            return self
+                .build_and_deploy(project, Some(fingerprint), None)
+                .await;
+        };
+        let live = d.metadata().commit_hash.clone();
+        if live.as_deref() != Some(fingerprint) {
+            return Err(StepError::give_up(format!(
+                "rolled back to deployment {deployment_id}, which carries fingerprint {} instead of the planned {fingerprint}; plan again",
+                live.as_deref().unwrap_or("(none)")
+            )));
+        }
+        self.say(&format!(
+            "  deployment {deployment_id} is live again (no build, no upload)"
+        ));
         Ok(())
     }
 

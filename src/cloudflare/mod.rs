@@ -499,6 +499,32 @@ impl CloudflareClient {
         }
     }
 
+    /// `POST …/deployments/{id}/rollback`: make a production deployment that succeeded
+    /// before the live one again (no build, no upload). [`Repeat::Idempotent`]: rolling back
+    /// to the same deployment twice leaves the same deployment live, so a lost answer or a 5xx
+    /// is sent again. An unknown deployment (deleted since) is `None`.
+    pub async fn rollback_deployment(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<Deployment>, Error> {
+        let req = self
+            .project_request(
+                Method::POST,
+                project,
+                &["deployments", id, "rollback"],
+                "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}/rollback",
+            )?
+            .repeat(Repeat::Idempotent)
+            // The spec requires a JSON body and gives it no fields.
+            .json(&serde_json::json!({}));
+        match self.call(req).await {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The newest deployments of a project (first page, newest first).
     pub async fn recent_deployments(&self, project: &str) -> Result<Vec<Deployment>, Error> {
         let req = self.project_request(

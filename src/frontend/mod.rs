@@ -147,6 +147,20 @@ impl Fingerprint {
         )
     }
 
+    /// [`Fingerprint::commit_message`] that also names the deployment it replaces (the one
+    /// live when it was made) and that deployment's fingerprint (its `commit_hash`), so a later
+    /// plan can propose a rollback to it without listing the project's deployments
+    /// ([`previous_deployment`]).
+    pub fn commit_message_after(&self, previous: Option<(&str, &str)>) -> String {
+        let mut m = self.commit_message();
+        if let Some((id, fingerprint)) = previous
+            && valid_previous(id, fingerprint)
+        {
+            m.push_str(&format!(" previous={id}@{fingerprint}"));
+        }
+        m
+    }
+
     /// The fingerprint recorded in a deployment made by intelli, if it was.
     pub fn parse(commit_message: &str) -> Option<(String, String)> {
         let rest = commit_message.strip_prefix(&format!("intelli deploy {FORMAT} "))?;
@@ -179,6 +193,27 @@ impl Fingerprint {
     }
 }
 
+/// The deployment a deployment made by intelli replaced, as recorded in its commit message by
+/// [`Fingerprint::commit_message_after`]: `(deployment id, fingerprint)`.
+pub fn previous_deployment(commit_message: &str) -> Option<(String, String)> {
+    commit_message.strip_prefix(&format!("intelli deploy {FORMAT} "))?;
+    let (id, fingerprint) = commit_message
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("previous="))?
+        .split_once('@')?;
+    valid_previous(id, fingerprint).then(|| (id.to_string(), fingerprint.to_string()))
+}
+
+/// A deployment id (Cloudflare's are UUIDs) and a 40-hex fingerprint: nothing that could
+/// break the message's `key=value` words, or be mistaken for another deployment.
+fn valid_previous(id: &str, fingerprint: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && fingerprint.len() == 40
+        && fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Why a live deployment is not the current build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Staleness {
@@ -208,6 +243,40 @@ mod tests {
         assert_eq!(changed.stale_reason(Some(&live)), Some(Staleness::Sources));
         assert!(Fingerprint::parse("manual deploy from laptop").is_none());
         assert_eq!(fp.commit_hash().len(), 40);
+    }
+
+    #[test]
+    fn the_previous_deployment_rides_in_the_message() {
+        let fp = Fingerprint {
+            sources: "a".repeat(64),
+            env: "b".repeat(64),
+        };
+        let id = "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a";
+        let prev = "c".repeat(40);
+        let m = fp.commit_message_after(Some((id, &prev)));
+        assert_eq!(
+            previous_deployment(&m),
+            Some((id.to_string(), prev.clone()))
+        );
+        // The fingerprint itself still reads the same.
+        assert_eq!(
+            Fingerprint::parse(&m),
+            Fingerprint::parse(&fp.commit_message())
+        );
+        assert_eq!(previous_deployment(&fp.commit_message()), None);
+        // Nothing malformed is written or read back.
+        assert_eq!(
+            fp.commit_message_after(Some(("a b", &prev))),
+            fp.commit_message()
+        );
+        assert_eq!(
+            fp.commit_message_after(Some((id, "xyz"))),
+            fp.commit_message()
+        );
+        assert_eq!(
+            previous_deployment(&format!("manual previous={id}@{prev}")),
+            None
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub async fn observe(
         let holder = by_name.get(spec.pages_project.as_str());
         let site_cf = holder.map(|(account, _)| cf.for_account(*account));
         let pages = holder.map(|(_, p)| ObservedPages {
+            live_deployment_id: p.canonical_deployment.as_ref().map(|d| d.id.clone()),
+            live_commit_hash: p
+                .canonical_deployment
+                .as_ref()
+                .and_then(|d| d.metadata().commit_hash.clone()),
             name: p.name.clone(),
             subdomain: p.subdomain.clone(),
             production_branch: p.production_branch.clone(),

@@ -101,6 +101,13 @@ pub struct ObservedPages {
     pub domains: Vec<String>,
     /// `commit_message` of the live production deployment (it carries intelli's fingerprint).
     pub live_commit_message: Option<String>,
+    /// `id` of the live production deployment: a deploy records it as the deployment it
+    /// replaces, so a later revert can roll back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_deployment_id: Option<String>,
+    /// `commit_hash` of the live production deployment (intelli's fingerprint, 40 hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_commit_hash: Option<String>,
     /// `created_on` of the live production deployment (shown by `intelli status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_deployed_on: Option<String>,

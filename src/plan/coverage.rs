@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::model::{Action, Reason};
 
 /// Every `Action` variant, by the name its JSON `type` carries.
-pub const ACTIONS: [&str; 21] = [
+pub const ACTIONS: [&str; 22] = [
     "create_project",
     "wait_until_healthy",
     "restore_project",
@@ -22,6 +22,7 @@ pub const ACTIONS: [&str; 21] = [
     "create_pages_project",
     "update_pages_project",
     "deploy",
+    "rollback_deployment",
     "add_domain",
     "upsert_dns_record",
     "adopt_dns_record",
@@ -70,6 +71,7 @@ pub fn name(a: &Action) -> &'static str {
         Action::CreatePagesProject { .. } => "create_pages_project",
         Action::UpdatePagesProject { .. } => "update_pages_project",
         Action::Deploy { .. } => "deploy",
+        Action::RollbackDeployment { .. } => "rollback_deployment",
         Action::AddDomain { .. } => "add_domain",
         Action::UpsertDnsRecord { .. } => "upsert_dns_record",
         Action::AdoptDnsRecord { .. } => "adopt_dns_record",

@@ -105,7 +105,20 @@ pub fn describe(a: &Action) -> Description {
             project,
             fingerprint,
             reason,
+            previous: _,
         } => deploy_lines(project, fingerprint.as_deref(), *reason),
+        Action::RollbackDeployment {
+            project,
+            deployment_id,
+            fingerprint,
+            reason,
+        } => (
+            format!("roll back {project} to deployment {deployment_id}"),
+            vec![
+                format!("reason: {reason}"),
+                format!("fingerprint: {fingerprint} (built before: no build, no upload)"),
+            ],
+        ),
         Action::AddDomain {
             project, domain, ..
         } => (format!("attach domain {domain} to {project}"), vec![]),

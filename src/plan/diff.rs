@@ -11,7 +11,8 @@ use crate::observe::{
 };
 
 use super::model::{
-    Action, BucketSpec, Change, ClientPlan, DnsRecordValue, FORMAT_VERSION, Orphan, Plan, Reason,
+    Action, BucketSpec, Change, ClientPlan, DeploymentRef, DnsRecordValue, FORMAT_VERSION, Orphan,
+    Plan, Reason,
 };
 use super::ownership;
 use crate::cloudflare::types::DomainStatus;
@@ -409,16 +410,41 @@ fn plan_deploy(
             Staleness::SourcesAndValues => Reason::FrontendSourcesAndBuildValuesChanged,
         }),
     };
-    if let Some(reason) = reason {
-        p.actions.push(Action::Deploy {
+    let Some(reason) = reason else {
+        return true;
+    };
+    let fingerprint = fingerprint
+        .as_ref()
+        .map(crate::frontend::Fingerprint::commit_hash);
+    let pages = site.pages.as_ref();
+    // The deployment live before this one, as the live one recorded it: when it is the desired
+    // build (a revert), making it live again costs one request instead of a build.
+    let previous = pages
+        .and_then(|pg| pg.live_commit_message.as_deref())
+        .and_then(crate::frontend::previous_deployment);
+    match (previous, &fingerprint) {
+        (Some((deployment_id, prev)), Some(want)) if &prev == want => {
+            p.actions.push(Action::RollbackDeployment {
+                project: spec.pages_project.clone(),
+                deployment_id,
+                fingerprint: prev,
+                reason,
+            });
+        }
+        _ => p.actions.push(Action::Deploy {
             project: spec.pages_project.clone(),
-            fingerprint: fingerprint
-                .as_ref()
-                .map(crate::frontend::Fingerprint::commit_hash),
+            fingerprint,
+            // Recorded in the new deployment, for a later revert to the live one (only one
+            // intelli made: its `commit_hash` is a fingerprint).
+            previous: pages.filter(|_| live.is_some()).and_then(|pg| {
+                Some(DeploymentRef {
+                    deployment_id: pg.live_deployment_id.clone()?,
+                    fingerprint: pg.live_commit_hash.clone()?,
+                })
+            }),
             reason,
-        });
+        }),
     }
-
     true
 }
 

@@ -17,7 +17,8 @@
 //! | `{site}` | Pages project name | `project`/`name` of the site actions |
 //! | `{domain}` | custom domain / DNS record name | `AddDomain.domain`, `WaitForDomain.domain`, `UpsertDnsRecord.name`, `DeleteSite.dns_record` |
 //! | `{target}` | Pages subdomain the CNAME points at | `UpsertDnsRecord.target` |
-//! | `{fingerprint}` | build fingerprint (it hashes the client's build values) | `Deploy.fingerprint` |
+//! | `{fingerprint}` | build fingerprint (it hashes the client's build values) | `Deploy.fingerprint`, `RollbackDeployment.fingerprint` |
+//! | `{deployment}` | Pages deployment id | `RollbackDeployment.deployment_id` |
 //!
 //! A value is replaced only where it stands as a whole token: the characters on either side
 //! are not ASCII letters, digits, `-` or `_` (so the slug `acme` is replaced in
@@ -137,7 +138,7 @@ impl Template {
 }
 
 /// Every placeholder [`template`] may write.
-pub const PLACEHOLDERS: [&str; 7] = [
+pub const PLACEHOLDERS: [&str; 8] = [
     "{client}",
     "{project}",
     "{ref}",
@@ -145,6 +146,7 @@ pub const PLACEHOLDERS: [&str; 7] = [
     "{domain}",
     "{target}",
     "{fingerprint}",
+    "{deployment}",
 ];
 
 /// A part of a rendered plan: several clients shown once, or one client on its own.
@@ -236,6 +238,16 @@ fn identifiers(c: &ClientPlan) -> Vec<(&str, &'static str)> {
                 if let Some(f) = fingerprint {
                     ids.push((f, "{fingerprint}"));
                 }
+            }
+            Action::RollbackDeployment {
+                project,
+                deployment_id,
+                fingerprint,
+                ..
+            } => {
+                ids.push((project, "{site}"));
+                ids.push((fingerprint, "{fingerprint}"));
+                ids.push((deployment_id, "{deployment}"));
             }
             Action::AddDomain {
                 project, domain, ..
@@ -367,6 +379,7 @@ mod tests {
         Action::Deploy {
             project: format!("intelli-{slug}"),
             fingerprint: Some(fingerprint.into()),
+            previous: None,
             reason: Reason::FrontendSourcesChanged,
         }
     }
@@ -455,6 +468,55 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_wide_revert_is_one_group() {
+        // Each client rolls back to its own deployment with its own fingerprint.
+        let rollback = |slug: &str, id: &str, fingerprint: &str| Action::RollbackDeployment {
+            project: format!("intelli-{slug}"),
+            deployment_id: id.into(),
+            fingerprint: fingerprint.into(),
+            reason: Reason::FrontendSourcesChanged,
+        };
+        let plans = [
+            client(
+                "acme",
+                Some("aaaaaaaaaaaaaaaaaaaa"),
+                vec![rollback(
+                    "acme",
+                    "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a",
+                    &"1".repeat(40),
+                )],
+            ),
+            client(
+                "globex",
+                Some("bbbbbbbbbbbbbbbbbbbb"),
+                vec![rollback(
+                    "globex",
+                    "7c6d5e4f-3a2b-4c1d-8e9f-0a1b2c3d4e5f",
+                    &"2".repeat(40),
+                )],
+            ),
+        ];
+        let t = template(&plans[0]);
+        assert_eq!(t, template(&plans[1]));
+        assert_eq!(
+            t.actions[0].headline,
+            "roll back {project} to deployment {deployment}"
+        );
+        assert_eq!(sections(&plans).len(), 1);
+        // A different reason is a real difference.
+        let mut values = plans[1].clone();
+        values.actions[0] = rollback(
+            "globex",
+            "7c6d5e4f-3a2b-4c1d-8e9f-0a1b2c3d4e5f",
+            &"2".repeat(40),
+        );
+        if let Action::RollbackDeployment { reason, .. } = &mut values.actions[0] {
+            *reason = Reason::BuildValuesChanged;
+        }
+        assert_ne!(t, template(&values));
+    }
+
+    #[test]
     fn anything_else_that_differs_keeps_clients_apart() {
         let auth = |slug: &str, extra: &str| {
             client(
@@ -493,6 +555,7 @@ mod tests {
                 vec![Action::Deploy {
                     project: "intelli-a".into(),
                     fingerprint: None,
+                    previous: None,
                     reason: r,
                 }],
             )

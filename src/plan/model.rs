@@ -188,6 +188,22 @@ pub enum Action {
         /// The build fingerprint (deployment `commit_hash`); `null` until the Supabase project
         /// exists (its URL and key are part of the build).
         fingerprint: Option<String>,
+        /// The live deployment this one replaces, when it carries a fingerprint: recorded in
+        /// the new deployment's commit message, so that reverting to it later is a
+        /// `rollback_deployment` found without listing the project's deployments.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<DeploymentRef>,
+        reason: Reason,
+    },
+    /// Make an existing production deployment that was built with exactly the desired
+    /// fingerprint the live one again (`POST …/deployments/{id}/rollback`): no build, no
+    /// upload, one request. Safe to repeat: rolling back to the same deployment again leaves
+    /// the same deployment live.
+    RollbackDeployment {
+        project: String,
+        deployment_id: String,
+        /// The target's fingerprint (its `commit_hash`), equal to the desired build's.
+        fingerprint: String,
         reason: Reason,
     },
     /// Attach the client's domain to its Pages project.
@@ -351,6 +367,13 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A Pages deployment and the fingerprint it was built with (its `commit_hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentRef {
+    pub deployment_id: String,
+    pub fingerprint: String,
+}
+
 /// A DNS record's values, as a plan shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DnsRecordValue {
@@ -376,6 +399,7 @@ impl Action {
             | Action::UpsertDnsRecord { .. }
             | Action::AdoptDnsRecord { .. }
             | Action::RecordSeed { .. }
+            | Action::RollbackDeployment { .. }
             | Action::DisableLegacyKeys { .. } => ActionKind::Update,
             Action::DeleteProject { .. } | Action::DeleteSite { .. } => ActionKind::Delete,
             Action::ApplyMigrations { .. } | Action::ApplySeed { .. } | Action::Deploy { .. } => {
@@ -408,6 +432,7 @@ impl Action {
             | Action::CreatePagesProject { reason, .. }
             | Action::UpdatePagesProject { reason, .. }
             | Action::Deploy { reason, .. }
+            | Action::RollbackDeployment { reason, .. }
             | Action::AddDomain { reason, .. }
             | Action::UpsertDnsRecord { reason, .. }
             | Action::DeleteSite { reason, .. }
@@ -418,7 +443,8 @@ impl Action {
     }
 
     /// Whether apply builds the frontend for it (so the install step must run first): the
-    /// site side's only action that runs something is its deployment.
+    /// site side's only action that runs something is its deployment (a rollback is an
+    /// update of which deployment is live, and builds nothing).
     pub fn builds_site(&self) -> bool {
         self.is_site() && self.kind() == ActionKind::Run
     }
@@ -429,6 +455,7 @@ impl Action {
             Action::CreatePagesProject { .. }
             | Action::UpdatePagesProject { .. }
             | Action::Deploy { .. }
+            | Action::RollbackDeployment { .. }
             | Action::AddDomain { .. }
             | Action::UpsertDnsRecord { .. }
             | Action::AdoptDnsRecord { .. }
@@ -508,8 +535,17 @@ mod tests {
         let deploy = Action::Deploy {
             project: "p".into(),
             fingerprint: None,
+            previous: None,
             reason: Reason::NeverDeployed,
         };
+        let rollback = Action::RollbackDeployment {
+            project: "p".into(),
+            deployment_id: "d".into(),
+            fingerprint: "f".repeat(40),
+            reason: Reason::FrontendSourcesChanged,
+        };
+        assert!(!rollback.builds_site() && rollback.is_site());
+        assert_eq!(rollback.symbol(), '~');
         let migrate = Action::ApplyMigrations {
             versions: vec!["1".into()],
             reason: Reason::MigrationsPending,

@@ -602,6 +602,7 @@ mod tests {
                     Action::Deploy {
                         project: "intelli-umbrella".into(),
                         fingerprint: None,
+                        previous: None,
                         reason: Reason::ProjectBeingCreated,
                     },
                     Action::AddDomain {
@@ -637,6 +638,7 @@ mod tests {
                     Action::Deploy {
                         project: "intelli-vandelay".into(),
                         fingerprint: Some("f".repeat(40)),
+                        previous: None,
                         reason: Reason::BuildValuesChanged,
                     },
                     Action::UpsertDnsRecord {
@@ -653,6 +655,14 @@ mod tests {
                         domain: "vandelay.example.io".into(),
                         status: Some(DomainStatus::Pending),
                         reason: Reason::DomainNotActive,
+                    },
+                ]),
+                client("vought", ClientState::Active, Some("fedcbazyxwvutsrqponm"), vec![
+                    Action::RollbackDeployment {
+                        project: "intelli-vought".into(),
+                        deployment_id: "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a".into(),
+                        fingerprint: "e".repeat(40),
+                        reason: Reason::FrontendSourcesChanged,
                     },
                 ]),
                 client("wonka", ClientState::Active, Some("fghijklmnopqrstuvwxy"), vec![
@@ -688,6 +698,7 @@ mod tests {
                         Action::Deploy {
                             project: "intelli-zenith".into(),
                             fingerprint: None,
+                            previous: None,
                             reason: Reason::BuildValuesChanged,
                         },
                     ])
@@ -705,6 +716,7 @@ mod tests {
                     Action::Deploy {
                         project: "zulu-portal".into(),
                         fingerprint: Some("e".repeat(40)),
+                        previous: None,
                         reason: Reason::NoFingerprint,
                     },
                     Action::AdoptDnsRecord {
@@ -749,6 +761,7 @@ mod tests {
                     Action::Deploy {
                         project: format!("intelli-{slug}"),
                         fingerprint: Some(format!("{i}").repeat(40)),
+                        previous: None,
                         reason: Reason::FrontendSourcesChanged,
                     },
                 ];

@@ -357,8 +357,9 @@ fn buckets(spec: &ClientSpec, obs: &ObservedClient) -> BucketRow {
 fn site(spec: &ClientSpec, obs: &ObservedClient, cp: &ClientPlan) -> SiteRow {
     let site: &ObservedSite = &obs.site;
     let healthy = obs.project.as_ref().is_some_and(|p| p.is_healthy());
+    // A planned rollback means the live site is stale just as a planned deploy does.
     let deploy = cp.actions.iter().find_map(|a| {
-        if let Action::Deploy { reason, .. } = a {
+        if let Action::Deploy { reason, .. } | Action::RollbackDeployment { reason, .. } = a {
             Some(*reason)
         } else {
             None

@@ -31,6 +31,8 @@ const ANON_SHA: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5
 const SOURCES: &str = "5050505050505050505050505050505050505050505050505050505050505050";
 const URL_TEMPLATE: &str = "https://{ref}.supabase.co";
 const SEED_PATH: &str = "migrations/seed/client.sql";
+/// A Pages deployment id, as a live deployment records its predecessor.
+const PREV_ID: &str = "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a";
 const SEED_SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 /// The example fleet (fleet/ in the repository), its client `acme`, and two migrations.
@@ -172,6 +174,8 @@ impl Obs {
                     production_branch: fx.fleet.settings.cloudflare.production_branch.clone(),
                     domains: vec![spec.domain.clone()],
                     live_commit_message: Some(fp.commit_message()),
+                    live_deployment_id: None,
+                    live_commit_hash: None,
                     live_deployed_on: None,
                 }),
                 dns: Some(ObservedDns {
@@ -493,6 +497,33 @@ fn cases() -> Vec<Case> {
             &[("deploy", FrontendSourcesAndBuildValuesChanged)],
         ),
         case(
+            "reverted frontend: the live deployment's predecessor is the desired build",
+            |fx| {
+                let want = fx.fingerprint(SOURCES, &fx.extras()).commit_hash();
+                let newer = fx.fingerprint(&"0".repeat(64), &fx.extras());
+                Obs::converged(fx).live(Some(newer.commit_message_after(Some((PREV_ID, &want)))))
+            },
+            &[("rollback_deployment", FrontendSourcesChanged)],
+        ),
+        case(
+            "reverted values: a rollback too",
+            |fx| {
+                let want = fx.fingerprint(SOURCES, &fx.extras()).commit_hash();
+                let newer = fx.fingerprint(SOURCES, &BTreeMap::new());
+                Obs::converged(fx).live(Some(newer.commit_message_after(Some((PREV_ID, &want)))))
+            },
+            &[("rollback_deployment", BuildValuesChanged)],
+        ),
+        case(
+            "a predecessor that is not the desired build: a deploy",
+            |fx| {
+                let older = fx.fingerprint(&"1".repeat(64), &fx.extras()).commit_hash();
+                let newer = fx.fingerprint(&"0".repeat(64), &fx.extras());
+                Obs::converged(fx).live(Some(newer.commit_message_after(Some((PREV_ID, &older)))))
+            },
+            &[("deploy", FrontendSourcesChanged)],
+        ),
+        case(
             "domain not attached",
             |fx| Obs::converged(fx).pages(|p| p.domains.clear()),
             &[("add_domain", Missing)],
@@ -803,6 +834,7 @@ fn actions_carry_what_apply_needs() {
         [Action::Deploy {
             project: spec.pages_project.clone(),
             fingerprint: Some(want),
+            previous: None,
             reason: Reason::NeverDeployed,
         }]
     );
@@ -815,8 +847,54 @@ fn actions_carry_what_apply_needs() {
         p.actions.last(),
         Some(Action::Deploy {
             fingerprint: None,
+            previous: None,
             ..
         })
+    ));
+
+    // A revert names the deployment to roll back to and its fingerprint, the desired one.
+    let p = run(
+        &fx,
+        &by_name("reverted frontend: the live deployment's predecessor is the desired build"),
+    );
+    assert_eq!(
+        p.actions,
+        [Action::RollbackDeployment {
+            project: spec.pages_project.clone(),
+            deployment_id: PREV_ID.into(),
+            fingerprint: fx.fingerprint(SOURCES, &fx.extras()).commit_hash(),
+            reason: Reason::FrontendSourcesChanged,
+        }]
+    );
+    // A deploy over a live deployment intelli made records that one as its predecessor …
+    let live_id = "9f8e7d6c-0000-4000-8000-000000000001";
+    let live_fp = fx.fingerprint(&"0".repeat(64), &fx.extras());
+    let mut c = by_name("frontend sources changed");
+    c.obs = |fx| {
+        let live_fp = fx.fingerprint(&"0".repeat(64), &fx.extras());
+        Obs::converged(fx)
+            .live(Some(live_fp.commit_message()))
+            .pages(|p| {
+                p.live_deployment_id = Some("9f8e7d6c-0000-4000-8000-000000000001".into());
+                p.live_commit_hash = Some(live_fp.commit_hash());
+            })
+    };
+    assert!(matches!(
+        &run(&fx, &c).actions[..],
+        [Action::Deploy { previous: Some(prev), .. }]
+            if prev.deployment_id == live_id && prev.fingerprint == live_fp.commit_hash()
+    ));
+    // … but not one someone else made (its commit hash is no fingerprint of ours).
+    let mut c = by_name("deployed by someone else");
+    c.obs = |fx| {
+        Obs::converged(fx).live(Some("fix typo".into())).pages(|p| {
+            p.live_deployment_id = Some("9f8e7d6c-0000-4000-8000-000000000001".into());
+            p.live_commit_hash = Some("a".repeat(40));
+        })
+    };
+    assert!(matches!(
+        &run(&fx, &c).actions[..],
+        [Action::Deploy { previous: None, .. }]
     ));
 
     // A DNS fix says what the record is now, and points at the Pages subdomain.

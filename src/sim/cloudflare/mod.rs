@@ -200,6 +200,8 @@ pub struct CloudflareStats {
     pub upsert_calls: u64,
     pub hashes_upserted: u64,
     pub deployments_created: u64,
+    /// `POST …/deployments/{id}/rollback` answered 200.
+    pub rollbacks: u64,
     pub projects_created: u64,
     pub domains_added: u64,
     pub dns_records_created: u64,

@@ -539,6 +539,7 @@ pub async fn rollback_deployment(
         let project = project.clone();
         Ok(deployment_json(state, &project, &d, now))
     })?;
+    sim.stats.bump(|s| s.rollbacks += 1);
     Ok(ok(result))
 }
 

@@ -43,8 +43,10 @@ pub struct Project {
     /// Newest deployment of any environment.
     pub latest_deployment_id: Option<String>,
     /// Each production deployment and each rollback appends `(deployment id, live from)`; the
-    /// canonical deployment is the last entry already live. This models both "production goes
-    /// live when its deploy stage succeeds" and "a rollback pins an older deployment".
+    /// canonical deployment is the entry that went live last (of equal times, the later
+    /// entry). This models "production goes live when its deploy stage succeeds", "a rollback
+    /// pins an older deployment at once", and a deployment still building when a rollback is
+    /// made going live after it.
     pub production_history: Vec<(String, DateTime<Utc>)>,
 }
 
@@ -52,9 +54,10 @@ impl Project {
     pub fn canonical_deployment_id(&self, now: DateTime<Utc>) -> Option<&str> {
         self.production_history
             .iter()
-            .rev()
-            .find(|(_, live_from)| *live_from <= now)
-            .map(|(id, _)| id.as_str())
+            .enumerate()
+            .filter(|(_, (_, live_from))| *live_from <= now)
+            .max_by_key(|(i, (_, live_from))| (*live_from, *i))
+            .map(|(_, (id, _))| id.as_str())
     }
 }
 
@@ -317,5 +320,40 @@ impl Drop for Persister {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployment_that_went_live_last_is_canonical() {
+        let t0 = Utc::now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let mut p = Project {
+            id: "p".into(),
+            account_id: "a".into(),
+            name: "n".into(),
+            subdomain: "n.pages.dev".into(),
+            production_branch: "main".into(),
+            created_on: t0,
+            deployment_configs: Value::Null,
+            build_config: Value::Null,
+            latest_deployment_id: None,
+            // A live, B still building (live at +5), then a rollback to A at +1.
+            production_history: vec![
+                ("A".into(), at(0)),
+                ("B".into(), at(5)),
+                ("A".into(), at(1)),
+            ],
+        };
+        assert_eq!(p.canonical_deployment_id(at(2)), Some("A"));
+        // B finished after the rollback: it is the live one then, as on Pages.
+        assert_eq!(p.canonical_deployment_id(at(6)), Some("B"));
+        // A rollback at the same instant as a deployment going live wins (it came later).
+        p.production_history.push(("A".into(), at(6)));
+        assert_eq!(p.canonical_deployment_id(at(6)), Some("A"));
+        assert_eq!(p.canonical_deployment_id(at(-1)), None);
     }
 }
