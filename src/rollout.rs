@@ -249,9 +249,10 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
 }
 
 /// The health gate of the clients in `outcomes` that did not fail: those apply changed, or all
-/// of them when `all` (a wave that gates a later one). With waves (`waves`), an active client's
-/// project must be `ACTIVE_HEALTHY` with its services up, and a domain still pending after its
-/// wait fails the gate (the site check has not passed); then the fleet's checks run.
+/// of them when `all` (a wave that gates a later one). With waves (`waves`), a domain still
+/// pending after its wait fails the gate (the site check has not passed), and in a wave that
+/// gates a later one an active client's project must be `ACTIVE_HEALTHY` with its services up;
+/// then the fleet's checks run.
 async fn gate(
     engine: &Engine<'_>,
     plan: &Plan,
@@ -310,7 +311,12 @@ async fn gate(
                     None => created_ref(engine, spec).await,
                 };
                 engine.say(&format!("{slug}: health gate …"));
-                if waves && let Err(e) = project_healthy(engine, project_ref.as_deref()).await {
+                // The project is read again only where the answer decides whether the rollout
+                // goes on (two reads per client); after the last wave the next plan observes it.
+                if waves
+                    && all
+                    && let Err(e) = project_healthy(engine, project_ref.as_deref()).await
+                {
                     return (i, Err(("health gate".to_string(), e)));
                 }
                 let result =
