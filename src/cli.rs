@@ -225,7 +225,12 @@ pub enum Command {
         #[arg(required_unless_present = "from", conflicts_with = "from")]
         slug: Option<String>,
         /// The existing Supabase project's ref.
-        #[arg(long, value_name = "REF", required_unless_present = "from")]
+        #[arg(
+            long,
+            value_name = "REF",
+            required_unless_present = "from",
+            conflicts_with = "from"
+        )]
         project_ref: Option<String>,
         /// The existing Pages project, when its name is not <name_prefix><slug>.
         #[arg(long, value_name = "NAME", conflicts_with = "from")]
