@@ -16,6 +16,11 @@
 //!    did not have), upload requests, Cloudflare requests and the client rate limiter's bound.
 //!    Builds are real `npm run build` runs unless `fake` is passed, which sets a shell build
 //!    command that writes a deterministic site (with the client's `VITE_SUPABASE_URL`).
+//!    Then **the change is reverted** and `intelli apply --yes` runs again: the plan must
+//!    propose only rollbacks (each project's previous deployment is the desired build), and the
+//!    apply's wall time, builds (target 0), upload sessions, rollbacks, and Cloudflare requests
+//!    per client beyond the no-op plan's (target 1: the rollback) are printed against the
+//!    redeploy's.
 //! 3. **Fresh deploy of a 2,000-file site** (~100 MB, mixed sizes) with
 //!    `CloudflareClient::deploy_directory`, 50 ms latency, vendor limits; and of a site four
 //!    times larger (8,000 files, ~400 MB) to show memory does not grow with the site. Each
@@ -158,6 +163,37 @@ fn main() {
             );
         }
     }
+    if !rows.is_empty() {
+        println!("revert of that change (`intelli apply --yes`) against the redeploy:");
+        println!(
+            "{:>6} {:>9} {:>10} {:>9} {:>7} {:>9} {:>8} {:>8} {:>16} {:>9}",
+            "N",
+            "wall",
+            "/redeploy",
+            "rollbacks",
+            "builds",
+            "uploads",
+            "CF req",
+            "CF/cli",
+            "beyond noop/cli",
+            "served A"
+        );
+        for r in &rows {
+            println!(
+                "{:>6} {:>8.1}s {:>10} {:>9} {:>7} {:>9} {:>8} {:>8.2} {:>16.2} {:>9}",
+                r.n,
+                r.revert_wall.as_secs_f64(),
+                ratio(r.revert_wall, r.redeploy_wall),
+                r.rollbacks,
+                r.revert_builds,
+                r.revert_uploads,
+                r.revert_cf,
+                r.revert_cf as f64 / r.n as f64,
+                r.revert_cf.saturating_sub(r.plan_cf) as f64 / r.n as f64,
+                r.served_before
+            );
+        }
+    }
     if !uploads.is_empty() {
         println!("fresh deploy with deploy_directory:");
         println!(
@@ -244,6 +280,14 @@ struct FleetRow {
     upload_requests: u64,
     redeploy_cf: u64,
     rate_bound: Duration,
+    revert_wall: Duration,
+    revert_builds: usize,
+    revert_cf: u64,
+    rollbacks: u64,
+    /// Upload sessions (upload tokens) the revert opened.
+    revert_uploads: u64,
+    /// Projects whose live deployment is again the one live before the redeploy.
+    served_before: usize,
 }
 
 // ------------------------------------------------------------------------------------------
@@ -394,8 +438,84 @@ async fn fleet_run(n: usize, fake: bool) -> FleetRow {
         "the plan after the redeploy is not a no-op:\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // 3. Revert the change (git revert): every project still has the deployment made before
+    // the redeploy, so apply rolls back to it.
+    std::fs::write(web.join(EDIT_FILE), &src).expect("revert the edit");
+    let (out, _) = run_bin(&root, &sim, &["plan"]);
+    let plan_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let planned_rollbacks = plan_text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("~ ")?
+                .split_once(" clients: roll back ")?
+                .0
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0);
+    assert!(
+        out.status.success() && !plan_text.contains("build and deploy"),
+        "the plan of the revert builds:\n{plan_text}"
+    );
+    let counters_before = sim.stats();
+    sim.reset_stats();
+    let (out, revert_wall) = run_bin(&root, &sim, &["apply", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "intelli apply of the revert failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stats = sim.stats();
+    let cf = |k: &str| cf_counter(&stats, k) - cf_counter(&counters_before, k);
+    let revert_cf = vendor_total(&stats, Vendor::Cloudflare);
+    let revert_builds = stderr.lines().filter(|l| l.contains("  built in ")).count();
+    let reverted = cf_snapshot(&sim);
+    let served_before = before
+        .live
+        .iter()
+        .filter(|(p, m)| reverted.live.get(*p) == Some(m))
+        .count();
+    println!(
+        "revert of that change (`intelli apply --yes`; the plan proposed {planned_rollbacks} rollbacks): {:.1}s = {} of the redeploy's {:.1}s",
+        revert_wall.as_secs_f64(),
+        ratio(revert_wall, redeploy_wall),
+        redeploy_wall.as_secs_f64()
+    );
+    println!(
+        "  builds run           {revert_builds}; deployments created {}; upload sessions {}; files uploaded {}; rollbacks {}",
+        cf("deployments_created"),
+        cf("upload_tokens_issued"),
+        cf("asset_files_uploaded"),
+        cf("rollbacks")
+    );
+    println!(
+        "  Cloudflare requests  {revert_cf} ({:.2} per client); beyond the no-op plan's {plan_cf}: {} ({:.2} per client; the redeploy: {:.2})",
+        revert_cf as f64 / n as f64,
+        revert_cf.saturating_sub(plan_cf),
+        revert_cf.saturating_sub(plan_cf) as f64 / n as f64,
+        redeploy_cf.saturating_sub(plan_cf) as f64 / n as f64,
+    );
+    println!(
+        "  sites serving the deployment live before the redeploy again: {served_before} of {n}"
+    );
+    print_routes(&stats, Some(Vendor::Cloudflare));
+    let (out, _) = run_bin(&root, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the plan after the revert is not a no-op:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     sim.shutdown().await.expect("simulator shutdown");
     FleetRow {
+        revert_wall,
+        revert_builds,
+        revert_cf,
+        rollbacks: cf("rollbacks"),
+        revert_uploads: cf("upload_tokens_issued"),
+        served_before,
         n,
         plan_cf,
         plan_all,

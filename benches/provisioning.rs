@@ -1,0 +1,314 @@
+//! Benchmark: provisioning N new clients against one (issue 8, "waiting is not working").
+//!
+//! The Supabase side only, as an operator runs it: `intelli apply --yes --skip-frontend
+//! --no-lock` end to end against a fresh simulator whose projects take 5 s to provision, with
+//! 50 ms latency on every request and the vendor's rate limits (120 requests per minute per
+//! scope and endpoint, real one-minute windows), the fleet's default `parallelism` (8).
+//!
+//! For each N (default 100; pass others after `--`):
+//!
+//! 1. **The simulator's own cost of making N databases.** Each simulated project is a real
+//!    PostgreSQL database, created and bootstrapped by the simulator (a few at a time) before
+//!    the project can turn healthy. Measured alone: N project creates sent at once to a
+//!    simulator with no provisioning delay, no latency and no limits, timed until every project
+//!    is `ACTIVE_HEALTHY`. This is work of the stand-in vendor, not of intelli.
+//! 2. **One new client**: the wall time of the apply (`T1`).
+//! 3. **N new clients**: the wall time of the apply (`TN`), then a plan that must be clean.
+//!
+//! Printed: `T1`, `TN`, `TN / T1` (target ≤ 1.5 at N = 100), the simulator's cost `DN`, and
+//! the bound that states it: `T1 + max(0, DN − 5 s)` — one client's apply, with the provisioning
+//! wait stretched to the time the simulator needs to make N databases when that is longer —
+//! and `TN` over that bound. Also the Supabase requests by route of the N-client apply.
+//!
+//! Run with `cargo bench --bench provisioning` (needs PostgreSQL like the tests). Not part of
+//! `cargo test`: without `--bench` it prints how to run it and exits. Every project database it
+//! made is dropped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
+use intelli::supabase::{CreateProjectRequest, SupabaseClient, SupabaseConfig};
+use secrecy::SecretString;
+
+const LATENCY: Duration = Duration::from_millis(50);
+const PROVISIONING: Duration = Duration::from_secs(5);
+const ORG: &str = "intelliservice";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("provisioning is a benchmark: run it with `cargo bench --bench provisioning`");
+        return;
+    }
+    let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    if sizes.is_empty() {
+        sizes = vec![100];
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    println!("\n=== one new client");
+    let (t1, _) = rt.block_on(apply_new(1));
+    let mut rows = Vec::new();
+    for n in sizes {
+        println!("\n=== the simulator making {n} project databases");
+        let dn = rt.block_on(simulator_cost(n));
+        println!("  {n} databases made in {:.1}s", dn.as_secs_f64());
+        println!("\n=== {n} new clients");
+        let (tn, requests) = rt.block_on(apply_new(n));
+        rows.push((n, dn, tn, requests));
+    }
+    println!(
+        "\n== new clients, Supabase side: {} s provisioning, {} ms per request, vendor rate limits, parallelism 8",
+        PROVISIONING.as_secs(),
+        LATENCY.as_millis()
+    );
+    println!("one client: {:.1}s", t1.as_secs_f64());
+    println!(
+        "{:>6} {:>9} {:>8} {:>12} {:>10} {:>9} {:>9}",
+        "N", "wall", "/ one", "sim DB cost", "bound", "/ bound", "req/cli"
+    );
+    for (n, dn, tn, requests) in rows {
+        let bound = t1 + dn.saturating_sub(PROVISIONING);
+        println!(
+            "{:>6} {:>8.1}s {:>8.2} {:>11.1}s {:>9.1}s {:>9.2} {:>9.2}",
+            n,
+            tn.as_secs_f64(),
+            tn.as_secs_f64() / t1.as_secs_f64(),
+            dn.as_secs_f64(),
+            bound.as_secs_f64(),
+            tn.as_secs_f64() / bound.as_secs_f64(),
+            requests as f64 / n as f64
+        );
+    }
+    println!(
+        "(target: wall / one ≤ 1.5 at N = 100; bound = one client's wall + (sim DB cost − {} s) when the simulator needs longer than the provisioning to make the databases)",
+        PROVISIONING.as_secs()
+    );
+}
+
+/// `intelli apply` of `n` new clients on a fresh simulator: its wall time and Supabase
+/// requests; a plan afterwards must be clean.
+async fn apply_new(n: usize) -> (Duration, u64) {
+    let dir = tempfile::Builder::new()
+        .prefix("intelli-bench-provisioning-")
+        .tempdir()
+        .expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let state = root.join("sim-state");
+    // Declared first so it is dropped last: whatever happens, the project databases go.
+    let _cleanup = DropDatabases(state.clone());
+    write_repository(&root, n);
+    let sim = start_sim(&state, true).await;
+    let (out, wall) = run_bin(&root, &sim, &["apply", "--yes", "--no-lock"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "intelli apply of {n} new clients failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    if std::env::var_os("INTELLI_BENCH_VERBOSE").is_some() {
+        println!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    }
+    let stats = sim.stats();
+    let requests = supabase_total(&stats);
+    println!(
+        "  apply: {:.1}s, {requests} Supabase requests ({:.2} per client)",
+        wall.as_secs_f64(),
+        requests as f64 / n as f64
+    );
+    print_routes(&stats);
+    let (out, _) = run_bin(&root, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the plan after applying {n} new clients is not clean:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    sim.shutdown().await.expect("simulator shutdown");
+    (wall, requests)
+}
+
+/// How long the simulator takes to make `n` project databases (creates sent at once, no
+/// provisioning delay, no latency, no limits), until every project is healthy.
+async fn simulator_cost(n: usize) -> Duration {
+    let dir = tempfile::Builder::new()
+        .prefix("intelli-bench-simdb-")
+        .tempdir()
+        .expect("tempdir");
+    let state = dir.path().join("sim-state");
+    let _cleanup = DropDatabases(state.clone());
+    let sim = start_sim(&state, false).await;
+    let mut c = SupabaseConfig::new(SecretString::from(sim.supabase_token()));
+    c.api_url = url::Url::parse(&sim.supabase_api_url()).expect("simulator URL");
+    c.project_url_template = sim.project_url_template().to_string();
+    c.rate_limit_per_minute = 0;
+    let client = SupabaseClient::new(c).expect("Supabase client");
+    let t = Instant::now();
+    let creates = (1..=n).map(|i| {
+        let client = client.clone();
+        async move {
+            let req = CreateProjectRequest {
+                name: format!("intelli-simdb-{i:04}"),
+                organization_slug: ORG.into(),
+                db_pass: SecretString::from(format!("{}", uuid::Uuid::new_v4().simple())),
+                region: "eu-west-2".into(),
+                desired_instance_size: None,
+            };
+            client.create_project(&req).await.expect("create project")
+        }
+    });
+    futures::future::join_all(creates).await;
+    loop {
+        let projects = sim.supabase().projects();
+        if projects.len() == n && projects.iter().all(|p| p.status == "ACTIVE_HEALTHY") {
+            break;
+        }
+        assert!(
+            !projects.iter().any(|p| p.status == "INIT_FAILED"),
+            "the simulator could not make a database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let made = t.elapsed();
+    sim.shutdown().await.expect("simulator shutdown");
+    made
+}
+
+/// A scratch repository like `tests/common/world.rs` makes, with `n` minimal clients.
+fn write_repository(root: &Path, n: usize) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let fleet = root.join("fleet");
+    std::fs::create_dir_all(&fleet).expect("fleet dir");
+    let mut fleet_yaml =
+        std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
+    // Without the example's waves (its canary, acme, is not in this fleet): one wave, as
+    // the issue measures it.
+    if let Some(i) = fleet_yaml.find("\nrollout:") {
+        fleet_yaml.truncate(i + 1);
+    }
+    std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("write fleet.yaml");
+    copy_dir(&repo.join("migrations"), &root.join("migrations"));
+    std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
+    for i in 1..=n {
+        let slug = format!("bench-{i:04}");
+        std::fs::write(
+            fleet.join(format!("{slug}.yaml")),
+            format!("client: {slug}\n"),
+        )
+        .expect("client file");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let dest = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy file");
+        }
+    }
+}
+
+/// A simulator keeping its state in `state`. `measured`: 5 s provisioning, 50 ms per request
+/// and the vendor's limits; otherwise instant provisioning, no latency, no limits.
+async fn start_sim(state: &Path, measured: bool) -> SimHandle {
+    let mut config = SimConfig {
+        state_dir: Some(state.to_path_buf()),
+        seed: Some(7),
+        ..SimConfig::default()
+    };
+    config.supabase.organizations = vec![OrgConfig {
+        slug: ORG.into(),
+        name: "IntelliService".into(),
+    }];
+    if measured {
+        config.supabase.provisioning_delay_ms = PROVISIONING.as_millis() as u64;
+        let l = Latency {
+            fixed_ms: LATENCY.as_millis() as u64,
+            jitter_ms: 0,
+        };
+        config.latency = BTreeMap::from([(Vendor::Supabase, l), (Vendor::Storage, l)]);
+        // The vendor's: 120 per one-minute window (the defaults, stated for the reader).
+        config.supabase.rate_limit_requests = 120;
+        config.supabase.rate_limit_window_ms = 60_000;
+        config.rate_limit_scale = 1.0;
+    } else {
+        config.supabase.provisioning_delay_ms = 0;
+        config.supabase.rate_limit_requests = u32::MAX;
+    }
+    intelli::sim::server::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+}
+
+/// The binary against the simulator, as an operator would run it against the vendor.
+fn run_bin(root: &Path, sim: &SimHandle, args: &[&str]) -> (Output, Duration) {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .current_dir(root)
+        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
+        .env("SUPABASE_API_URL", sim.supabase_api_url())
+        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
+        .env("INTELLI_SKIP_FRONTEND", "true")
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run intelli");
+    (out, t.elapsed())
+}
+
+fn supabase_total(s: &Stats) -> u64 {
+    s.requests
+        .iter()
+        .filter(|r| r.vendor != Vendor::Cloudflare)
+        .map(|r| r.count)
+        .sum()
+}
+
+fn print_routes(s: &Stats) {
+    let mut by_route: BTreeMap<(String, String, u16), u64> = BTreeMap::new();
+    for r in s.requests.iter().filter(|r| r.vendor != Vendor::Cloudflare) {
+        *by_route
+            .entry((r.route.clone(), r.method.clone(), r.status))
+            .or_default() += r.count;
+    }
+    for ((route, method, status), count) in by_route {
+        println!("    {count:>6}  {method} {route} -> {status}");
+    }
+}
+
+/// Drops every project database a kept simulator state lists, and the state itself.
+struct DropDatabases(PathBuf);
+
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        if !self.0.exists() {
+            return;
+        }
+        let dir = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            match rt.block_on(intelli::sim::supabase::destroy_saved_state(
+                &dir,
+                &intelli::pg::server_url(),
+            )) {
+                Ok(k) => println!("dropped {k} project databases"),
+                Err(e) => eprintln!("dropping the project databases: {e:#}"),
+            }
+        })
+        .join();
+    }
+}
