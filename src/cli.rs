@@ -143,11 +143,15 @@ pub enum Command {
     Schema {
         /// Which kind: `fleet` (fleet.yaml), `client` (<client>.yaml), `plan` (a saved plan) or
         /// `status` (`intelli status --format json`).
-        #[arg(value_parser = ["fleet", "client", "plan", "status"], required_unless_present = "out_dir")]
+        #[arg(value_parser = ["fleet", "client", "plan", "status"], required_unless_present_any = ["out_dir", "reference"])]
         kind: Option<String>,
         /// Write every kind (fleet, client, plan .schema.json) into this directory instead.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// Print the field-by-field reference of the fleet files as markdown instead
+        /// (docs/fleet-reference.md: `intelli schema --reference > docs/fleet-reference.md`).
+        #[arg(long, conflicts_with_all = ["kind", "out_dir"])]
+        reference: bool,
     },
     /// One row per client: project, migrations, seed, buckets, site, domain, and whether it is
     /// converged, drifting or failing.
@@ -532,8 +536,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::completions::run_man(out_dir.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema { kind, out_dir } => {
-            if let Some(dir) = out_dir {
+        Command::Schema {
+            kind,
+            out_dir,
+            reference,
+        } => {
+            if reference {
+                print!("{}", crate::schema::reference::render());
+            } else if let Some(dir) = out_dir {
                 std::fs::create_dir_all(&dir)?;
                 for (kind, file) in crate::schema::KINDS {
                     let text = crate::schema::render(kind)

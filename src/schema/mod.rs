@@ -29,3 +29,5 @@ pub fn render(kind: &str) -> Option<String> {
     text.push('\n');
     Some(text)
 }
+
+pub mod reference;
