@@ -32,6 +32,11 @@
 //! but not always for the same requests. Not part of `cargo test`: without `--bench` it prints
 //! how to run it and exits. Every project database it made is dropped with its simulator.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::copy_dir;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -546,22 +551,6 @@ fn write_repository(root: &Path, n: usize, site: bool) {
             format!("client: {slug}\n"),
         )
         .expect("client file");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        if skip.iter().any(|s| entry.file_name() == *s) {
-            continue;
-        }
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &dest, skip);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy file");
-        }
     }
 }
 

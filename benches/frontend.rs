@@ -32,6 +32,11 @@
 //! with `-- fake`. Not part of `cargo test`: without `--bench` (which only `cargo bench`
 //! passes) it prints how to run it and exits. Every project database it made is dropped.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{DropDatabases, copy_dir};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -579,22 +584,6 @@ fn yaml_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        if skip.iter().any(|s| entry.file_name() == *s) {
-            continue;
-        }
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &dest, skip);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy file");
-        }
-    }
-}
-
 /// A simulator keeping its state in `state`. `measured: None` is the setup (no latency, limits
 /// lifted, instant provisioning, any port); `Some(addr)`: that address, 50 ms latency on every
 /// vendor and the vendors' limits.
@@ -838,32 +827,6 @@ fn print_routes(s: &Stats, only: Option<Vendor>) {
     }
     for ((route, method, status), count) in by_route {
         println!("    {count:>6}  {method} {route} -> {status}");
-    }
-}
-
-/// Drops every project database a kept simulator state lists, and the state itself.
-struct DropDatabases(PathBuf);
-
-impl Drop for DropDatabases {
-    fn drop(&mut self) {
-        if !self.0.exists() {
-            return;
-        }
-        let dir = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            match rt.block_on(intelli::sim::supabase::destroy_saved_state(
-                &dir,
-                &intelli::pg::server_url(),
-            )) {
-                Ok(k) => println!("dropped {k} project databases"),
-                Err(e) => eprintln!("dropping the project databases: {e:#}"),
-            }
-        })
-        .join();
     }
 }
 

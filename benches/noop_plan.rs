@@ -19,6 +19,11 @@
 //! `cargo test`: without `--bench` (which only `cargo bench` passes) it prints how to run it and
 //! exits.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{DropDatabases, copy_dir};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,6 +50,11 @@ fn main() {
         return;
     }
     let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    // `shards=4`: also time `intelli plan --shard k/4` for every k (issue 12: one CI job per
+    // shard of a big fleet).
+    let shards: Option<u32> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("shards=").and_then(|v| v.parse().ok()));
     if sizes.is_empty() {
         sizes = vec![10, 100, 1_000];
     }
@@ -54,7 +64,7 @@ fn main() {
         .expect("tokio runtime");
     let mut rows = Vec::new();
     for n in sizes {
-        rows.push(rt.block_on(run(n)));
+        rows.push(rt.block_on(run(n, shards)));
     }
     println!(
         "\n== no-op plan, {} ms per request, vendor rate limits",
@@ -102,7 +112,7 @@ struct Row {
     unloaded: Duration,
 }
 
-async fn run(n: usize) -> Row {
+async fn run(n: usize, shards: Option<u32>) -> Row {
     println!("\n=== N = {n}");
     let dir = tempfile::Builder::new()
         .prefix("intelli-bench-")
@@ -200,25 +210,7 @@ async fn run(n: usize) -> Row {
     );
 
     sim.reset_stats();
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
-        .current_dir(&root)
-        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
-        .env("SUPABASE_API_URL", sim.supabase_api_url())
-        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
-        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
-        .env("NO_COLOR", "1")
-        .args(["plan", "--detailed-exitcode", "--skip-frontend"])
-        .output()
-        .expect("run intelli plan");
-    let binary_wall = t.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "intelli plan --detailed-exitcode did not report a no-op:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let binary_wall = time_binary_plan(&root, &sim, None);
     let bstats = sim.stats();
     println!("binary (`intelli plan --detailed-exitcode --skip-frontend`, end to end):");
     println!(
@@ -227,6 +219,19 @@ async fn run(n: usize) -> Row {
         binary_wall.as_secs_f64() / bound.total.as_secs_f64(),
         total(&bstats)
     );
+    if let Some(count) = shards {
+        println!("binary, one shard at a time (`intelli plan --shard k/{count} ...`):");
+        for k in 1..=count {
+            sim.reset_stats();
+            let wall = time_binary_plan(&root, &sim, Some((k, count)));
+            println!(
+                "  shard {k}/{count}         {:.3}s ({:.2} x the whole fleet's), {} requests",
+                wall.as_secs_f64(),
+                wall.as_secs_f64() / binary_wall.as_secs_f64(),
+                total(&sim.stats())
+            );
+        }
+    }
     sim.shutdown().await.expect("simulator shutdown");
     Row {
         n,
@@ -239,6 +244,41 @@ async fn run(n: usize) -> Row {
     }
 }
 
+/// Times `intelli plan --detailed-exitcode --skip-frontend` (of one shard when given) end to
+/// end; it must report a no-op.
+fn time_binary_plan(root: &Path, sim: &SimHandle, shard: Option<(u32, u32)>) -> Duration {
+    let mut args = vec![
+        "plan".to_owned(),
+        "--detailed-exitcode".to_owned(),
+        "--skip-frontend".to_owned(),
+    ];
+    if let Some((k, n)) = shard {
+        args.push("--shard".to_owned());
+        args.push(format!("{k}/{n}"));
+    }
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
+        .current_dir(root)
+        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
+        .env("SUPABASE_API_URL", sim.supabase_api_url())
+        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
+        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+        .env("NO_COLOR", "1")
+        .args(&args)
+        .output()
+        .expect("run intelli plan");
+    let wall = t.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "intelli {} did not report a no-op:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wall
+}
+
 /// A scratch repository like `tests/common/world.rs` makes, with `n` minimal clients.
 fn write_repository(root: &Path, n: usize) {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -248,7 +288,7 @@ fn write_repository(root: &Path, n: usize) {
     let fleet_yaml = std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
     let fleet_yaml = fleet_yaml.split("\nrollout:").next().unwrap_or(&fleet_yaml);
     std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("fleet.yaml");
-    copy_dir(&repo.join("migrations"), &root.join("migrations"));
+    copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
     std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
     for i in 1..=n {
         let slug = format!("bench-{i:04}");
@@ -257,19 +297,6 @@ fn write_repository(root: &Path, n: usize) {
             format!("client: {slug}\n"),
         )
         .expect("client file");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy file");
-        }
     }
 }
 
@@ -468,51 +495,5 @@ impl Bound {
             "    (requests counted: {requests}; the bound assumes {} list pages + {} per client)",
             self.pages, self.per_client
         );
-    }
-}
-
-/// Drops every project database a kept simulator state lists, and the state itself.
-struct DropDatabases(PathBuf);
-
-impl Drop for DropDatabases {
-    fn drop(&mut self) {
-        if !self.0.exists() {
-            return;
-        }
-        let dir = self.0.clone();
-        let t = Instant::now();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let server = intelli::pg::server_url();
-            rt.block_on(async {
-                // A few at a time: after a large setup each DROP DATABASE waits for a
-                // checkpoint, and concurrent drops share them (one by one, 1,000 take ~10 min).
-                if let Ok(saved) = intelli::sim::supabase::model::load(&dir) {
-                    futures::stream::iter(saved.projects.values().map(|p| {
-                        let server = server.clone();
-                        async move {
-                            if let Err(e) = intelli::pg::drop_database(&server, &p.db_name).await {
-                                eprintln!("dropping {}: {e:#}", p.db_name);
-                            }
-                        }
-                    }))
-                    .buffer_unordered(4)
-                    .collect::<Vec<()>>()
-                    .await;
-                }
-                // Then the state files (and anything the above missed).
-                match intelli::sim::supabase::destroy_saved_state(&dir, &server).await {
-                    Ok(k) => println!(
-                        "dropped {k} project databases in {:.1}s",
-                        t.elapsed().as_secs_f64()
-                    ),
-                    Err(e) => eprintln!("dropping the project databases: {e:#}"),
-                }
-            })
-        })
-        .join();
     }
 }

@@ -24,6 +24,11 @@
 //! `cargo test`: without `--bench` it prints how to run it and exits. Every project database it
 //! made is dropped.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{DropDatabases, copy_dir};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -192,7 +197,7 @@ fn write_repository(root: &Path, n: usize) {
         fleet_yaml.truncate(i + 1);
     }
     std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("write fleet.yaml");
-    copy_dir(&repo.join("migrations"), &root.join("migrations"));
+    copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
     std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
     for i in 1..=n {
         let slug = format!("bench-{i:04}");
@@ -201,19 +206,6 @@ fn write_repository(root: &Path, n: usize) {
             format!("client: {slug}\n"),
         )
         .expect("client file");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy file");
-        }
     }
 }
 
@@ -284,31 +276,5 @@ fn print_routes(s: &Stats) {
     }
     for ((route, method, status), count) in by_route {
         println!("    {count:>6}  {method} {route} -> {status}");
-    }
-}
-
-/// Drops every project database a kept simulator state lists, and the state itself.
-struct DropDatabases(PathBuf);
-
-impl Drop for DropDatabases {
-    fn drop(&mut self) {
-        if !self.0.exists() {
-            return;
-        }
-        let dir = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            match rt.block_on(intelli::sim::supabase::destroy_saved_state(
-                &dir,
-                &intelli::pg::server_url(),
-            )) {
-                Ok(k) => println!("dropped {k} project databases"),
-                Err(e) => eprintln!("dropping the project databases: {e:#}"),
-            }
-        })
-        .join();
     }
 }

@@ -12,6 +12,11 @@
 //! fleet size, `reps=3` for more repetitions. Not part of `cargo test`: without `--bench` it
 //! prints how to run it and exits. Every project database it made is dropped with its simulator.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::copy_dir;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -149,7 +154,7 @@ fn write_repository(root: &Path, n: usize) -> String {
         .next()
         .unwrap_or(&fleet_yaml)
         .to_string();
-    copy_dir(&repo.join("migrations"), &root.join("migrations"));
+    copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
     std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
     for i in 1..=n {
         let tier = match i {
@@ -174,19 +179,6 @@ fn write_fleet_yaml(root: &Path, base: &str, waves: bool) {
         base.to_string()
     };
     std::fs::write(root.join("fleet/fleet.yaml"), text).expect("fleet.yaml");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy file");
-        }
-    }
 }
 
 /// A simulator with the vendors' real quotas and windows.

@@ -97,18 +97,8 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
-        /// Clients worked on at once (default: `parallelism` in fleet.yaml).
-        #[arg(long)]
-        parallelism: Option<usize>,
-        /// How long to wait for the fleet's lease when another apply holds it (`0`, `90s`,
-        /// `5m`). 0 fails at once, naming the holder and since when.
-        #[arg(long, default_value = "0", value_parser = parse_duration)]
-        lock_timeout: std::time::Duration,
-        /// EMERGENCIES ONLY: apply without taking the fleet's lease, so nothing stops another
-        /// apply acting on the same clients at the same time (two could create one client's
-        /// project twice). Needed when no Cloudflare credentials are set.
-        #[arg(long)]
-        no_lock: bool,
+        #[command(flatten)]
+        run: RunArgs,
         /// Approve the manual gates of the rollout's waves up to and including WAVE.
         #[arg(long, value_name = "WAVE")]
         through: Option<String>,
@@ -190,16 +180,8 @@ pub enum Command {
         /// 127.0.0.1:9464 (port 0 picks one; the address is logged).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
-        /// Clients worked on at once (default: `parallelism` in fleet.yaml).
-        #[arg(long)]
-        parallelism: Option<usize>,
-        /// How long each run waits for the fleet's lease when another apply holds it; a run
-        /// that does not get it fails, and the next tries again.
-        #[arg(long, default_value = "0", value_parser = parse_duration)]
-        lock_timeout: std::time::Duration,
-        /// EMERGENCIES ONLY: take no fleet lease (see `apply --no-lock`).
-        #[arg(long)]
-        no_lock: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Plan again on every save: watches fleet/, the migrations and the frontend directory
     /// (gitignore-aware) and prints only what changed in the plan, or the validation errors.
@@ -298,6 +280,33 @@ pub struct SelectArgs {
     /// computed over the whole fleet; apply takes the lease of (fleet, K/N).
     #[arg(long, value_name = "K/N", value_parser = crate::shard::parse)]
     pub shard: Option<crate::shard::Shard>,
+}
+
+/// How a command that writes runs: `apply` and `reconcile` (each reconcile run applies).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Clients worked on at once (default: `parallelism` in fleet.yaml).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// How long to wait for the fleet's lease when another apply holds it (`0`, `90s`, `5m`).
+    /// 0 fails at once, naming the holder and since when; under `reconcile` that run fails
+    /// and the next one tries again.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// EMERGENCIES ONLY: apply without taking the fleet's lease, so nothing stops another
+    /// apply acting on the same clients at the same time (two could create one client's
+    /// project twice). Needed when no Cloudflare credentials are set.
+    #[arg(long)]
+    pub no_lock: bool,
+}
+
+impl RunArgs {
+    fn locking(&self) -> crate::commands::Locking {
+        crate::commands::Locking {
+            timeout: self.lock_timeout,
+            disabled: self.no_lock,
+        }
+    }
 }
 
 /// `plan --format` (clap's side of [`crate::plan::render::Format`]).
@@ -421,9 +430,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
             select,
             yes,
-            parallelism,
-            lock_timeout,
-            no_lock,
+            run,
             through,
             wave,
             summary_markdown,
@@ -439,11 +446,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
             crate::commands::ApplyOptions {
                 yes,
-                parallelism,
-                locking: crate::commands::Locking {
-                    timeout: lock_timeout,
-                    disabled: no_lock,
-                },
+                parallelism: run.parallelism,
+                locking: run.locking(),
                 summary_markdown,
                 summary_json,
                 log_format: match log_format {
@@ -468,9 +472,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             interval,
             once,
             listen,
-            parallelism,
-            lock_timeout,
-            no_lock,
+            run,
         } => runtime()?.block_on(crate::reconcile::reconcile_cmd(
             &cli.fleet,
             cli.sandbox,
@@ -480,11 +482,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jitter: 0.1,
                 once,
                 listen,
-                parallelism,
-                locking: crate::commands::Locking {
-                    timeout: lock_timeout,
-                    disabled: no_lock,
-                },
+                parallelism: run.parallelism,
+                locking: run.locking(),
             },
         )),
         Command::Import {

@@ -108,11 +108,12 @@ async fn a_failing_install_fails_the_sites_and_every_migration_still_runs() {
             .get(0);
         assert_eq!(applied, migrations, "{project}: every migration applied");
     }
-    // Each client's site fails at its build, with the install's error; no site was deployed.
+    // Each client's site fails at its build, with the install's error (its progress line; the
+    // summary table repeats it); no site was deployed.
     let failed: Vec<&str> = all
         .lines()
         .filter(|l| {
-            l.contains("FAILED")
+            l.contains(" FAILED (")
                 && l.contains("installing the frontend's dependencies failed: `false` failed")
         })
         .collect();

@@ -516,40 +516,36 @@ impl<'r, 'a> ClientRun<'r, 'a> {
 
     /// The seed once, with the client's settings bound, recorded in the same transaction.
     async fn apply_seed(&self, path: &str, sha256: &str) -> Result<(), StepError> {
-        let project_ref = self.project_ref()?.to_string();
-        if sha256 != self.ctx.desired.seed_sha256 {
-            return Err(StepError::give_up(format!(
-                "{path} changed since the plan was made; plan again"
-            )));
-        }
         let settings = crate::migrate::seed_settings(self.spec);
         let text = sql::apply_seed(self.ctx.seed_sql, path, sha256, &settings);
-        match self
-            .ctx
-            .sql
-            .run_guarded(&project_ref, &text, Some(&self.budget))
+        self.run_seed_sql(path, sha256, text, "seed", "; skipped")
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.already_applied() => {
-                self.say(
-                    "  seed is recorded already (another run, or a re-send after a lost answer); skipped",
-                );
-                Ok(())
-            }
-            Err(e) => Err(StepError::sql(format!("seed {path}"), e)),
-        }
     }
 
     /// `RecordSeed`: the history row alone, guarded like the seed itself.
     async fn record_seed(&self, path: &str, sha256: &str) -> Result<(), StepError> {
+        let text = sql::record_seed(path, sha256);
+        self.run_seed_sql(path, sha256, text, "recording seed", "")
+            .await
+    }
+
+    /// Runs the seed's guarded SQL (the seed, or its history row alone): refused when the seed
+    /// file changed since the plan, a no-op when the history already has it (another run, or a
+    /// re-send after a lost answer).
+    async fn run_seed_sql(
+        &self,
+        path: &str,
+        sha256: &str,
+        text: String,
+        what: &str,
+        skipped: &str,
+    ) -> Result<(), StepError> {
         let project_ref = self.project_ref()?.to_string();
         if sha256 != self.ctx.desired.seed_sha256 {
             return Err(StepError::give_up(format!(
                 "{path} changed since the plan was made; plan again"
             )));
         }
-        let text = sql::record_seed(path, sha256);
         match self
             .ctx
             .sql
@@ -558,12 +554,12 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         {
             Ok(_) => Ok(()),
             Err(e) if e.already_applied() => {
-                self.say(
-                    "  seed is recorded already (another run, or a re-send after a lost answer)",
-                );
+                self.say(&format!(
+                    "  seed is recorded already (another run, or a re-send after a lost answer){skipped}"
+                ));
                 Ok(())
             }
-            Err(e) => Err(StepError::sql(format!("recording seed {path}"), e)),
+            Err(e) => Err(StepError::sql(format!("{what} {path}"), e)),
         }
     }
 

@@ -51,18 +51,13 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         production_branch: &str,
         account_id: &str,
     ) -> Result<(), StepError> {
-        match self
+        let created = self
             .site()?
             .cloudflare
             .for_account(account_id.to_string())
             .create_project(name, production_branch)
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Created by a concurrent run or a lost answer: it is there, which is the goal.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        there_now(created)
     }
 
     pub(super) async fn update_pages_project(
@@ -75,12 +70,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
     }
 
     pub(super) async fn add_domain(&self, project: &str, domain: &str) -> Result<(), StepError> {
-        match self.cf()?.add_domain(project, domain).await {
-            Ok(_) => Ok(()),
-            // Attached by a concurrent run or a lost answer: nothing more to write.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        there_now(self.cf()?.add_domain(project, domain).await)
     }
 
     /// The DNS record intelli owns (if named), then the Pages project.
@@ -488,5 +478,15 @@ fn stuck(status: &DomainStatus) -> bool {
         | DomainStatus::Pending
         | DomainStatus::Active
         | DomainStatus::Unknown(_) => false,
+    }
+}
+
+/// A create's outcome where "already exists" is success: made by a concurrent run or by our own
+/// earlier send whose answer was lost, it is there, which is the goal.
+fn there_now<T>(created: Result<T, crate::http::Error>) -> Result<(), StepError> {
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
