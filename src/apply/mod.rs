@@ -536,7 +536,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         &self,
         path: &str,
         sha256: &str,
-        text: String,
+        text: sql::GuardedSql,
         what: &str,
         skipped: &str,
     ) -> Result<(), StepError> {
