@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use intelli::apply::Waits;
 use intelli::engine::Engine;
 use intelli::migrate::exec::SqlExecutor;
