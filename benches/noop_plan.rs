@@ -286,6 +286,12 @@ fn write_repository(root: &Path, n: usize) {
     // Without the example's waves (its canary, acme, is not in this fleet).
     let fleet_yaml = std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
     let fleet_yaml = fleet_yaml.split("\nrollout:").next().unwrap_or(&fleet_yaml);
+    // The plan is timed with --skip-frontend, but placement is checked on load: one account
+    // whose Pages limit was raised holds every client's (never created) site.
+    let fleet_yaml = fleet_yaml.replace(
+        "  account_id: 0123456789abcdef0123456789abcdef\n",
+        "  accounts:\n    - id: 0123456789abcdef0123456789abcdef\n      max_projects: 100000\n",
+    );
     std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("fleet.yaml");
     copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
     std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
