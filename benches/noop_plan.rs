@@ -438,10 +438,9 @@ impl Bound {
     ///   once, `parallelism` clients at a time: `ceil(2N / (2 x parallelism)) x L`.
     /// - Rate limits: every per-client request has its own (project, endpoint) budget, so only
     ///   the list endpoint, one (org, endpoint) budget, can be held back: by the client's
-    ///   limiter (burst B, then (120 - B) per minute) and by the vendor's fixed window (120 per
-    ///   minute). Pages beyond those cost `max(pages - B, 0) / ((120 - B) / 60 s)` and
-    ///   `floor((pages - 1) / 120) x 60 s`; the larger, when above the latency bound, is the
-    ///   bound.
+    ///   limiter and the vendor's window alike (120 per minute; the client counts 63 s to
+    ///   stay clear of the vendor's edge). Pages beyond the first window's cost
+    ///   `floor((pages - 1) / 120) x 63 s`; when above the latency bound, that is the bound.
     fn new(n: usize, parallelism: usize, limits: &SupabaseConfig) -> Bound {
         let n = n as u64;
         let pages = n.div_ceil(limits.page_size as u64).max(1);
@@ -449,16 +448,10 @@ impl Bound {
         let concurrency = per_client * parallelism as u64;
         let pages_time = LATENCY * pages as u32;
         let clients_time = LATENCY * (n * per_client).div_ceil(concurrency) as u32;
-        let quota = limits.rate_limit_per_minute as u64;
-        let burst = limits
-            .rate_limit_burst
-            .map(u64::from)
-            .unwrap_or((quota / 4).max(1));
-        let window = limits.rate_limit_window.as_secs_f64();
-        let client_rate = pages.saturating_sub(burst) as f64 * window
-            / (quota.saturating_sub(burst).max(1)) as f64;
-        let vendor_rate = ((pages - 1) / 120) as f64 * 60.0;
-        let rate_time = Duration::from_secs_f64(client_rate.max(vendor_rate));
+        let quota = (limits.rate_limit_per_minute as u64).max(1);
+        let window = limits.rate_limit_window.as_secs_f64() * 1.05;
+        let windows = ((pages - 1) / quota) as f64 * window;
+        let rate_time = Duration::from_secs_f64(windows);
         let total = (pages_time + clients_time).max(rate_time + LATENCY);
         Bound {
             pages,

@@ -86,8 +86,6 @@ pub struct CloudflareConfig {
     pub rate_limit_requests: u32,
     /// The vendor's window is 5 minutes; tests scale it down.
     pub rate_limit_window: Duration,
-    /// How many of the budget may go at once (default a quarter).
-    pub rate_limit_burst: Option<u32>,
     pub retry: RetryConfig,
     pub connect_timeout: Duration,
     /// Whole request including the body: an upload batch is up to ~53 MiB of JSON.
@@ -115,7 +113,6 @@ impl CloudflareConfig {
             account_id: account_id.into(),
             rate_limit_requests: DEFAULT_RATE_LIMIT_REQUESTS,
             rate_limit_window: DEFAULT_RATE_LIMIT_WINDOW,
-            rate_limit_burst: None,
             retry: RetryConfig {
                 // A breach blocks every call for 5 minutes; waiting it out beats failing each
                 // client's action (they would all wait for the same block anyway).
@@ -230,15 +227,11 @@ impl CloudflareClient {
             return Err(config_error("the Cloudflare account id is empty"));
         }
         let rate_limit = (config.rate_limit_requests > 0).then(|| {
-            let l = RateLimit::new(
+            RateLimit::new(
                 config.rate_limit_requests,
                 config.rate_limit_window,
                 Keying::Shared,
-            );
-            match config.rate_limit_burst {
-                Some(b) => l.with_burst(b),
-                None => l,
-            }
+            )
         });
         let http = HttpClient::new(&HttpConfig {
             vendor: Vendor::Cloudflare,

@@ -53,9 +53,6 @@ pub struct SupabaseConfig {
     pub rate_limit_per_minute: u32,
     /// What "minute" means: the vendor's is 60 s; tests and the simulator scale it down.
     pub rate_limit_window: Duration,
-    /// How many of the budget may go at once (default a quarter of it); see
-    /// [`RateLimit::with_burst`].
-    pub rate_limit_burst: Option<u32>,
     /// Page size of the organisation project list (1..=100).
     pub page_size: u32,
     pub retry: RetryConfig,
@@ -73,7 +70,6 @@ impl SupabaseConfig {
             project_url_template: DEFAULT_PROJECT_URL_TEMPLATE.to_owned(),
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             rate_limit_window: Duration::from_secs(60),
-            rate_limit_burst: None,
             page_size: MAX_PAGE_SIZE,
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
@@ -124,15 +120,11 @@ impl SupabaseClient {
             ));
         }
         let rate_limit = (config.rate_limit_per_minute > 0).then(|| {
-            let l = RateLimit::new(
+            RateLimit::new(
                 config.rate_limit_per_minute,
                 config.rate_limit_window,
                 Keying::PerScopeAndEndpoint,
-            );
-            match config.rate_limit_burst {
-                Some(b) => l.with_burst(b),
-                None => l,
-            }
+            )
         });
         let http_config = |vendor| HttpConfig {
             vendor,
