@@ -327,3 +327,81 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     w.assert_no_secrets(&[plan_file]);
     w.sim.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_migrations_go_in_one_transaction_and_a_failing_one_is_found_file_by_file() {
+    let mut w = World::new().await;
+    // A new client's whole history (7 files) in one request.
+    let first = w.run(&["apply", "--yes", "--only", "acme"]);
+    let log = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(first.status.success(), "{log}");
+    assert_eq!(count(&log, "(7 in one transaction, "), 7, "{log}");
+    assert_eq!(count(&log, "one by one"), 0, "{log}");
+
+    let dir = w.root().join("migrations");
+    let write = |name: &str, sql: &str| std::fs::write(dir.join(name), sql).expect("migration");
+    write(
+        "20250401090000_a.sql",
+        "create table public.batch_a (id int);\n",
+    );
+    // Fails when it runs: division by zero (SQLSTATE 22012).
+    write("20250401100000_b.sql", "select 1 / 0;\n");
+    write(
+        "20250401110000_c.sql",
+        "create table public.batch_c (id int);\n",
+    );
+    let failed = w.run(&["apply", "--yes", "--only", "acme"]);
+    let log = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "3 migrations in one transaction did not apply (22012); applying them one by one"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("migration 20250401090000_a applied ("),
+        "{log}"
+    );
+    assert!(
+        log.contains("20250401100000_b.sql"),
+        "the failing file is named: {log}"
+    );
+    let db = w.db("intelli-acme").await;
+    let versions: Vec<String> = db
+        .query(
+            "select version from supabase_migrations.schema_migrations where version > '20250401' order by version",
+            &[],
+        )
+        .await
+        .expect("history")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        versions,
+        ["20250401090000"],
+        "a applied, b failed, c not run"
+    );
+    let c_exists: bool = db
+        .query_one("select to_regclass('public.batch_c') is not null", &[])
+        .await
+        .expect("regclass")
+        .get(0);
+    assert!(!c_exists, "nothing of the failed transaction stayed");
+
+    // Fixed (b was never applied, so editing it is allowed): b and c go together.
+    write("20250401100000_b.sql", "select 1;\n");
+    let fixed = w.run(&["apply", "--yes", "--only", "acme"]);
+    let log = String::from_utf8_lossy(&fixed.stderr).into_owned();
+    assert!(fixed.status.success(), "{log}");
+    assert_eq!(count(&log, "(2 in one transaction, "), 2, "{log}");
+    let clean = w.run(&["plan", "--only", "acme", "--detailed-exitcode"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    w.sim.shutdown().await.expect("shutdown");
+}

@@ -183,6 +183,11 @@ struct ClientRun<'r, 'a> {
 /// known number of extra requests.
 const RESEND_BUDGET: u32 = 8;
 
+/// SQL text one request may carry when several migrations go in one transaction. The vendor
+/// documents no limit for `database/query`; a few hundred KiB stays far from the body limits
+/// of common proxies, and one file larger than this still goes, alone.
+const MIGRATION_BATCH_BYTES: usize = 256 * 1024;
+
 impl<'r, 'a> ClientRun<'r, 'a> {
     /// Something a step says on the way (a wait, a skip): a note event of this client.
     fn say(&self, msg: &str) {
@@ -475,40 +480,101 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         }
     }
 
-    /// Each version in its own transaction with its history row; one recorded by a concurrent
-    /// run meanwhile is skipped.
+    /// The pending versions with their history rows: up to [`MIGRATION_BATCH_BYTES`] of them in
+    /// one transaction (one request), so a new client's whole history costs one request, not
+    /// one per file. When a batch of several fails, nothing of it stayed (one transaction), and
+    /// its files run again one by one, each in its own transaction: the failing file is named
+    /// with its own error, the ones before it are applied, and one recorded meanwhile (another
+    /// run, or a batch whose answer was lost after it committed) is skipped.
     async fn apply_migrations(&self, versions: &[String]) -> Result<(), StepError> {
         let project_ref = self.project_ref()?.to_string();
-        for v in versions {
-            let file = self
-                .ctx
-                .migrations
-                .iter()
-                .find(|f| &f.version == v)
-                .ok_or_else(|| {
-                    StepError::give_up(format!("migration {v} is in the plan but its file is gone"))
-                })?;
-            let t = Instant::now();
-            match self
-                .ctx
-                .sql
-                .run_guarded(&project_ref, &sql::apply_migration(file), Some(&self.budget))
-                .await
-            {
-                Ok(_) => self.say(&format!(
-                    "  migration {v}_{} applied ({:.1}s)",
-                    file.name,
-                    t.elapsed().as_secs_f64()
-                )),
-                Err(e) if e.already_applied() => self.say(&format!(
-                    "  migration {v} is recorded already (another run, or a re-send after a lost answer); skipped"
-                )),
-                Err(e) => {
-                    return Err(StepError::sql(
-                        format!("migration {}", file.path.display()),
-                        e,
-                    ));
+        let files = versions
+            .iter()
+            .map(|v| {
+                self.ctx
+                    .migrations
+                    .iter()
+                    .find(|f| &f.version == v)
+                    .ok_or_else(|| {
+                        StepError::give_up(format!(
+                            "migration {v} is in the plan but its file is gone"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<&MigrationFile>, StepError>>()?;
+        for batch in sql::batches(&files, MIGRATION_BATCH_BYTES) {
+            if let [_, _, ..] = batch.as_slice() {
+                let t = Instant::now();
+                match self
+                    .ctx
+                    .sql
+                    .run_guarded(&project_ref, &sql::apply_migrations(&batch), Some(&self.budget))
+                    .await
+                {
+                    Ok(_) => {
+                        let secs = t.elapsed().as_secs_f64();
+                        for file in &batch {
+                            self.say(&format!(
+                                "  migration {}_{} applied ({} in one transaction, {secs:.1}s)",
+                                file.version,
+                                file.name,
+                                batch.len()
+                            ));
+                        }
+                        continue;
+                    }
+                    // A long 429: the client parks and runs the action again later.
+                    Err(e) if e.policy() == Policy::Park => {
+                        return Err(StepError::sql(
+                            format!("{} migrations in one transaction", batch.len()),
+                            e,
+                        ));
+                    }
+                    Err(e) => self.say(&format!(
+                        "  {} migrations in one transaction did not apply ({}); applying them one by one",
+                        batch.len(),
+                        e.code
+                            .as_ref()
+                            .map_or("not a database error", |c| c.code())
+                    )),
                 }
+            }
+            for file in batch {
+                self.apply_migration(&project_ref, file).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One version in its own transaction with its history row; one recorded by a concurrent
+    /// run meanwhile is skipped.
+    async fn apply_migration(
+        &self,
+        project_ref: &str,
+        file: &MigrationFile,
+    ) -> Result<(), StepError> {
+        let t = Instant::now();
+        match self
+            .ctx
+            .sql
+            .run_guarded(project_ref, &sql::apply_migration(file), Some(&self.budget))
+            .await
+        {
+            Ok(_) => self.say(&format!(
+                "  migration {}_{} applied ({:.1}s)",
+                file.version,
+                file.name,
+                t.elapsed().as_secs_f64()
+            )),
+            Err(e) if e.already_applied() => self.say(&format!(
+                "  migration {} is recorded already (another run, or a re-send after a lost answer); skipped",
+                file.version
+            )),
+            Err(e) => {
+                return Err(StepError::sql(
+                    format!("migration {}", file.path.display()),
+                    e,
+                ));
             }
         }
         Ok(())

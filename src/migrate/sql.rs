@@ -113,23 +113,55 @@ impl GuardedSql {
 /// version in the meantime, the transaction fails with `intelli: already applied` before the
 /// file runs, so a migration can never run twice.
 pub fn apply_migration(file: &MigrationFile) -> GuardedSql {
-    let statements = statements_of(file);
-    let array = if statements.is_empty() {
-        "array[]::text[]".to_string()
-    } else {
-        let items: Vec<String> = statements.iter().map(|s| literal(s)).collect();
-        format!("array[{}]::text[]", items.join(", "))
-    };
-    GuardedSql(format!(
-        "{LOCK}{HISTORY_DDL}{guard}\n{body}\n;\ninsert into supabase_migrations.schema_migrations (version, name, statements) values ({v}, {n}, {array});\n",
-        guard = already_applied_guard(
-            "select 1 from supabase_migrations.schema_migrations where version = ",
-            &file.version
-        ),
-        body = file.sql,
-        v = literal(&file.version),
-        n = literal(&file.name),
-    ))
+    apply_migrations(&[file])
+}
+
+/// Apply several migration files, in order, and record each, all in one transaction: one
+/// request instead of one per file (a new client's whole history at once). Each file keeps
+/// its own guard, so a version recorded meanwhile fails the whole transaction and nothing of
+/// it stays. Session settings a file makes carry over to the next, as they do within one
+/// `supabase db push` session; a `set local` does too here, where the CLI's per-file commit
+/// would end it.
+pub fn apply_migrations(files: &[&MigrationFile]) -> GuardedSql {
+    let mut text = format!("{LOCK}{HISTORY_DDL}");
+    for file in files {
+        let statements = statements_of(file);
+        let array = if statements.is_empty() {
+            "array[]::text[]".to_string()
+        } else {
+            let items: Vec<String> = statements.iter().map(|s| literal(s)).collect();
+            format!("array[{}]::text[]", items.join(", "))
+        };
+        text.push_str(&format!(
+            "{guard}\n{body}\n;\ninsert into supabase_migrations.schema_migrations (version, name, statements) values ({v}, {n}, {array});\n",
+            guard = already_applied_guard(
+                "select 1 from supabase_migrations.schema_migrations where version = ",
+                &file.version
+            ),
+            body = file.sql,
+            v = literal(&file.version),
+            n = literal(&file.name),
+        ));
+    }
+    GuardedSql(text)
+}
+
+/// Consecutive runs of `files` whose SQL together stays within `max_bytes` (a file larger than
+/// that is a run of its own): how many migrations one request may carry.
+pub fn batches<'f>(files: &[&'f MigrationFile], max_bytes: usize) -> Vec<Vec<&'f MigrationFile>> {
+    let mut out: Vec<Vec<&MigrationFile>> = Vec::new();
+    let mut size = 0;
+    for &file in files {
+        match out.last_mut() {
+            Some(batch) if size + file.sql.len() <= max_bytes => batch.push(file),
+            Some(_) | None => {
+                out.push(vec![file]);
+                size = 0;
+            }
+        }
+        size += file.sql.len();
+    }
+    out
 }
 
 /// Apply the seed once: bind the client's settings, run the seed, record path and hash.
@@ -200,6 +232,57 @@ fn already_applied_guard(exists_query: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_keep_order_and_stay_within_the_size() {
+        let file = |v: &str, len: usize| MigrationFile {
+            version: v.into(),
+            name: format!("m{v}"),
+            path: format!("migrations/{v}_m{v}.sql").into(),
+            sql: "x".repeat(len),
+        };
+        let files = [
+            file("1", 40),
+            file("2", 40),
+            file("3", 30),
+            file("4", 200),
+            file("5", 10),
+        ];
+        let refs: Vec<&MigrationFile> = files.iter().collect();
+        let versions = |b: &Vec<&MigrationFile>| -> Vec<String> {
+            b.iter().map(|f| f.version.clone()).collect()
+        };
+        let got: Vec<Vec<String>> = batches(&refs, 100).iter().map(versions).collect();
+        // 40 + 40 fits, + 30 does not; the 200-byte file goes alone; 5 starts a new batch.
+        assert_eq!(got, [vec!["1", "2"], vec!["3"], vec!["4"], vec!["5"]]);
+        assert!(batches(&[], 100).is_empty());
+    }
+
+    #[test]
+    fn a_batch_guards_and_records_every_file_in_order() {
+        let file = |v: &str, sql: &str| MigrationFile {
+            version: v.into(),
+            name: format!("m{v}"),
+            path: format!("migrations/{v}_m{v}.sql").into(),
+            sql: sql.into(),
+        };
+        let (a, b) = (
+            file("1", "create table a (id int);"),
+            file("2", "create table b (id int);"),
+        );
+        let text = apply_migrations(&[&a, &b]).0;
+        assert_eq!(text.matches("pg_advisory_xact_lock").count(), 1);
+        assert_eq!(text.matches(ALREADY_APPLIED_SQLSTATE).count(), 2);
+        let order = [
+            "create table a",
+            "values ($q$1$q$",
+            "create table b",
+            "values ($q$2$q$",
+        ];
+        let positions: Vec<usize> = order.iter().map(|s| text.find(s).expect(s)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(apply_migration(&a).0, apply_migrations(&[&a]).0);
+    }
 
     #[test]
     fn literals_survive_hostile_values() {
