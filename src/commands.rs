@@ -312,7 +312,7 @@ async fn apply_with(
     }
     if !plan.has_changes() {
         // The summaries exist whatever happened, so a CI step that publishes them finds them.
-        write_summaries(&crate::apply::ApplyReport::default(), options)?;
+        write_summaries(&crate::rollout::RolloutReport::default(), options)?;
         let failed = plan.totals().with_errors;
         if failed > 0 {
             eprintln!("Nothing applied: {failed} client(s) have errors (see above).");
@@ -328,7 +328,7 @@ async fn apply_with(
 
     let rollout = engine.rollout(&plan, &sel.rollout).await?;
     println!("\n{}", rollout.report.table());
-    write_summaries(&rollout.report, options)?;
+    write_summaries(&rollout, options)?;
     print!("{}", rollout.summary());
     Ok(if rollout.success() {
         ExitCode::SUCCESS
@@ -337,8 +337,9 @@ async fn apply_with(
     })
 }
 
-/// `--summary-markdown` / `--summary-json`.
-fn write_summaries(report: &crate::apply::ApplyReport, options: &ApplyOptions) -> Result<()> {
+/// `--summary-markdown` / `--summary-json`: the summary table's facts, and the rollout's (its
+/// halt, the waves run and not started) when apply ran by waves.
+fn write_summaries(report: &crate::rollout::RolloutReport, options: &ApplyOptions) -> Result<()> {
     if let Some(path) = &options.summary_markdown {
         std::fs::write(path, report.markdown())
             .with_context(|| format!("writing {}", path.display()))?;

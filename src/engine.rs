@@ -241,19 +241,21 @@ impl<'w> Engine<'w> {
     /// beside the Supabase side; builds wait for it, and a failed install fails each build
     /// with its error while the Supabase side goes on.
     pub async fn apply(&self, plans: &[ClientPlan]) -> Result<ApplyReport> {
-        self.apply_in(plans, &self.slots).await
+        self.apply_in(plans, &self.slots, None).await
     }
 
     /// [`Engine::apply`] of one wave: with `parallel` work slots of its own when the wave sets
-    /// `parallel`, else the engine's (see [`crate::rollout`]).
+    /// `parallel`, else the engine's; with `stop`, the wave halts as soon as its failures
+    /// exceed its budget (see [`crate::rollout`]).
     pub async fn apply_wave(
         &self,
         plans: &[ClientPlan],
         parallel: Option<usize>,
+        stop: Option<&crate::rollout::WaveStop>,
     ) -> Result<ApplyReport> {
         match parallel {
-            Some(n) => self.apply_in(plans, &Semaphore::new(n.max(1))).await,
-            None => self.apply_in(plans, &self.slots).await,
+            Some(n) => self.apply_in(plans, &Semaphore::new(n.max(1)), stop).await,
+            None => self.apply_in(plans, &self.slots, stop).await,
         }
     }
 
@@ -286,7 +288,12 @@ impl<'w> Engine<'w> {
         self.progress.log(line);
     }
 
-    async fn apply_in(&self, plans: &[ClientPlan], slots: &Semaphore) -> Result<ApplyReport> {
+    async fn apply_in(
+        &self,
+        plans: &[ClientPlan],
+        slots: &Semaphore,
+        wave: Option<&crate::rollout::WaveStop>,
+    ) -> Result<ApplyReport> {
         let builds_a_site = plans
             .iter()
             .any(|c| c.errors.is_empty() && c.actions.iter().any(plan::Action::builds_site));
@@ -311,6 +318,7 @@ impl<'w> Engine<'w> {
             slots,
             progress: &*self.progress,
             lease: self.lease.clone(),
+            wave,
             site: conns
                 .cloudflare
                 .as_ref()

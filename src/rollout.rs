@@ -5,18 +5,22 @@
 //! starts, the wave's failures are compared with its budget: failed actions, clients whose
 //! plan has errors, clients still parked on a vendor's wait (deferred) and failed health checks
 //! all count. When failures exceed the budget the rollout halts and no client of a later wave is
-//! touched. A wave with `gate: manual` is not started unless `--through` names it or a later
-//! wave. Clients of a wave that are already converged have nothing to do, which is how the
-//! next apply resumes where the fleet is.
+//! touched. The wave itself halts as soon as its budget is exceeded ([`WaveStop`]): steps in
+//! flight finish, and no client of the wave starts another one (those clients are reported
+//! stopped, not failed). A wave with `gate: manual` is not started unless `--through` names it
+//! or a later wave. Clients of a wave that are already converged have nothing to do, which is
+//! how the next apply resumes where the fleet is.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 
 use crate::apply::{ApplyReport, StepError};
 use crate::engine::Engine;
 use crate::fleet::Gate;
-use crate::fleet::rollout::Wave;
+use crate::fleet::rollout::{Budget, Wave};
 use crate::plan::{ClientPlan, Plan};
 
 /// `--through` and `--wave` of `apply`.
@@ -28,15 +32,57 @@ pub struct RolloutOptions {
     pub wave: Option<String>,
 }
 
-/// Why a rollout stopped before its last wave.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A wave's stop while it applies: its clients count their failures here, and once the
+/// failures exceed the wave's budget no client of the wave starts another step (steps in flight
+/// finish). Apply checks it next to the fleet's lease, but it is not the lease's stop: that one
+/// ends the whole run, while a halted wave leaves the lease held (and renewed) until apply
+/// releases it as usual.
+#[derive(Debug)]
+pub struct WaveStop {
+    budget: Budget,
+    /// The wave's clients in this run's selection (what a percentage is of).
+    clients: usize,
+    failed: AtomicUsize,
+}
+
+impl WaveStop {
+    pub fn new(budget: Budget, clients: usize) -> WaveStop {
+        WaveStop {
+            budget,
+            clients,
+            failed: AtomicUsize::new(0),
+        }
+    }
+
+    /// One client of the wave failed (a step, or its plan). Called once per failed client,
+    /// before it gives its work slot back, so the client that takes the slot next sees the halt.
+    pub fn client_failed(&self) {
+        self.failed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The wave's failures so far exceed its budget: no new step starts. Failures only grow, so
+    /// once halted a wave stays halted, and the budget check after the wave agrees.
+    pub fn halted(&self) -> bool {
+        self.budget
+            .exceeded(self.failed.load(Ordering::SeqCst), self.clients)
+    }
+}
+
+/// Why a rollout stopped before its last wave. Serialised in `apply --summary-json` as
+/// `rollout.halt`, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Halt {
     /// The wave failed more clients than its budget allows.
     Budget {
         wave: String,
         failed: Vec<String>,
+        /// Clients of the wave that had not finished when it halted and started no further
+        /// step: not failures; the next apply resumes them.
+        stopped: Vec<String>,
         clients: usize,
-        budget: crate::fleet::rollout::Budget,
+        #[serde(rename = "max_failures")]
+        budget: Budget,
     },
     /// The next wave's gate is manual and was not approved (`--through`).
     ManualGate { wave: String },
@@ -47,12 +93,24 @@ pub enum Halt {
 pub struct RolloutReport {
     /// Every client of the waves that ran, in wave order.
     pub report: ApplyReport,
+    /// Whether the plan had waves (`rollout:`); without them the summaries say nothing about
+    /// waves.
+    pub waves: bool,
     /// Set when the rollout stopped before its last wave.
     pub halt: Option<Halt>,
     /// The waves not started (after a halt) with their selected clients.
     pub not_started: Vec<Wave>,
     /// The names of the waves that ran, in order.
     pub ran: Vec<String>,
+}
+
+/// `rollout` in `apply --summary-json` (`null` without waves).
+#[derive(Debug, Serialize)]
+struct RolloutJson<'a> {
+    halt: Option<&'a Halt>,
+    waves_ran: &'a [String],
+    /// Each as the plan's JSON has it (name, clients, max_failures, gate, implicit).
+    waves_not_started: &'a [Wave],
 }
 
 impl RolloutReport {
@@ -76,15 +134,17 @@ impl RolloutReport {
             Some(Halt::Budget {
                 wave,
                 failed,
+                stopped,
                 clients,
                 budget,
             }) => {
                 let _ = writeln!(
                     out,
                     "Rollout halted in wave `{wave}`: {} of {clients} client(s) failed, more than its budget \
-                     (max_failures {budget}): {}. Later waves were not touched.",
+                     (max_failures {budget}): {}.{} Later waves were not touched.",
                     failed.len(),
-                    failed.join(", ")
+                    failed.join(", "),
+                    stopped_sentence(stopped, |names| names.join(", "))
                 );
             }
             Some(Halt::ManualGate { wave }) => {
@@ -109,6 +169,100 @@ impl RolloutReport {
         }
         out
     }
+
+    /// `--summary-markdown`: the apply summary, then (with waves) a section with the same facts
+    /// as [`RolloutReport::summary`].
+    pub fn markdown(&self) -> String {
+        let mut out = self.report.markdown();
+        if !self.waves {
+            return out;
+        }
+        let _ = writeln!(out, "\n#### Rollout\n");
+        let ran = if self.ran.is_empty() {
+            "none".to_string()
+        } else {
+            code_list(&self.ran)
+        };
+        let _ = writeln!(out, "Waves run: {ran}.\n");
+        match &self.halt {
+            None => {}
+            Some(Halt::Budget {
+                wave,
+                failed,
+                stopped,
+                clients,
+                budget,
+            }) => {
+                let _ = writeln!(
+                    out,
+                    "**Halted in wave `{wave}`**: {} of {clients} client(s) failed, more than its budget \
+                     (max_failures {budget}): {}.{} Later waves were not touched.\n",
+                    failed.len(),
+                    code_list(failed),
+                    stopped_sentence(stopped, code_list)
+                );
+            }
+            Some(Halt::ManualGate { wave }) => {
+                let _ = writeln!(
+                    out,
+                    "**Stopped before wave `{wave}`** (gate: manual). To continue: \
+                     `intelli apply --through {wave}`\n"
+                );
+            }
+        }
+        if !self.not_started.is_empty() {
+            let _ = writeln!(out, "| wave not started | clients |");
+            let _ = writeln!(out, "| --- | --- |");
+            for w in &self.not_started {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {}: {} |",
+                    w.name,
+                    w.clients.len(),
+                    code_list(&w.clients)
+                );
+            }
+        }
+        out
+    }
+
+    /// `--summary-json`: the apply summary with `rollout` (the halt, the waves run and those not
+    /// started with their clients), `null` without waves.
+    pub fn json(&self) -> String {
+        let rollout = self.waves.then(|| RolloutJson {
+            halt: self.halt.as_ref(),
+            waves_ran: &self.ran,
+            waves_not_started: &self.not_started,
+        });
+        let mut value = self.report.json_value();
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("rollout".into(), serde_json::json!(rollout));
+        }
+        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// The clients a halted wave stopped, as a sentence of the halt's text (empty when none),
+/// their names written by `list`.
+fn stopped_sentence(stopped: &[String], list: impl Fn(&[String]) -> String) -> String {
+    if stopped.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Stopped when the wave halted (no further step started; the next apply resumes them): {}.",
+        list(stopped)
+    )
+}
+
+/// `a`, `b`, `c` for markdown.
+fn code_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A client plan that asks apply to do something (changes), or that apply reports as failed
@@ -165,7 +319,10 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
         refuse_unless_converged(plan, &waves[..i], &waves[i].name)?;
     }
     let checks = !plan.checks.is_empty();
-    let mut out = RolloutReport::default();
+    let mut out = RolloutReport {
+        waves: true,
+        ..RolloutReport::default()
+    };
     for (i, wave) in waves.iter().enumerate() {
         if only.is_some_and(|o| o != i) {
             continue;
@@ -196,8 +353,11 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
                 plans.iter().filter(|c| c.has_changes()).count(),
                 wave.max_failures
             ));
+            // Only a wave whose failures would halt the rollout halts early (the budget check
+            // below, same condition).
+            let stop = gates_later.then(|| WaveStop::new(wave.max_failures, plans.len()));
             engine
-                .apply_wave(&plans, wave.parallel.map(|p| p as usize))
+                .apply_wave(&plans, wave.parallel.map(|p| p as usize), stop.as_ref())
                 .await?
         } else if gates_later && checks {
             engine.say(&format!(
@@ -219,28 +379,16 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
             continue;
         };
         gate(engine, plan, &mut report.outcomes, gates_later, true).await?;
-        let failed: Vec<String> = report
-            .outcomes
-            .iter()
-            .filter(|o| o.failed.is_some())
-            .map(|o| o.client.clone())
-            .collect();
+        // A wave whose health gates nothing later halts nothing.
+        let halt = if gates_later {
+            budget_halt(engine, wave, &report.outcomes, plans.len())
+        } else {
+            None
+        };
         out.report.outcomes.extend(report.outcomes);
         out.ran.push(wave.name.clone());
-        if wave.max_failures.exceeded(failed.len(), plans.len()) && gates_later {
-            engine.say(&format!(
-                "Wave {} failed {} of {} client(s), more than max_failures {}: the rollout halts",
-                wave.name,
-                failed.len(),
-                plans.len(),
-                wave.max_failures
-            ));
-            out.halt = Some(Halt::Budget {
-                wave: wave.name.clone(),
-                failed,
-                clients: plans.len(),
-                budget: wave.max_failures,
-            });
+        if halt.is_some() {
+            out.halt = halt;
             out.not_started = waves[i + 1..].to_vec();
             break;
         }
@@ -248,11 +396,51 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
     Ok(out)
 }
 
-/// The health gate of the clients in `outcomes` that did not fail: those apply changed, or all
-/// of them when `all` (a wave that gates a later one). With waves (`waves`), a domain still
-/// pending after its wait fails the gate (the site check has not passed), and in a wave that
-/// gates a later one an active client's project must be `ACTIVE_HEALTHY` with its services up;
-/// then the fleet's checks run.
+/// The halt of `wave` when the failures among its `outcomes` (of `clients` selected) exceed its
+/// budget, said on the way.
+fn budget_halt(
+    engine: &Engine<'_>,
+    wave: &Wave,
+    outcomes: &[crate::apply::ClientOutcome],
+    clients: usize,
+) -> Option<Halt> {
+    let names = |pick: fn(&crate::apply::ClientOutcome) -> bool| -> Vec<String> {
+        outcomes
+            .iter()
+            .filter(|o| pick(o))
+            .map(|o| o.client.clone())
+            .collect()
+    };
+    let failed = names(|o| o.failed.is_some());
+    if !wave.max_failures.exceeded(failed.len(), clients) {
+        return None;
+    }
+    let stopped = names(|o| o.stopped.is_some());
+    engine.say(&format!(
+        "Wave {} failed {} of {clients} client(s), more than max_failures {}: the rollout halts{}",
+        wave.name,
+        failed.len(),
+        wave.max_failures,
+        if stopped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} client(s) of the wave stopped early)", stopped.len())
+        }
+    ));
+    Some(Halt::Budget {
+        wave: wave.name.clone(),
+        failed,
+        stopped,
+        clients,
+        budget: wave.max_failures,
+    })
+}
+
+/// The health gate of the clients in `outcomes` that did not fail and were not stopped: those
+/// apply changed, or all of them when `all` (a wave that gates a later one). With waves
+/// (`waves`), a domain still pending after its wait fails the gate (the site check has not
+/// passed), and in a wave that gates a later one an active client's project must be
+/// `ACTIVE_HEALTHY` with its services up; then the fleet's checks run.
 async fn gate(
     engine: &Engine<'_>,
     plan: &Plan,
@@ -261,8 +449,11 @@ async fn gate(
     waves: bool,
 ) -> Result<()> {
     use futures::StreamExt;
+    // A client the wave's halt stopped has not converged and goes no further this run: its
+    // health decides nothing.
+    let finished = |o: &crate::apply::ClientOutcome| o.failed.is_none() && o.stopped.is_none();
     if waves {
-        for o in outcomes.iter_mut().filter(|o| o.failed.is_none()) {
+        for o in outcomes.iter_mut().filter(|o| finished(o)) {
             if let Some(note) = o
                 .notes
                 .iter()
@@ -287,7 +478,7 @@ async fn gate(
     let todo: Vec<usize> = outcomes
         .iter()
         .enumerate()
-        .filter(|(_, o)| o.failed.is_none() && (all || !o.done.is_empty()))
+        .filter(|(_, o)| finished(o) && (all || !o.done.is_empty()))
         .map(|(i, _)| i)
         .collect();
     let probe = &probe;
@@ -418,4 +609,156 @@ fn refuse_unless_converged(plan: &Plan, earlier: &[Wave], name: &str) -> Result<
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ClientOutcome;
+
+    fn wave(name: &str, clients: &[&str]) -> Wave {
+        Wave {
+            name: name.into(),
+            clients: clients.iter().map(|c| c.to_string()).collect(),
+            parallel: None,
+            max_failures: Budget::Count(0),
+            gate: Gate::Auto,
+            implicit: name == crate::fleet::rollout::REST,
+        }
+    }
+
+    /// `early` halted on c02 with c03 stopped; `rest` was not started.
+    fn halted() -> RolloutReport {
+        let mut failed = ClientOutcome::new("c02");
+        failed.fail("apply 1 migration", &StepError::give_up("relation exists"));
+        let mut stopped = ClientOutcome::new("c03");
+        stopped.stopped = Some("apply 1 migration".into());
+        RolloutReport {
+            report: ApplyReport {
+                outcomes: vec![ClientOutcome::new("c01"), failed, stopped],
+            },
+            waves: true,
+            halt: Some(Halt::Budget {
+                wave: "early".into(),
+                failed: vec!["c02".into()],
+                stopped: vec!["c03".into()],
+                clients: 2,
+                budget: Budget::Count(0),
+            }),
+            not_started: vec![wave("rest", &["c04", "c05"])],
+            ran: vec!["canary".into(), "early".into()],
+        }
+    }
+
+    #[test]
+    fn a_wave_stop_halts_once_its_failures_exceed_the_budget() {
+        let stop = WaveStop::new(Budget::Count(1), 4);
+        assert!(!stop.halted());
+        stop.client_failed();
+        assert!(!stop.halted(), "1 failure is within max_failures 1");
+        stop.client_failed();
+        assert!(stop.halted());
+        // 25 % of 4 clients: one failure is 25 %, not more.
+        let pct = WaveStop::new(Budget::Percent(25), 4);
+        pct.client_failed();
+        assert!(!pct.halted());
+        pct.client_failed();
+        assert!(pct.halted());
+    }
+
+    #[test]
+    fn the_summary_json_has_the_halt_and_the_waves_not_started() {
+        let v: serde_json::Value = serde_json::from_str(&halted().json()).expect("json");
+        assert_eq!(v["clients"], 3);
+        assert_eq!(v["failed"], 1);
+        assert_eq!(v["stopped"], 1, "a stopped client is not a failure");
+        assert_eq!(v["outcomes"][2]["result"], "stopped");
+        assert_eq!(v["outcomes"][2]["stopped_before"], "apply 1 migration");
+        assert_eq!(
+            v["rollout"],
+            serde_json::json!({
+                "halt": {
+                    "kind": "budget",
+                    "wave": "early",
+                    "failed": ["c02"],
+                    "stopped": ["c03"],
+                    "clients": 2,
+                    "max_failures": {"count": 0},
+                },
+                "waves_ran": ["canary", "early"],
+                "waves_not_started": [{
+                    "name": "rest",
+                    "clients": ["c04", "c05"],
+                    "max_failures": {"count": 0},
+                    "gate": "auto",
+                    "implicit": true,
+                }],
+            })
+        );
+
+        let mut gated = halted();
+        gated.halt = Some(Halt::ManualGate {
+            wave: "rest".into(),
+        });
+        let v: serde_json::Value = serde_json::from_str(&gated.json()).expect("json");
+        assert_eq!(
+            v["rollout"]["halt"],
+            serde_json::json!({"kind": "manual_gate", "wave": "rest"})
+        );
+
+        // Without waves the key is there, null.
+        let plain = RolloutReport {
+            report: halted().report,
+            ..RolloutReport::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&plain.json()).expect("json");
+        assert!(v.get("rollout").is_some_and(serde_json::Value::is_null));
+    }
+
+    #[test]
+    fn the_summary_markdown_has_a_rollout_section_after_the_table() {
+        let md = halted().markdown();
+        let table = md.find("| `c02` | **FAILED**").expect("the failed row");
+        let stopped = md.find("| `c03` | **STOPPED**").expect("the stopped row");
+        let section = md.find("#### Rollout").expect("the rollout section");
+        assert!(table < stopped && stopped < section, "{md}");
+        assert!(
+            md.contains(
+                "Apply complete: 3 client(s), 0 action(s) done, 1 failed, 0 deferred, 1 stopped."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("Waves run: `canary`, `early`."), "{md}");
+        assert!(
+            md.contains(
+                "**Halted in wave `early`**: 1 of 2 client(s) failed, more than its budget \
+                 (max_failures 0): `c02`. Stopped when the wave halted"
+            ) && md.contains("resumes them): `c03`."),
+            "{md}"
+        );
+        assert!(md.contains("| `rest` | 2: `c04`, `c05` |"), "{md}");
+        // The text after the table says the same.
+        let text = halted().summary();
+        assert!(
+            text.contains("Rollout halted in wave `early`: 1 of 2 client(s) failed")
+                && text.contains("resumes them): c03.")
+                && text.contains("rest (2 clients): c04, c05"),
+            "{text}"
+        );
+
+        let mut gated = halted();
+        gated.halt = Some(Halt::ManualGate {
+            wave: "rest".into(),
+        });
+        assert!(
+            gated
+                .markdown()
+                .contains("**Stopped before wave `rest`** (gate: manual). To continue: `intelli apply --through rest`"),
+        );
+        let plain = RolloutReport {
+            report: halted().report,
+            ..RolloutReport::default()
+        };
+        assert!(!plain.markdown().contains("Rollout"));
+    }
 }

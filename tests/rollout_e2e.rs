@@ -1,6 +1,8 @@
 //! Apply by waves end to end: the real binary against the simulator (real PostgreSQL per
-//! project): a canary that fails halts the rollout with every other client untouched, a manual
-//! gate stops apply until `--through`, `--wave` refuses to skip a wave that is behind.
+//! project): a canary that fails halts the rollout with every other client untouched, a wave
+//! whose budget is exceeded starts no further step of its own clients, a manual gate stops apply
+//! until `--through`, `--wave` refuses to skip a wave that is behind; the summary files carry
+//! the halt.
 
 mod common;
 
@@ -14,11 +16,23 @@ const SLUGS: [&str; 12] = [
 ];
 
 fn write_fleet(w: &World, early_gate: &str) {
+    write_fleet_with(
+        w,
+        &SLUGS,
+        &format!(
+            "  - name: canary\n    labels: {{tier: canary}}\n  - name: early\n    clients: [c02, c03, c04]\n    max_failures: 1\n    gate: {early_gate}\n"
+        ),
+    );
+}
+
+/// The example fleet with the clients `slugs` (c01 labelled canary, the others standard) and
+/// the waves `rollout` (YAML list items, indented by two).
+fn write_fleet_with(w: &World, slugs: &[&str], rollout: &str) {
     let fleet = w.root().join("fleet");
     for old in ["acme", "globex", "initech"] {
         let _ = std::fs::remove_file(fleet.join(format!("{old}.yaml")));
     }
-    for slug in SLUGS {
+    for &slug in slugs {
         let labels = if slug == "c01" {
             "labels: {tier: canary}\n"
         } else {
@@ -36,9 +50,7 @@ fn write_fleet(w: &World, early_gate: &str) {
     let base = base.split("\nrollout:").next().unwrap_or(&base).to_string();
     std::fs::write(
         fleet.join("fleet.yaml"),
-        format!(
-            "{base}\nrollout:\n  - name: canary\n    labels: {{tier: canary}}\n  - name: early\n    clients: [c02, c03, c04]\n    max_failures: 1\n    gate: {early_gate}\n"
-        ),
+        format!("{base}\nrollout:\n{rollout}"),
     )
     .expect("fleet.yaml");
 }
@@ -142,11 +154,41 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
         .await
         .expect("fix the canary");
     write_fleet(&w, "manual");
-    let gated = w.run_ok(&["apply", "--yes"]);
+    let (md, json) = (w.root().join("summary.md"), w.root().join("summary.json"));
+    let gated = w.run_ok(&[
+        "apply",
+        "--yes",
+        "--summary-markdown",
+        md.to_str().expect("path"),
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
     assert!(
         gated.contains("Rollout stopped before wave `early` (gate: manual). To continue: intelli apply --through early"),
         "{gated}"
     );
+    // The summary files say it too.
+    let md = std::fs::read_to_string(&md).expect("summary markdown");
+    assert!(
+        md.contains("Waves run: `canary`.")
+            && md.contains("**Stopped before wave `early`** (gate: manual). To continue: `intelli apply --through early`")
+            && md.contains("| `early` | 3: `c02`, `c03`, `c04` |"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary json"))
+            .expect("summary json parses");
+    assert_eq!(
+        json["rollout"]["halt"],
+        serde_json::json!({"kind": "manual_gate", "wave": "early"}),
+        "{json:#}"
+    );
+    assert_eq!(json["rollout"]["waves_ran"], serde_json::json!(["canary"]));
+    let not_started: Vec<&str> = json["rollout"]["waves_not_started"]
+        .as_array()
+        .map(|ws| ws.iter().filter_map(|w| w["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(not_started, ["early", "rest"], "{json:#}");
     assert!(has_probe(&w, "c01").await, "the canary converged");
     for slug in &SLUGS[1..] {
         assert!(!has_probe(&w, slug).await, "{slug} passed the manual gate");
@@ -188,6 +230,168 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
         "{row}\n{all}"
     );
     assert!(all.contains("Rollout halted in wave `canary`"), "{all}");
+    w.assert_no_secrets(&[]);
+}
+
+/// A wave whose failures exceed its budget halts at once: with `parallel: 1` its clients run
+/// one after another, the first fails, and the two behind it start no step (they are reported
+/// stopped, not failed); the summary files carry the halt. The next apply resumes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wave_starts_no_new_step_once_its_budget_is_exceeded() {
+    let mut w = World::new().await;
+    let slugs = ["c01", "c02", "c03", "c04"];
+    write_fleet_with(
+        &w,
+        &slugs,
+        "  - {name: first, clients: [c01, c02, c03], max_failures: 0, parallel: 1}\n",
+    );
+    let out = w.run_ok(&["apply", "--yes"]);
+    assert!(out.contains("0 failed"), "{out}");
+
+    // The probe migration fails on c01, the first of `first` to take its one work slot.
+    w.db("intelli-c01")
+        .await
+        .batch_execute("create table public.wave_probe (id int)")
+        .await
+        .expect("prepare c01");
+    std::fs::write(
+        w.root()
+            .join(format!("migrations/{PROBE_VERSION}_wave_probe.sql")),
+        "create table public.wave_probe (id int);\n",
+    )
+    .expect("migration");
+    let (md, json) = (w.root().join("summary.md"), w.root().join("summary.json"));
+    let halted = w.run(&[
+        "apply",
+        "--yes",
+        "--summary-markdown",
+        md.to_str().expect("path"),
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    let all = text(&halted);
+    assert_eq!(
+        halted.status.code(),
+        Some(1),
+        "a budget halt exits 1:\n{all}"
+    );
+    assert!(
+        all.contains(
+            "Rollout halted in wave `first`: 1 of 3 client(s) failed, more than its budget (max_failures 0): c01. \
+             Stopped when the wave halted (no further step started; the next apply resumes them): c02, c03."
+        ) && all.contains("rest (1 client): c04"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "Apply complete: 3 client(s), 0 action(s) done, 1 failed, 0 deferred, 2 stopped."
+        ),
+        "{all}"
+    );
+    for slug in ["c02", "c03"] {
+        let row = all
+            .lines()
+            .find(|l| l.starts_with(&format!("{slug} ")))
+            .unwrap_or_else(|| panic!("{slug}'s row:\n{all}"));
+        assert!(
+            row.contains("STOPPED")
+                && row.contains("apply 1 migration: not started: the wave halted"),
+            "{row}"
+        );
+        assert!(
+            all.contains(&format!("{slug}: apply 1 migration STOPPED")),
+            "{all}"
+        );
+        assert!(
+            !all.contains(&format!("{slug}: apply 1 migration done")),
+            "{all}"
+        );
+    }
+    // From the databases: no client but c01 got as far as the migration (c01's failed and left
+    // no history row).
+    for slug in slugs {
+        assert!(!has_probe(&w, slug).await, "{slug} recorded the migration");
+    }
+    let wave_probe = |slug: &'static str| {
+        let w = &w;
+        async move {
+            let n: i64 = w
+                .db(&format!("intelli-{slug}"))
+                .await
+                .query_one(
+                    "select count(*) from pg_tables where schemaname = 'public' and tablename = 'wave_probe'",
+                    &[],
+                )
+                .await
+                .expect("tables")
+                .get(0);
+            n
+        }
+    };
+    assert_eq!(wave_probe("c02").await, 0, "c02 ran the migration");
+    assert_eq!(wave_probe("c03").await, 0, "c03 ran the migration");
+
+    // The summary files carry the halt; stopped clients are not failures.
+    let md = std::fs::read_to_string(&md).expect("summary markdown");
+    assert!(
+        md.contains("**Halted in wave `first`**: 1 of 3 client(s) failed")
+            && md.contains("resumes them): `c02`, `c03`.")
+            && md.contains("| `rest` | 1: `c04` |")
+            && md.contains("| `c02` | **STOPPED** | 0 |"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary json"))
+            .expect("summary json parses");
+    assert_eq!(
+        (&json["failed"], &json["stopped"]),
+        (&1.into(), &2.into()),
+        "{json:#}"
+    );
+    assert_eq!(
+        json["rollout"]["halt"],
+        serde_json::json!({
+            "kind": "budget",
+            "wave": "first",
+            "failed": ["c01"],
+            "stopped": ["c02", "c03"],
+            "clients": 3,
+            "max_failures": {"count": 0},
+        }),
+        "{json:#}"
+    );
+    assert_eq!(json["rollout"]["waves_ran"], serde_json::json!(["first"]));
+    assert_eq!(
+        json["rollout"]["waves_not_started"][0]["clients"],
+        serde_json::json!(["c04"])
+    );
+    let results: Vec<(&str, &str)> = json["outcomes"]
+        .as_array()
+        .map(|os| {
+            os.iter()
+                .filter_map(|o| Some((o["client"].as_str()?, o["result"].as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        results,
+        [("c01", "failed"), ("c02", "stopped"), ("c03", "stopped")]
+    );
+
+    // c01 fixed: the next apply resumes every client.
+    w.db("intelli-c01")
+        .await
+        .batch_execute("drop table public.wave_probe")
+        .await
+        .expect("fix c01");
+    let out = w.run_ok(&["apply", "--yes"]);
+    assert!(
+        out.contains("0 failed") && !out.contains("Rollout halted"),
+        "{out}"
+    );
+    for slug in slugs {
+        assert!(has_probe(&w, slug).await, "{slug} converged");
+    }
     w.assert_no_secrets(&[]);
 }
 

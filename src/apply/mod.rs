@@ -76,6 +76,10 @@ pub struct Context<'a> {
     /// The fleet's lease, checked before every step: a holder that cannot renew it stops
     /// writing. `None` under `--no-lock`.
     pub lease: Option<crate::lease::LeaseGuard>,
+    /// The wave's stop when these clients are one wave of a rollout that may halt on their
+    /// failures (`rollout`): each failed client is counted there, and once it halts no client
+    /// starts another step. `None` outside waves, and for a wave whose failures halt nothing.
+    pub wave: Option<&'a crate::rollout::WaveStop>,
     /// The Cloudflare side; `None` when only the Supabase side is applied.
     pub site: Option<site::SiteContext<'a>>,
 }
@@ -98,7 +102,13 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
     let mut outcome = run_client(ctx, plan, started).await;
     outcome.elapsed = started.elapsed();
     let (result, message) = match &outcome.failed {
-        None => (progress::Outcome::Ok, None),
+        None => match &outcome.stopped {
+            Some(step) => (
+                progress::Outcome::Stopped,
+                Some(format!("{step}: {}", report::WAVE_HALTED)),
+            ),
+            None => (progress::Outcome::Ok, None),
+        },
         Some(f) => (
             if f.policy == Policy::Park {
                 progress::Outcome::Deferred
@@ -130,6 +140,9 @@ async fn run_client(ctx: &Context<'_>, plan: &ClientPlan, started: Instant) -> C
                 .message(e.chain()),
         );
         outcome.fail("plan", &e);
+        if let Some(wave) = ctx.wave {
+            wave.client_failed();
+        }
     };
     let Some(spec) = ctx.fleet.clients.get(&plan.client) else {
         refuse(
@@ -154,6 +167,11 @@ async fn run_client(ctx: &Context<'_>, plan: &ClientPlan, started: Instant) -> C
         outcome: &mut outcome,
     };
     let result = run.execute(plan.actions.clone()).await;
+    // Counted while the work slot is still held, so the client that takes it next already
+    // sees the wave halt.
+    if let (Err(_), Some(wave)) = (&result, ctx.wave) {
+        wave.client_failed();
+    }
     // Gives the work slot back.
     drop(run);
     if let Err((step, e)) = result {
@@ -187,6 +205,14 @@ const RESEND_BUDGET: u32 = 8;
 /// documents no limit for `database/query`; a few hundred KiB stays far from the body limits
 /// of common proxies, and one file larger than this still goes, alone.
 const MIGRATION_BATCH_BYTES: usize = 256 * 1024;
+
+/// What became of an action [`ClientRun::step_parked`] was given.
+enum Ran {
+    /// It ran; `replan`: the client must be observed and planned again.
+    Done { replan: bool },
+    /// It was not started: the client's wave halted ([`Context::wave`]).
+    WaveHalted,
+}
 
 impl<'r, 'a> ClientRun<'r, 'a> {
     /// Something a step says on the way (a wait, a skip): a note event of this client.
@@ -247,7 +273,16 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 .instrument(span)
                 .await
             {
-                Ok(replan) => replan,
+                Ok(Ran::Done { replan }) => replan,
+                Ok(Ran::WaveHalted) => {
+                    self.ctx.progress.event(
+                        &self
+                            .report(progress::Phase::Stopped, &label, None)
+                            .message(report::WAVE_HALTED),
+                    );
+                    self.outcome.stopped = Some(label);
+                    return Ok(());
+                }
                 Err(e) => {
                     let outcome = if e.policy() == Policy::Park {
                         progress::Outcome::Deferred
@@ -294,16 +329,18 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         Ok(())
     }
 
-    /// Run one action with a work slot, checking the lease first. When the vendor asks for a
-    /// wait longer than the HTTP layer makes in place ([`Policy::Park`]), the client parks:
-    /// it gives its slot back, sleeps the wait, and runs the action again (every action is
-    /// safe to start again: nothing was handled), until `waits.park_limit` is spent; then the
-    /// error stands and the summary reports the client as deferred.
+    /// Run one action with a work slot, checking the lease first and, once the slot is held,
+    /// the wave's stop (a client that queued for the slot before its wave halted must not
+    /// start after it). When the vendor asks for a wait longer than the HTTP layer makes in
+    /// place ([`Policy::Park`]), the client parks: it gives its slot back, sleeps the wait,
+    /// and runs the action again (every action is safe to start again: nothing was handled),
+    /// until `waits.park_limit` is spent; then the error stands and the summary reports the
+    /// client as deferred.
     async fn step_parked(
         &mut self,
         action: &Action,
         parked: &mut Duration,
-    ) -> Result<bool, StepError> {
+    ) -> Result<Ran, StepError> {
         loop {
             if let Some(lease) = &self.ctx.lease {
                 lease
@@ -311,8 +348,11 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                     .map_err(|e| StepError::local("the fleet's lease", Policy::Retry, e))?;
             }
             self.busy().await?;
+            if self.ctx.wave.is_some_and(crate::rollout::WaveStop::halted) {
+                return Ok(Ran::WaveHalted);
+            }
             let err = match self.step(action).await {
-                Ok(replan) => return Ok(replan),
+                Ok(replan) => return Ok(Ran::Done { replan }),
                 Err(e) => e,
             };
             let wait = match (err.policy(), err.retry_after()) {

@@ -29,6 +29,9 @@ pub enum Phase {
     Done,
     /// An action failed (or was deferred); `message` has the error.
     Failed,
+    /// An action was not started: the client's wave halted (its failures exceeded the wave's
+    /// budget). Not a failure; `message` says why.
+    Stopped,
     /// Something a client's step says on the way (a wait, a skipped migration).
     Note,
     /// A client is done (`outcome`, `duration`: the client's whole time).
@@ -45,6 +48,8 @@ pub enum Outcome {
     Failed,
     /// Parked on a vendor's long wait when the run ended; the next apply resumes it.
     Deferred,
+    /// Not continued: the client's wave halted before its next step.
+    Stopped,
 }
 
 /// One thing that happened during apply.
@@ -106,9 +111,10 @@ impl Event {
                 "{client}: {action} {} ({secs:.1}s): {message}",
                 match self.outcome {
                     Some(Outcome::Deferred) => "DEFERRED",
-                    Some(Outcome::Ok | Outcome::Failed) | None => "FAILED",
+                    Some(Outcome::Ok | Outcome::Failed | Outcome::Stopped) | None => "FAILED",
                 }
             )),
+            Phase::Stopped => Some(format!("{client}: {action} STOPPED: {message}")),
             Phase::Note => Some(format!("{client}: {message}")),
             Phase::Log => Some(message.to_string()),
         }
@@ -316,10 +322,18 @@ impl Progress for Live {
                 let line = event.line().unwrap_or_default();
                 let mark = match event.outcome {
                     Some(Outcome::Deferred) => self.paint("33", "…"),
-                    Some(Outcome::Ok | Outcome::Failed) | None => self.paint("31", "✗"),
+                    Some(Outcome::Ok | Outcome::Failed | Outcome::Stopped) | None => {
+                        self.paint("31", "✗")
+                    }
                 };
                 // Printed above the bars, so it stays on the screen.
                 self.multi.println(format!("{mark} {line}")).ok();
+            }
+            Phase::Stopped => {
+                let line = event.line().unwrap_or_default();
+                self.multi
+                    .println(format!("{} {line}", self.paint("33", "■")))
+                    .ok();
             }
             Phase::Client => {
                 s.clients_done += 1;
@@ -389,6 +403,14 @@ mod tests {
         assert_eq!(
             failed.line().as_deref(),
             Some("acme: deploy DEFERRED (0.2s): rate limited")
+        );
+        let stopped = Event::new(Phase::Stopped)
+            .client("acme")
+            .action("deploy")
+            .message("not started: the wave halted");
+        assert_eq!(
+            stopped.line().as_deref(),
+            Some("acme: deploy STOPPED: not started: the wave halted")
         );
         assert_eq!(Event::new(Phase::Client).client("acme").line(), None);
     }

@@ -23,6 +23,10 @@ pub struct ClientOutcome {
     pub failed: Option<Failure>,
     /// States worth reporting that are not failures (a domain still validating).
     pub notes: Vec<String>,
+    /// The step this client did not start because its wave halted (`rollout::WaveStop`: the
+    /// wave's failures exceeded its budget). Not a failure: the client is left as its last
+    /// finished step left it, and the next apply resumes it.
+    pub stopped: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -33,6 +37,7 @@ impl ClientOutcome {
             done: Vec::new(),
             failed: None,
             notes: Vec::new(),
+            stopped: None,
             elapsed: Duration::ZERO,
         }
     }
@@ -69,11 +74,22 @@ impl ApplyReport {
             .count()
     }
 
+    /// Clients whose wave halted before their next step: neither failed nor converged.
+    pub fn stopped(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.failed.is_none() && o.stopped.is_some())
+            .count()
+    }
+
     /// A client's result word and the detail column of the summary.
     fn row(o: &ClientOutcome) -> (&'static str, String) {
         match &o.failed {
-            None if o.done.is_empty() => ("ok", "no changes".to_string()),
-            None => ("ok", o.notes.join("; ")),
+            None => match &o.stopped {
+                Some(step) => ("STOPPED", format!("{step}: {WAVE_HALTED}")),
+                None if o.done.is_empty() => ("ok", "no changes".to_string()),
+                None => ("ok", o.notes.join("; ")),
+            },
             Some(f) => (
                 match f.policy {
                     Policy::Park => "DEFERRED",
@@ -85,8 +101,13 @@ impl ApplyReport {
     }
 
     fn closing_line(&self) -> String {
+        // Stopped clients exist only when a wave halted; the line reads as before otherwise.
+        let stopped = match self.stopped() {
+            0 => String::new(),
+            n => format!(", {n} stopped"),
+        };
         format!(
-            "Apply complete: {} client(s), {} action(s) done, {} failed, {} deferred.",
+            "Apply complete: {} client(s), {} action(s) done, {} failed, {} deferred{stopped}.",
             self.outcomes.len(),
             self.actions_done(),
             self.failed(),
@@ -108,8 +129,9 @@ impl ApplyReport {
         let _ = writeln!(out, "| client | result | actions | time | detail |");
         let _ = writeln!(out, "| --- | --- | ---: | ---: | --- |");
         let mut rows: Vec<&ClientOutcome> = self.outcomes.iter().collect();
-        // Failed and deferred first: they are what a reader of a long summary looks for.
-        rows.sort_by_key(|o| o.failed.is_none());
+        // Failed and deferred first, then stopped: they are what a reader of a long summary
+        // looks for.
+        rows.sort_by_key(|o| (o.failed.is_none(), o.stopped.is_none()));
         for o in rows {
             let (result, detail) = Self::row(o);
             let result = match result {
@@ -131,11 +153,19 @@ impl ApplyReport {
     /// The summary as JSON (`apply --summary-json`): totals and one object per client with
     /// the actions done, the failure (step, error, policy) and notes.
     pub fn json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(&self.json_value()).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// [`ApplyReport::json`] as a value, for a caller that adds to it (`rollout`).
+    pub fn json_value(&self) -> serde_json::Value {
         let outcomes: Vec<serde_json::Value> = self
             .outcomes
             .iter()
             .map(|o| {
                 let result = match &o.failed {
+                    None if o.stopped.is_some() => "stopped",
                     None => "ok",
                     Some(f) => match f.policy {
                         Policy::Park => "deferred",
@@ -153,20 +183,19 @@ impl ApplyReport {
                         "advice": advice(f.policy),
                     })),
                     "notes": o.notes,
+                    "stopped_before": o.stopped,
                     "elapsed_secs": (o.elapsed.as_secs_f64() * 10.0).round() / 10.0,
                 })
             })
             .collect();
-        let value = serde_json::json!({
+        serde_json::json!({
             "clients": self.outcomes.len(),
             "actions_done": self.actions_done(),
             "failed": self.failed(),
             "deferred": self.deferred(),
+            "stopped": self.stopped(),
             "outcomes": outcomes,
-        });
-        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
-        s.push('\n');
-        s
+        })
     }
 
     /// The summary table: one row per client.
@@ -199,6 +228,10 @@ impl ApplyReport {
         out
     }
 }
+
+/// Why a stopped client did not go on, after the step it did not start.
+pub const WAVE_HALTED: &str =
+    "not started: the wave halted (its failures exceeded max_failures); the next apply resumes it";
 
 /// The name of a policy in the JSON summary.
 pub fn policy_name(p: Policy) -> &'static str {

@@ -114,6 +114,8 @@ impl Metrics {
                 continue;
             };
             let done = match &outcome.failed {
+                // Stopped by its wave's halt: what it finished before, like a failure.
+                None if outcome.stopped.is_some() => outcome.done.len().min(plan.actions.len()),
                 None => plan.actions.len(),
                 Some(f) => {
                     if !(stopping && is_stop(f)) {
