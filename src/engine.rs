@@ -222,6 +222,27 @@ impl<'w> Engine<'w> {
         Ok((observed, plan))
     }
 
+    /// The plan of exactly `selected`, whatever the engine's shard (the rollout's look at the
+    /// earlier waves in other shards).
+    pub async fn plan_of(&self, selected: &[&ClientSpec]) -> Result<Plan> {
+        let (observed, placement) = self.observe_placed(selected).await?;
+        let mut desired = self.desired();
+        if let (Some(front), Some(placed)) = (desired.frontend.as_mut(), placement) {
+            front.accounts = placed;
+        }
+        Ok(plan::plan(&desired, selected, &observed, self.options))
+    }
+
+    /// The shard this engine plans (`--shard K/N`; the whole fleet by default).
+    pub fn shard(&self) -> crate::shard::Shard {
+        self.shard
+    }
+
+    /// How long this engine waits for slow things (see [`Waits`]).
+    pub fn waits(&self) -> Waits {
+        self.waits
+    }
+
     /// Install the frontend's dependencies, once per engine (skipped when `node_modules`
     /// matches the lockfile: [`crate::frontend::install`]).
     pub async fn install(
@@ -384,6 +405,9 @@ pub fn waits_from_env() -> Waits {
     }
     if let Some(s) = num("INTELLI_PARK_LIMIT_SECS") {
         w.park_limit = Duration::from_secs(s);
+    }
+    if let Some(s) = num("INTELLI_SHARD_WAIT_SECS") {
+        w.other_shards = Duration::from_secs(s);
     }
     w
 }

@@ -86,6 +86,17 @@ pub enum Halt {
     },
     /// The next wave's gate is manual and was not approved (`--through`).
     ManualGate { wave: String },
+    /// With `--shard`: an earlier wave's clients in the other shards were still not converged
+    /// and healthy, more than its budget, when this shard's wait for them ran out.
+    OtherShards {
+        /// The wave that could not start.
+        next: String,
+        /// The earlier wave that holds it back.
+        wave: String,
+        /// Its clients in other shards that are behind (changes pending, errors, or a failed
+        /// health gate).
+        behind: Vec<String>,
+    },
 }
 
 /// What an apply by waves did.
@@ -122,7 +133,11 @@ impl RolloutReport {
     /// Exit status: 1 when anything failed or the budget halted the rollout; a stop at a
     /// manual gate is not a failure.
     pub fn success(&self) -> bool {
-        self.failed() == 0 && !matches!(self.halt, Some(Halt::Budget { .. }))
+        let halted = match &self.halt {
+            None | Some(Halt::ManualGate { .. }) => false,
+            Some(Halt::Budget { .. } | Halt::OtherShards { .. }) => true,
+        };
+        self.failed() == 0 && !halted
     }
 
     /// What follows the summary table: the halt, the waves not started with their clients, and
@@ -151,6 +166,14 @@ impl RolloutReport {
                 let _ = writeln!(
                     out,
                     "Rollout stopped before wave `{wave}` (gate: manual). To continue: intelli apply --through {wave}"
+                );
+            }
+            Some(Halt::OtherShards { next, wave, behind }) => {
+                let _ = writeln!(
+                    out,
+                    "Rollout halted before wave `{next}`: wave `{wave}` is behind in other shards ({}). \
+                     Apply their shards, then run this one again.",
+                    behind.join(", ")
                 );
             }
         }
@@ -207,6 +230,14 @@ impl RolloutReport {
                     out,
                     "**Stopped before wave `{wave}`** (gate: manual). To continue: \
                      `intelli apply --through {wave}`\n"
+                );
+            }
+            Some(Halt::OtherShards { next, wave, behind }) => {
+                let _ = writeln!(
+                    out,
+                    "**Halted before wave `{next}`**: wave `{wave}` is behind in other shards: {}. \
+                     Apply their shards, then run this one again.\n",
+                    code_list(behind)
                 );
             }
         }
@@ -345,6 +376,11 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
             out.not_started = waves[i..].to_vec();
             break;
         }
+        if work && let Some(halt) = wait_for_other_shards(engine, wave).await? {
+            out.halt = Some(halt);
+            out.not_started = waves[i..].to_vec();
+            break;
+        }
         let title = format!("Wave {}/{} {}", i + 1, waves.len(), wave.name);
         let mut report = if work {
             engine.say(&format!(
@@ -395,6 +431,112 @@ pub async fn run(engine: &Engine<'_>, plan: &Plan, opts: &RolloutOptions) -> Res
     }
     Ok(out)
 }
+
+/// With `--shard`, the waves before `next` as the whole fleet has them: their clients in the
+/// other shards must be converged (a clean plan) and pass the health gate, within each wave's
+/// budget, before this shard starts `next` (DESIGN §13: a canary in one shard holds the others
+/// back). The shards of a layout run side by side, so a wave still being applied elsewhere is
+/// waited for, re-read every [`OTHER_SHARDS_POLL`] without holding a work slot, up to
+/// `waits.other_shards`; then the rollout halts. `None`: go on.
+async fn wait_for_other_shards(engine: &Engine<'_>, next: &Wave) -> Result<Option<Halt>> {
+    let shard = engine.shard();
+    if shard.is_whole() {
+        return Ok(None);
+    }
+    let fleet = &engine.workspace().fleet;
+    let active: Vec<&crate::fleet::ClientSpec> = fleet
+        .clients
+        .values()
+        .filter(|c| c.state == crate::fleet::ClientState::Active)
+        .collect();
+    let Some(all_waves) = crate::fleet::rollout::waves(
+        &fleet.settings,
+        active.iter().map(|c| (c.slug.as_str(), &c.labels)),
+    ) else {
+        return Ok(None);
+    };
+    // Earlier waves with their clients in other shards.
+    let earlier: Vec<(Wave, Vec<String>)> = all_waves
+        .iter()
+        .take_while(|w| w.name != next.name)
+        .map(|w| {
+            let others = w
+                .clients
+                .iter()
+                .filter(|c| !shard.contains(c))
+                .cloned()
+                .collect();
+            (w.clone(), others)
+        })
+        .filter(|(_, others): &(Wave, Vec<String>)| !others.is_empty())
+        .collect();
+    if earlier.is_empty() {
+        return Ok(None);
+    }
+    let specs: Vec<&crate::fleet::ClientSpec> = active
+        .iter()
+        .copied()
+        .filter(|c| earlier.iter().any(|(_, others)| others.contains(&c.slug)))
+        .collect();
+    let deadline = tokio::time::Instant::now() + engine.waits().other_shards;
+    loop {
+        let theirs = engine.plan_of(&specs).await?;
+        let mut outcomes: Vec<crate::apply::ClientOutcome> = Vec::new();
+        for c in &theirs.clients {
+            let mut o = crate::apply::ClientOutcome::new(&c.client);
+            if has_work(c) {
+                o.fail(
+                    "other shard",
+                    &StepError::retry("not converged: its shard has changes to apply"),
+                );
+            }
+            outcomes.push(o);
+        }
+        // The plan's checks are the fleet's; `theirs` has them too.
+        gate(engine, &theirs, &mut outcomes, true, true).await?;
+        let blocking = earlier.iter().find_map(|(w, others)| {
+            let behind: Vec<String> = outcomes
+                .iter()
+                .filter(|o| o.failed.is_some() && others.contains(&o.client))
+                .map(|o| o.client.clone())
+                .collect();
+            w.max_failures
+                .exceeded(behind.len(), w.clients.len())
+                .then(|| (w.name.clone(), behind))
+        });
+        let Some((wave, behind)) = blocking else {
+            engine.say(&format!(
+                "Wave {}: the earlier waves are converged and healthy in the other shards",
+                next.name
+            ));
+            return Ok(None);
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            engine.say(&format!(
+                "Wave {}: wave {wave} is still behind in other shards ({}): the rollout halts",
+                next.name,
+                behind.join(", ")
+            ));
+            return Ok(Some(Halt::OtherShards {
+                next: next.name.clone(),
+                wave,
+                behind,
+            }));
+        }
+        engine.say(&format!(
+            "Wave {}: waiting for wave {wave} in other shards ({} behind: {})",
+            next.name,
+            behind.len(),
+            behind.join(", ")
+        ));
+        tokio::time::sleep(OTHER_SHARDS_POLL.min(deadline - now)).await;
+    }
+}
+
+/// How often a shard re-reads the other shards' earlier waves while it waits for them: each
+/// look is a plan of those clients (a no-op plan's requests).
+const OTHER_SHARDS_POLL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The halt of `wave` when the failures among its `outcomes` (of `clients` selected) exceed its
 /// budget, said on the way.

@@ -613,3 +613,65 @@ async fn sql_checks_pass_only_on_one_true_and_cannot_write() {
         Ok(())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_shards_a_canary_in_one_shard_holds_the_others_back() {
+    let mut w = World::new().await;
+    let slugs = ["c01", "c02", "c03", "c04", "c05", "c06"];
+    write_fleet_with(&w, &slugs, "  - name: canary\n    labels: {tier: canary}\n");
+    let canary_shard = intelli::shard::shard_of("c01", 2);
+    let other_shard = 3 - canary_shard;
+    let others: Vec<&str> = slugs
+        .iter()
+        .copied()
+        .filter(|s| intelli::shard::shard_of(s, 2) == other_shard)
+        .collect();
+    assert!(
+        !others.is_empty(),
+        "the test needs clients outside the canary's shard"
+    );
+    let run = |w: &World, shard: u32, wait_secs: &str| {
+        w.command()
+            .env("INTELLI_SHARD_WAIT_SECS", wait_secs)
+            .args(["apply", "--yes", "--shard", &format!("{shard}/2")])
+            .output()
+            .expect("run intelli")
+    };
+
+    // The other shard first: the canary (in the canary's shard) has not rolled out, so its
+    // `rest` does not start.
+    let held = run(&w, other_shard, "0");
+    let log = text(&held);
+    assert_eq!(held.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "Rollout halted before wave `rest`: wave `canary` is behind in other shards (c01)"
+        ),
+        "{log}"
+    );
+    let names: Vec<String> = w
+        .sim
+        .supabase()
+        .projects()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(names.is_empty(), "nothing was created: {names:?}");
+
+    // The canary's shard rolls out its own waves; then the other shard goes on.
+    let canary = run(&w, canary_shard, "0");
+    assert!(canary.status.success(), "{}", text(&canary));
+    let released = run(&w, other_shard, "60");
+    let log = text(&released);
+    assert!(released.status.success(), "{log}");
+    assert!(
+        log.contains("Wave rest: the earlier waves are converged and healthy in the other shards"),
+        "{log}"
+    );
+    for slug in others {
+        w.project_ref(&format!("intelli-{slug}"));
+    }
+    let clean = w.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    w.sim.shutdown().await.expect("shutdown");
+}

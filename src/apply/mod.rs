@@ -44,6 +44,10 @@ pub struct Waits {
     /// How long, in total, one client may stay parked on the vendors' long 429 waits before
     /// it is reported as deferred (`INTELLI_PARK_LIMIT_SECS`).
     pub park_limit: Duration,
+    /// With `--shard`, how long a wave waits for the earlier waves' clients in the other shards
+    /// to converge and pass their health gate before the rollout halts
+    /// (`INTELLI_SHARD_WAIT_SECS`).
+    pub other_shards: Duration,
 }
 
 impl Default for Waits {
@@ -54,6 +58,7 @@ impl Default for Waits {
             domain_timeout: Duration::from_secs(10 * 60),
             ambiguous_lookup: Duration::from_secs(30),
             park_limit: Duration::from_secs(15 * 60),
+            other_shards: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -342,12 +347,14 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         parked: &mut Duration,
     ) -> Result<Ran, StepError> {
         loop {
+            // Both checks come after the slot is taken: a client queued for a slot when the
+            // lease stopped (a signal, a lost renewal) or its wave halted must not start.
+            self.busy().await?;
             if let Some(lease) = &self.ctx.lease {
                 lease
                     .check()
                     .map_err(|e| StepError::local("the fleet's lease", Policy::Retry, e))?;
             }
-            self.busy().await?;
             if self.ctx.wave.is_some_and(crate::rollout::WaveStop::halted) {
                 return Ok(Ran::WaveHalted);
             }
