@@ -131,11 +131,12 @@ pub enum Command {
     /// top of each fleet file. With --out-dir, write every kind there (this is how schema/ is
     /// refreshed).
     Schema {
-        /// Which kind: `fleet` (fleet.yaml), `client` (<client>.yaml), `plan` (a saved plan) or
-        /// `status` (`intelli status --format json`).
-        #[arg(value_parser = ["fleet", "client", "plan", "status"], required_unless_present_any = ["out_dir", "reference"])]
+        /// Which kind: `fleet` (fleet.yaml), `client` (<client>.yaml), `plan` (a saved plan),
+        /// `status` (`intelli status --format json`) or `summary` (`apply --summary-json`).
+        #[arg(value_parser = ["fleet", "client", "plan", "status", "summary"], required_unless_present_any = ["out_dir", "reference"])]
         kind: Option<String>,
-        /// Write every kind (fleet, client, plan .schema.json) into this directory instead.
+        /// Write every kind (fleet, client, plan, status, summary .schema.json) into this
+        /// directory instead.
         #[arg(long)]
         out_dir: Option<PathBuf>,
         /// Print the field-by-field reference of the fleet files as markdown instead

@@ -19,6 +19,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use std::sync::Arc;
+
 use tokio::sync::Semaphore;
 
 use crate::apply::{self, ApplyReport, Waits};
@@ -40,7 +42,7 @@ pub struct Engine<'w> {
     waits: Waits,
     /// Clients observed at once (the fleet's `parallelism`, at least 8).
     observe_parallelism: usize,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     /// The number of work slots.
     parallelism: usize,
     builds: Semaphore,
@@ -66,7 +68,7 @@ impl<'w> Engine<'w> {
             options: PlanOptions::default(),
             waits: waits_from_env(),
             observe_parallelism: parallelism.max(MIN_OBSERVE_PARALLELISM),
-            slots: Semaphore::new(parallelism),
+            slots: Arc::new(Semaphore::new(parallelism)),
             parallelism,
             builds: Semaphore::new(build_slots(&ws.fleet.settings.frontend.build_command)),
             installer: crate::frontend::install::Installer::new(
@@ -104,7 +106,7 @@ impl<'w> Engine<'w> {
 
     /// How many clients may do work at once during apply (`--parallelism`).
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
-        self.slots = Semaphore::new(parallelism.max(1));
+        self.slots = Arc::new(Semaphore::new(parallelism.max(1)));
         self.parallelism = parallelism.max(1);
         self
     }
@@ -275,7 +277,10 @@ impl<'w> Engine<'w> {
         stop: Option<&crate::rollout::WaveStop>,
     ) -> Result<ApplyReport> {
         match parallel {
-            Some(n) => self.apply_in(plans, &Semaphore::new(n.max(1)), stop).await,
+            Some(n) => {
+                self.apply_in(plans, &Arc::new(Semaphore::new(n.max(1))), stop)
+                    .await
+            }
             None => self.apply_in(plans, &self.slots, stop).await,
         }
     }
@@ -312,7 +317,7 @@ impl<'w> Engine<'w> {
     async fn apply_in(
         &self,
         plans: &[ClientPlan],
-        slots: &Semaphore,
+        slots: &Arc<Semaphore>,
         wave: Option<&crate::rollout::WaveStop>,
     ) -> Result<ApplyReport> {
         let builds_a_site = plans

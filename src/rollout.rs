@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::apply::{ApplyReport, StepError};
@@ -70,7 +71,7 @@ impl WaveStop {
 
 /// Why a rollout stopped before its last wave. Serialised in `apply --summary-json` as
 /// `rollout.halt`, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Halt {
     /// The wave failed more clients than its budget allows.
@@ -116,12 +117,14 @@ pub struct RolloutReport {
 }
 
 /// `rollout` in `apply --summary-json` (`null` without waves).
-#[derive(Debug, Serialize)]
-struct RolloutJson<'a> {
-    halt: Option<&'a Halt>,
-    waves_ran: &'a [String],
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RolloutSummary {
+    /// Why the rollout stopped before its last wave, if it did.
+    pub halt: Option<Halt>,
+    /// The waves that ran, in order.
+    pub waves_ran: Vec<String>,
     /// Each as the plan's JSON has it (name, clients, max_failures, gate, implicit).
-    waves_not_started: &'a [Wave],
+    pub waves_not_started: Vec<Wave>,
 }
 
 impl RolloutReport {
@@ -260,18 +263,12 @@ impl RolloutReport {
     /// `--summary-json`: the apply summary with `rollout` (the halt, the waves run and those not
     /// started with their clients), `null` without waves.
     pub fn json(&self) -> String {
-        let rollout = self.waves.then(|| RolloutJson {
-            halt: self.halt.as_ref(),
-            waves_ran: &self.ran,
-            waves_not_started: &self.not_started,
+        let rollout = self.waves.then(|| RolloutSummary {
+            halt: self.halt.clone(),
+            waves_ran: self.ran.clone(),
+            waves_not_started: self.not_started.clone(),
         });
-        let mut value = self.report.json_value();
-        if let Some(fields) = value.as_object_mut() {
-            fields.insert("rollout".into(), serde_json::json!(rollout));
-        }
-        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
-        s.push('\n');
-        s
+        self.report.summary(rollout).to_json()
     }
 }
 

@@ -71,6 +71,21 @@ async fn has_probe(w: &World, slug: &str) -> bool {
     n == 1
 }
 
+/// `apply --summary-json` validates against the committed `schema/summary.schema.json`.
+fn assert_matches_summary_schema(summary: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_root().join("schema/summary.schema.json"))
+            .expect("committed schema"),
+    )
+    .expect("schema json");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{summary:#}");
+}
+
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}\n{}",
@@ -178,6 +193,7 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("summary json"))
             .expect("summary json parses");
+    assert_matches_summary_schema(&json);
     assert_eq!(
         json["rollout"]["halt"],
         serde_json::json!({"kind": "manual_gate", "wave": "early"}),
@@ -343,6 +359,7 @@ async fn a_wave_starts_no_new_step_once_its_budget_is_exceeded() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("summary json"))
             .expect("summary json parses");
+    assert_matches_summary_schema(&json);
     assert_eq!(
         (&json["failed"], &json["stopped"]),
         (&1.into(), &2.into()),

@@ -405,3 +405,79 @@ async fn pending_migrations_go_in_one_transaction_and_a_failing_one_is_found_fil
     );
     w.sim.shutdown().await.expect("shutdown");
 }
+
+/// A client whose request waits out a vendor's 429 lends its work slot meanwhile: with one slot
+/// and two clients, the other client's step runs during the wait instead of after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_wait_lends_the_work_slot_to_another_client() {
+    let mut w = World::configured(|c| c.fault_retry_after_ms = Some(3_000)).await;
+    w.run_ok(&["apply", "--yes", "--only", "acme,globex"]);
+    // A bucket setting every client must update (one Storage request each).
+    let fleet = w.root().join("fleet/fleet.yaml");
+    let text = std::fs::read_to_string(&fleet).expect("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        text.replacen("file_size_limit: 10485760", "file_size_limit: 12582912", 1),
+    )
+    .expect("fleet.yaml");
+    // The first bucket update (whoever sends it) is refused with a 3 s wait.
+    w.sim.set_faults(vec![FaultRule {
+        vendor: Some(Vendor::Storage),
+        method: Some("PUT".into()),
+        path: "*/storage/v1/bucket/*".into(),
+        probability: 1.0,
+        kind: FaultKind::RateLimited,
+        times: Some(1),
+    }]);
+    let out = w.run(&[
+        "apply",
+        "--yes",
+        "--only",
+        "acme,globex",
+        "--parallelism",
+        "1",
+        "--log-format",
+        "json",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // Each client's bucket update: how long it took, and the order the clients finished in.
+    let update = |client: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["client"] == client
+                    && e["phase"] == "done"
+                    && e["action"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("update bucket"))
+            })
+            .and_then(|e| e["duration_ms"].as_u64())
+            .unwrap_or_else(|| panic!("{client} updated its bucket: {log}"))
+    };
+    let finished: Vec<&str> = events
+        .iter()
+        .filter(|e| e["phase"] == "client")
+        .filter_map(|e| e["client"].as_str())
+        .collect();
+    let (waited, other) = if update("acme") >= 3_000 {
+        ("acme", "globex")
+    } else {
+        ("globex", "acme")
+    };
+    assert!(
+        update(waited) >= 3_000,
+        "one client waited out the 429: {log}"
+    );
+    assert!(update(other) < 3_000, "{log}");
+    assert_eq!(
+        finished,
+        [other, waited],
+        "the other client worked while the first one waited: {log}"
+    );
+    w.sim.shutdown().await.expect("shutdown");
+}

@@ -15,10 +15,13 @@ pub mod site;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::fleet::{ClientSpec, Fleet};
+use crate::http::slot::{self, WorkSlot};
 use crate::http::{Policy, RetryBudget};
 use crate::migrate::exec::SqlExecutor;
 use crate::migrate::{MigrationFile, sql};
@@ -75,7 +78,7 @@ pub struct Context<'a> {
     pub waits: Waits,
     /// Work slots: a client holds one while it does something and gives it back while it
     /// waits (see `engine`).
-    pub slots: &'a Semaphore,
+    pub slots: &'a Arc<Semaphore>,
     /// Apply's events go here (`progress`: plain lines, the live display or JSON lines).
     pub progress: &'a dyn progress::Progress,
     /// The fleet's lease, checked before every step: a holder that cannot renew it stops
@@ -167,17 +170,19 @@ async fn run_client(ctx: &Context<'_>, plan: &ClientPlan, started: Instant) -> C
         cloudflare_account: plan.cloudflare_account.clone(),
         keys: None,
         built_index: None,
-        slot: None,
+        slot: WorkSlot::new(ctx.slots.clone()),
         budget: RetryBudget::new(RESEND_BUDGET),
         outcome: &mut outcome,
     };
-    let result = run.execute(plan.actions.clone()).await;
+    // Waits inside a request (rate limits) lend this client's slot to others meanwhile.
+    let result = slot::holding(run.slot.clone(), run.execute(plan.actions.clone())).await;
     // Counted while the work slot is still held, so the client that takes it next already
     // sees the wave halt.
     if let (Err(_), Some(wave)) = (&result, ctx.wave) {
         wave.client_failed();
     }
     // Gives the work slot back.
+    run.idle();
     drop(run);
     if let Err((step, e)) = result {
         outcome.fail(&step, &e);
@@ -194,8 +199,8 @@ struct ClientRun<'r, 'a> {
     keys: Option<ApiKeys>,
     /// index.html of the build this run deployed, for the health check.
     built_index: Option<Vec<u8>>,
-    /// The work slot this client holds, if it holds one.
-    slot: Option<SemaphorePermit<'r>>,
+    /// The work slot this client holds, when it holds one.
+    slot: Arc<WorkSlot>,
     /// Re-sends of guarded writes this client may still make in this run.
     budget: RetryBudget,
     outcome: &'r mut ClientOutcome,
@@ -242,21 +247,15 @@ impl<'r, 'a> ClientRun<'r, 'a> {
 
     /// Take a work slot (if not holding one already) before doing something.
     async fn busy(&mut self) -> Result<(), StepError> {
-        if self.slot.is_none() {
-            let permit = self
-                .ctx
-                .slots
-                .acquire()
-                .await
-                .map_err(|e| StepError::local("waiting for a work slot", Policy::GiveUp, e))?;
-            self.slot = Some(permit);
-        }
-        Ok(())
+        self.slot
+            .take()
+            .await
+            .map_err(|e| StepError::local("waiting for a work slot", Policy::GiveUp, e))
     }
 
     /// Give the work slot back before waiting.
     fn idle(&mut self) {
-        self.slot = None;
+        self.slot.give_back();
     }
 
     /// Run the actions in order; a failure names the step it happened in.

@@ -4,6 +4,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::error::{StepError, advice};
+use schemars::JsonSchema;
+use serde::Serialize;
+
 use crate::http::Policy;
 
 /// The step that failed, why, and what should happen next.
@@ -150,52 +153,49 @@ impl ApplyReport {
         out
     }
 
-    /// The summary as JSON (`apply --summary-json`): totals and one object per client with
-    /// the actions done, the failure (step, error, policy) and notes.
+    /// The summary as JSON (`apply --summary-json` without waves): totals and one object per
+    /// client with the actions done, the failure (step, error, policy) and notes.
     pub fn json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(&self.json_value()).unwrap_or_default();
-        s.push('\n');
-        s
+        self.summary(None).to_json()
     }
 
-    /// [`ApplyReport::json`] as a value, for a caller that adds to it (`rollout`).
-    pub fn json_value(&self) -> serde_json::Value {
-        let outcomes: Vec<serde_json::Value> = self
+    /// The summary as data (`schema/summary.schema.json`), with the rollout's part when apply
+    /// ran by waves.
+    pub fn summary(&self, rollout: Option<crate::rollout::RolloutSummary>) -> ApplySummary {
+        let outcomes = self
             .outcomes
             .iter()
-            .map(|o| {
-                let result = match &o.failed {
-                    None if o.stopped.is_some() => "stopped",
-                    None => "ok",
+            .map(|o| ClientSummary {
+                client: o.client.clone(),
+                result: match &o.failed {
+                    None if o.stopped.is_some() => ClientResult::Stopped,
+                    None => ClientResult::Ok,
                     Some(f) => match f.policy {
-                        Policy::Park => "deferred",
-                        Policy::Retry | Policy::GiveUp | Policy::AskUser => "failed",
+                        Policy::Park => ClientResult::Deferred,
+                        Policy::Retry | Policy::GiveUp | Policy::AskUser => ClientResult::Failed,
                     },
-                };
-                serde_json::json!({
-                    "client": o.client,
-                    "result": result,
-                    "actions_done": o.done,
-                    "failed": o.failed.as_ref().map(|f| serde_json::json!({
-                        "step": f.step,
-                        "error": f.error,
-                        "policy": policy_name(f.policy),
-                        "advice": advice(f.policy),
-                    })),
-                    "notes": o.notes,
-                    "stopped_before": o.stopped,
-                    "elapsed_secs": (o.elapsed.as_secs_f64() * 10.0).round() / 10.0,
-                })
+                },
+                actions_done: o.done.clone(),
+                failed: o.failed.as_ref().map(|f| FailureSummary {
+                    step: f.step.clone(),
+                    error: f.error.clone(),
+                    policy: f.policy,
+                    advice: advice(f.policy).to_string(),
+                }),
+                notes: o.notes.clone(),
+                stopped_before: o.stopped.clone(),
+                elapsed_secs: (o.elapsed.as_secs_f64() * 10.0).round() / 10.0,
             })
             .collect();
-        serde_json::json!({
-            "clients": self.outcomes.len(),
-            "actions_done": self.actions_done(),
-            "failed": self.failed(),
-            "deferred": self.deferred(),
-            "stopped": self.stopped(),
-            "outcomes": outcomes,
-        })
+        ApplySummary {
+            clients: self.outcomes.len(),
+            actions_done: self.actions_done(),
+            failed: self.failed(),
+            deferred: self.deferred(),
+            stopped: self.stopped(),
+            outcomes,
+            rollout,
+        }
     }
 
     /// The summary table: one row per client.
@@ -233,14 +233,69 @@ impl ApplyReport {
 pub const WAVE_HALTED: &str =
     "not started: the wave halted (its failures exceeded max_failures); the next apply resumes it";
 
-/// The name of a policy in the JSON summary.
-pub fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::Retry => "retry",
-        Policy::GiveUp => "give_up",
-        Policy::AskUser => "ask_user",
-        Policy::Park => "park",
+/// `apply --summary-json` (`schema/summary.schema.json`): what apply did, for CI and scripts.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ApplySummary {
+    /// Clients apply ran (in waves: those of the waves that ran).
+    pub clients: usize,
+    /// Actions completed, over all clients.
+    pub actions_done: usize,
+    /// Clients that failed (not counting deferred ones).
+    pub failed: usize,
+    /// Clients still parked on a vendor's wait when the run ended: nothing failed, the next
+    /// apply goes on.
+    pub deferred: usize,
+    /// Clients a halted wave stopped before a step (not failures).
+    pub stopped: usize,
+    pub outcomes: Vec<ClientSummary>,
+    /// With `rollout:` in fleet.yaml: the waves run and not started, and the halt; `null`
+    /// otherwise.
+    pub rollout: Option<crate::rollout::RolloutSummary>,
+}
+
+impl ApplySummary {
+    /// Pretty JSON, newline-terminated.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
     }
+}
+
+/// One client in [`ApplySummary`].
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ClientSummary {
+    pub client: String,
+    pub result: ClientResult,
+    /// The actions completed, as plan describes them.
+    pub actions_done: Vec<String>,
+    pub failed: Option<FailureSummary>,
+    pub notes: Vec<String>,
+    /// The step a halted wave did not start.
+    pub stopped_before: Option<String>,
+    pub elapsed_secs: f64,
+}
+
+/// How a client's apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientResult {
+    Ok,
+    /// Its wave halted before its next step.
+    Stopped,
+    /// Parked on a vendor's wait when the run ended.
+    Deferred,
+    Failed,
+}
+
+/// The step a client failed in, the error with its causes, and what to do about it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FailureSummary {
+    pub step: String,
+    pub error: String,
+    pub policy: Policy,
+    /// The policy in words for a person.
+    pub advice: String,
 }
 
 /// Text for one table cell: pipes escaped, one line.

@@ -102,7 +102,9 @@ impl ErrorKind {
 }
 
 /// What the caller should do with an error (after this layer's own retries are spent).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Serialised in snake case (`give_up`) in apply's summary JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Transient: the same call can be made again later (see [`Error::retry_after`]).
     Retry,

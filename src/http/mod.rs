@@ -9,7 +9,8 @@
 //!   blocked, the other requests of that scope wait too instead of earning more 429s
 //!   (Cloudflare blocks the whole user for 5 minutes). A wait longer than
 //!   [`RetryConfig::max_wait`] is not made here: the error is [`ErrorKind::Deferred`] and the
-//!   caller parks that piece of work without holding a worker.
+//!   caller parks that piece of work without holding a worker. A shorter wait is made in
+//!   place through [`slot::pause`], which lends the caller's work slot to others meanwhile.
 //! - A transport error or a 5xx is sent again only when the request says repeating it is safe:
 //!   [`Repeat::Idempotent`] and [`Repeat::Guarded`] (the latter within the caller's
 //!   [`RetryBudget`]). A [`Repeat::LookBeforeCreate`] or [`Repeat::NotRepeatable`] request is
@@ -21,6 +22,7 @@ pub mod counters;
 pub mod error;
 pub mod ratelimit;
 pub mod redact;
+pub mod slot;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -547,7 +549,7 @@ impl HttpClient {
                 if left > retry.max_wait {
                     return Err(self.deferred(&req, attempts, left));
                 }
-                tokio::time::sleep(left).await;
+                slot::pause(left).await;
             }
             attempts += 1;
             if let (Some(l), Some(k)) = (&self.inner.limiter, &key) {
@@ -599,7 +601,7 @@ impl HttpClient {
                 wait_ms = wait.as_millis() as u64,
                 "retrying"
             );
-            tokio::time::sleep(wait).await;
+            slot::pause(wait).await;
         }
     }
 

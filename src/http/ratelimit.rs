@@ -92,7 +92,7 @@ impl ScopedLimiter {
     /// Wait until the request's budget allows one more, and count it.
     pub async fn acquire(&self, key: &str) {
         while let Err(wait) = self.try_acquire(key, Instant::now()) {
-            tokio::time::sleep(wait).await;
+            super::slot::pause(wait).await;
         }
     }
 

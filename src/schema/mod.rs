@@ -1,5 +1,6 @@
 //! JSON Schemas generated from intelli's own types, so they cannot drift from the code: the two
-//! fleet file kinds, and the saved plan (`intelli plan --format json` / `--out`).
+//! fleet file kinds, the saved plan (`intelli plan --format json` / `--out`), the status report
+//! and apply's summary (`apply --summary-json`).
 //!
 //! Committed copies live in `schema/` (editors find the fleet ones through the
 //! `yaml-language-server` comment at the top of each fleet file; tools consuming plans can
@@ -14,6 +15,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("client", "client.schema.json"),
     ("plan", "plan.schema.json"),
     ("status", "status.schema.json"),
+    ("summary", "summary.schema.json"),
 ];
 
 /// Pretty JSON Schema for `kind`, newline-terminated.
@@ -23,6 +25,7 @@ pub fn render(kind: &str) -> Option<String> {
         "client" => schemars::schema_for!(ClientFile),
         "plan" => schemars::schema_for!(Plan),
         "status" => schemars::schema_for!(crate::status::StatusReport),
+        "summary" => schemars::schema_for!(crate::apply::report::ApplySummary),
         _ => return None,
     };
     let mut text = serde_json::to_string_pretty(&schema).ok()?;
