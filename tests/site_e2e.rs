@@ -243,6 +243,15 @@ async fn sites_from_empty_then_rollouts_upload_only_what_changed() {
     );
 
     // One client's build-time value changes: only that client redeploys.
+    let live_acme = |w: &World| {
+        w.sim.cloudflare().dump()["projects"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "intelli-acme"))
+            .and_then(|p| p["canonical_deployment"]["id"].as_str())
+            .map(str::to_string)
+            .expect("acme's live deployment")
+    };
+    let first = live_acme(&w);
     let acme = w.root().join("fleet/acme.yaml");
     let text = std::fs::read_to_string(&acme).expect("read acme.yaml");
     std::fs::write(&acme, text.replace("#d9480f", "#0b7285")).expect("edit acme.yaml");
@@ -262,19 +271,29 @@ async fn sites_from_empty_then_rollouts_upload_only_what_changed() {
             .await
             .contains("#0b7285")
     );
-    // … and back: the client's values are rolled back like the sources were.
+    // … and again: the live deployment now records the two before it.
+    std::fs::write(&acme, text.replace("#d9480f", "#5f3dc4")).expect("edit acme.yaml");
+    w.run_ok(&["apply", "--yes"]);
+    assert!(
+        site_js(&w, "acme.intelliservice.io")
+            .await
+            .contains("#5f3dc4")
+    );
+    // … and back two changes at once: the client's first deployment is rolled back to, like
+    // the sources were, though it is not the one just before the live one.
     std::fs::write(&acme, &text).expect("revert acme.yaml");
     let planned = w.run_ok(&["plan"]);
     assert!(
-        planned.contains("~ roll back intelli-acme to deployment")
+        planned.contains(&format!("~ roll back intelli-acme to deployment {first}"))
             && planned.contains("= globex: no changes"),
         "{planned}"
     );
     rollback_free_apply(&mut w, 1);
+    assert_eq!(live_acme(&w), first);
+    let js = site_js(&w, "acme.intelliservice.io").await;
     assert!(
-        site_js(&w, "acme.intelliservice.io")
-            .await
-            .contains("#d9480f")
+        js.contains("#d9480f") && !js.contains("#0b7285") && !js.contains("#5f3dc4"),
+        "acme serves its first deployment again"
     );
 
     assert!(

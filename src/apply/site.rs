@@ -12,7 +12,7 @@ use crate::cloudflare::types::DomainStatus;
 use crate::cloudflare::{DeployMeta, DnsFilters, DnsRecordInput, DnsRecordPatch};
 use crate::frontend::{self, Fingerprint};
 use crate::http::{ErrorKind, Policy};
-use crate::plan::DeploymentRef;
+use crate::plan::PreviousDeployment;
 use crate::plan::ownership::{active_comment, owned_by, owner_comment};
 
 /// What the site steps need beyond the Supabase side.
@@ -105,7 +105,7 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         &mut self,
         project: &str,
         planned: Option<&str>,
-        previous: Option<&DeploymentRef>,
+        previous: Option<&PreviousDeployment>,
     ) -> Result<(), StepError> {
         let branch = self.ctx.fleet.settings.cloudflare.production_branch.clone();
         let project_ref = self.project_ref()?.to_string();
@@ -184,9 +184,8 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         let meta = DeployMeta::new(
             &branch,
             fingerprint.commit_hash(),
-            fingerprint.commit_message_after(
-                previous.map(|p| (p.deployment_id.as_str(), p.fingerprint.as_str())),
-            ),
+            fingerprint
+                .commit_message_after(&previous.map(PreviousDeployment::chain).unwrap_or_default()),
         );
         let outcome = self
             .cf()?

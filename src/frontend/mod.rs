@@ -17,6 +17,9 @@ use anyhow::{Context, Result};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+// The longest commit message intelli writes: what wrangler keeps (it cuts the rest).
+use crate::cloudflare::upload::MAX_COMMIT_MESSAGE_BYTES;
+
 /// Bumped when what goes into a fingerprint changes, so every site redeploys once.
 const FORMAT: &str = "intelli-fp-1";
 
@@ -147,18 +150,35 @@ impl Fingerprint {
         )
     }
 
-    /// [`Fingerprint::commit_message`] that also names the deployment it replaces (the one
-    /// live when it was made) and that deployment's fingerprint (its `commit_hash`), so a later
-    /// plan can propose a rollback to it without listing the project's deployments
-    /// ([`previous_deployment`]).
-    pub fn commit_message_after(&self, previous: Option<(&str, &str)>) -> String {
-        let mut m = self.commit_message();
-        if let Some((id, fingerprint)) = previous
-            && valid_previous(id, fingerprint)
-        {
-            m.push_str(&format!(" previous={id}@{fingerprint}"));
+    /// [`Fingerprint::commit_message`] that also names the deployments a later plan can roll
+    /// back to without listing the project's deployments ([`deployment_chain`]): `chain` is
+    /// newest first, `(deployment id, fingerprint)` (its `commit_hash`), starting with the
+    /// deployment this one replaces (the one live when it was made). The first becomes
+    /// `previous=<id>@<fp>` (what intelli wrote before chains, still read as a chain of one);
+    /// the next, up to [`CHAIN_LEN`] in all, `earlier=<id>@<fp>,<id>@<fp>`. Malformed entries
+    /// are left out, and entries are dropped from the end until the message fits
+    /// [`MAX_COMMIT_MESSAGE_BYTES`] (wrangler cuts longer messages, which would leave a broken
+    /// last entry).
+    pub fn commit_message_after(&self, chain: &[(&str, &str)]) -> String {
+        let base = self.commit_message();
+        let mut entries: Vec<String> = chain
+            .iter()
+            .filter(|(id, fp)| valid_previous(id, fp))
+            .take(CHAIN_LEN)
+            .map(|(id, fp)| format!("{id}@{fp}"))
+            .collect();
+        loop {
+            let mut m = base.clone();
+            if let Some((first, rest)) = entries.split_first() {
+                m.push_str(&format!(" previous={first}"));
+                if !rest.is_empty() {
+                    m.push_str(&format!(" earlier={}", rest.join(",")));
+                }
+            }
+            if m.len() <= MAX_COMMIT_MESSAGE_BYTES || entries.pop().is_none() {
+                return m;
+            }
         }
-        m
     }
 
     /// The fingerprint recorded in a deployment made by intelli, if it was.
@@ -193,19 +213,36 @@ impl Fingerprint {
     }
 }
 
-/// The deployment a deployment made by intelli replaced, as recorded in its commit message by
-/// [`Fingerprint::commit_message_after`]: `(deployment id, fingerprint)`.
-pub fn previous_deployment(commit_message: &str) -> Option<(String, String)> {
-    commit_message.strip_prefix(&format!("intelli deploy {FORMAT} "))?;
-    let (id, fingerprint) = commit_message
-        .split_whitespace()
-        .find_map(|part| part.strip_prefix("previous="))?
-        .split_once('@')?;
-    valid_previous(id, fingerprint).then(|| (id.to_string(), fingerprint.to_string()))
+/// The deployments a deployment made by intelli recorded as the ones before it, newest first
+/// (`previous=`, then `earlier=`, as [`Fingerprint::commit_message_after`] writes them):
+/// `(deployment id, fingerprint)`, at most [`CHAIN_LEN`]. Empty for a message intelli did not
+/// write; an entry that is not a deployment id and a fingerprint is skipped (the message may
+/// have been written by hand), never an error.
+pub fn deployment_chain(commit_message: &str) -> Vec<(String, String)> {
+    let Some(rest) = commit_message.strip_prefix(&format!("intelli deploy {FORMAT} ")) else {
+        return Vec::new();
+    };
+    let word = |key: &str| {
+        rest.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or("")
+    };
+    std::iter::once(word("previous="))
+        .chain(word("earlier=").split(','))
+        .filter_map(|entry| entry.split_once('@'))
+        .filter(|(id, fp)| valid_previous(id, fp))
+        .take(CHAIN_LEN)
+        .map(|(id, fp)| (id.to_string(), fp.to_string()))
+        .collect()
 }
 
+/// How many earlier deployments a deployment records (the one it replaces and that one's own
+/// two): a revert up to this many deployments back is a rollback found without a list read.
+pub const CHAIN_LEN: usize = 3;
+
 /// A deployment id (Cloudflare's are UUIDs) and a 40-hex fingerprint: nothing that could
-/// break the message's `key=value` words, or be mistaken for another deployment.
+/// break the message's `key=value` words or the `<id>@<fp>,<id>@<fp>` list (no space, `@` or
+/// `,`), or be mistaken for another deployment.
 fn valid_previous(id: &str, fingerprint: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -245,38 +282,146 @@ mod tests {
         assert_eq!(fp.commit_hash().len(), 40);
     }
 
-    #[test]
-    fn the_previous_deployment_rides_in_the_message() {
-        let fp = Fingerprint {
+    fn fp() -> Fingerprint {
+        Fingerprint {
             sources: "a".repeat(64),
             env: "b".repeat(64),
-        };
+        }
+    }
+
+    fn owned(chain: &[(&str, &str)]) -> Vec<(String, String)> {
+        chain
+            .iter()
+            .map(|(id, fp)| (id.to_string(), fp.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_chain_rides_in_the_message() {
+        let fp = fp();
+        let (c, d, e) = ("c".repeat(40), "d".repeat(40), "e".repeat(40));
+        let chain = [
+            ("0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a", c.as_str()),
+            ("1b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a", d.as_str()),
+            ("2b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a", e.as_str()),
+        ];
+        for n in 0..=3 {
+            let m = fp.commit_message_after(&chain[..n]);
+            assert_eq!(deployment_chain(&m), owned(&chain[..n]), "{m}");
+            // The fingerprint itself still reads the same.
+            assert_eq!(
+                Fingerprint::parse(&m),
+                Fingerprint::parse(&fp.commit_message())
+            );
+        }
+        let m = fp.commit_message_after(&chain);
+        assert!(
+            m.ends_with(&format!(
+                " previous={}@{c} earlier={}@{d},{}@{e}",
+                chain[0].0, chain[1].0, chain[2].0
+            )),
+            "{m}"
+        );
+        assert_eq!(fp.commit_message_after(&[]), fp.commit_message());
+        // A fourth entry is never written: the chain is [`CHAIN_LEN`] long.
+        let f = "f".repeat(40);
+        let longer = [chain[0], chain[1], chain[2], ("3b5a3e2c", f.as_str())];
+        assert_eq!(
+            deployment_chain(&fp.commit_message_after(&longer)),
+            owned(&chain)
+        );
+    }
+
+    #[test]
+    fn a_message_from_before_chains_is_a_chain_of_one() {
+        // Exactly what intelli wrote before chains (previous only).
         let id = "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a";
         let prev = "c".repeat(40);
-        let m = fp.commit_message_after(Some((id, &prev)));
-        assert_eq!(
-            previous_deployment(&m),
-            Some((id.to_string(), prev.clone()))
+        let old = format!(
+            "intelli deploy intelli-fp-1 sources={} env={} previous={id}@{prev}",
+            "a".repeat(16),
+            "b".repeat(16)
         );
-        // The fingerprint itself still reads the same.
-        assert_eq!(
-            Fingerprint::parse(&m),
-            Fingerprint::parse(&fp.commit_message())
+        assert_eq!(deployment_chain(&old), owned(&[(id, prev.as_str())]));
+        assert!(deployment_chain(&fp().commit_message()).is_empty());
+    }
+
+    #[test]
+    fn the_message_stays_within_what_wrangler_keeps() {
+        let fp = fp();
+        let (c, d, e) = ("c".repeat(40), "d".repeat(40), "e".repeat(40));
+        // Cloudflare's ids are UUIDs (36 characters): the whole chain fits.
+        let uuid = |n: char| format!("{n}b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a");
+        let (u1, u2, u3) = (uuid('0'), uuid('1'), uuid('2'));
+        let chain = [
+            (u1.as_str(), c.as_str()),
+            (u2.as_str(), d.as_str()),
+            (u3.as_str(), e.as_str()),
+        ];
+        let m = fp.commit_message_after(&chain);
+        assert!(
+            m.len() <= MAX_COMMIT_MESSAGE_BYTES,
+            "{} bytes: {m}",
+            m.len()
         );
-        assert_eq!(previous_deployment(&fp.commit_message()), None);
-        // Nothing malformed is written or read back.
+        assert_eq!(deployment_chain(&m).len(), 3);
+        // The longest ids accepted (64 characters): the last entry goes, never the bound.
+        let long = |n: char| n.to_string().repeat(64);
+        let (l1, l2, l3) = (long('1'), long('2'), long('3'));
+        let chain = [
+            (l1.as_str(), c.as_str()),
+            (l2.as_str(), d.as_str()),
+            (l3.as_str(), e.as_str()),
+        ];
+        let m = fp.commit_message_after(&chain);
+        assert!(
+            m.len() <= MAX_COMMIT_MESSAGE_BYTES,
+            "{} bytes: {m}",
+            m.len()
+        );
+        assert_eq!(deployment_chain(&m), owned(&chain[..2]));
+        assert_eq!(MAX_COMMIT_MESSAGE_BYTES, 384);
+    }
+
+    #[test]
+    fn malformed_entries_are_ignored() {
+        let fp = fp();
+        let id = "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a";
+        let prev = "c".repeat(40);
+        // Nothing malformed is written …
         assert_eq!(
-            fp.commit_message_after(Some(("a b", &prev))),
+            fp.commit_message_after(&[("a b", &prev)]),
             fp.commit_message()
         );
+        assert_eq!(fp.commit_message_after(&[(id, "xyz")]), fp.commit_message());
         assert_eq!(
-            fp.commit_message_after(Some((id, "xyz"))),
-            fp.commit_message()
+            deployment_chain(&fp.commit_message_after(&[("a,b", &prev), (id, &prev)])),
+            owned(&[(id, prev.as_str())])
         );
-        assert_eq!(
-            previous_deployment(&format!("manual previous={id}@{prev}")),
-            None
-        );
+        // … or read back: someone else's words are skipped, the valid entries kept in order.
+        let head = fp.commit_message();
+        for (message, want) in [
+            (format!("manual previous={id}@{prev}"), vec![]),
+            (
+                format!("{head} previous={id}@{prev} earlier=junk"),
+                vec![(id, prev.as_str())],
+            ),
+            (
+                format!("{head} previous=x@y earlier={id}@{prev}"),
+                vec![(id, prev.as_str())],
+            ),
+            (
+                format!(
+                    "{head} previous={id} earlier=,{id}@{prev},@,{id}@{}",
+                    "g".repeat(40)
+                ),
+                vec![(id, prev.as_str())],
+            ),
+            (format!("{head} earlier={id}@{prev}@{prev}"), vec![]),
+            (format!("{head} previous={}@{prev}", "i".repeat(65)), vec![]),
+        ] {
+            assert_eq!(deployment_chain(&message), owned(&want), "{message}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::observe::{
 
 use super::model::{
     Action, BucketSpec, Change, ClientPlan, DeploymentRef, DnsRecordValue, FORMAT_VERSION, Orphan,
-    Plan, Reason,
+    Plan, PreviousDeployment, Reason,
 };
 use super::ownership;
 use crate::cloudflare::types::DomainStatus;
@@ -417,29 +417,43 @@ fn plan_deploy(
         .as_ref()
         .map(crate::frontend::Fingerprint::commit_hash);
     let pages = site.pages.as_ref();
-    // The deployment live before this one, as the live one recorded it: when it is the desired
-    // build (a revert), making it live again costs one request instead of a build.
-    let previous = pages
+    // The deployments live before this one, newest first, as the live one recorded them: when
+    // one is the desired build (a revert), making it live again costs one request instead of a
+    // build (the newest such, should two share the fingerprint).
+    let chain = pages
         .and_then(|pg| pg.live_commit_message.as_deref())
-        .and_then(crate::frontend::previous_deployment);
-    match (previous, &fingerprint) {
-        (Some((deployment_id, prev)), Some(want)) if &prev == want => {
+        .map(crate::frontend::deployment_chain)
+        .unwrap_or_default();
+    let target = fingerprint
+        .as_ref()
+        .and_then(|want| chain.iter().find(|(_, fp)| fp == want));
+    match target {
+        Some((deployment_id, fp)) => {
             p.actions.push(Action::RollbackDeployment {
                 project: spec.pages_project.clone(),
-                deployment_id,
-                fingerprint: prev,
+                deployment_id: deployment_id.clone(),
+                fingerprint: fp.clone(),
                 reason,
             });
         }
-        _ => p.actions.push(Action::Deploy {
+        None => p.actions.push(Action::Deploy {
             project: spec.pages_project.clone(),
             fingerprint,
             // Recorded in the new deployment, for a later revert to the live one (only one
-            // intelli made: its `commit_hash` is a fingerprint).
+            // intelli made: its `commit_hash` is a fingerprint) or to those before it (the
+            // new deployment's chain is the live one and the first of the live one's chain).
             previous: pages.filter(|_| live.is_some()).and_then(|pg| {
-                Some(DeploymentRef {
+                Some(PreviousDeployment {
                     deployment_id: pg.live_deployment_id.clone()?,
                     fingerprint: pg.live_commit_hash.clone()?,
+                    earlier: chain
+                        .into_iter()
+                        .take(crate::frontend::CHAIN_LEN - 1)
+                        .map(|(deployment_id, fingerprint)| DeploymentRef {
+                            deployment_id,
+                            fingerprint,
+                        })
+                        .collect(),
                 })
             }),
             reason,

@@ -188,11 +188,12 @@ pub enum Action {
         /// The build fingerprint (deployment `commit_hash`); `null` until the Supabase project
         /// exists (its URL and key are part of the build).
         fingerprint: Option<String>,
-        /// The live deployment this one replaces, when it carries a fingerprint: recorded in
-        /// the new deployment's commit message, so that reverting to it later is a
-        /// `rollback_deployment` found without listing the project's deployments.
+        /// The live deployment this one replaces, when it carries a fingerprint, with the ones
+        /// it replaced in turn (`earlier`): recorded in the new deployment's commit message,
+        /// so that reverting to any of them later is a `rollback_deployment` found without
+        /// listing the project's deployments.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        previous: Option<DeploymentRef>,
+        previous: Option<PreviousDeployment>,
         reason: Reason,
     },
     /// Make an existing production deployment that was built with exactly the desired
@@ -372,6 +373,32 @@ impl fmt::Display for Reason {
 pub struct DeploymentRef {
     pub deployment_id: String,
     pub fingerprint: String,
+}
+
+/// The deployment a `Deploy` replaces and the ones before it, as its commit message recorded
+/// them: what the new deployment records (see `frontend::Fingerprint::commit_message_after`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PreviousDeployment {
+    pub deployment_id: String,
+    /// Its fingerprint (its `commit_hash`).
+    pub fingerprint: String,
+    /// The deployments it replaced, newest first (at most two: the new deployment records
+    /// three in all). Absent from plans saved before chains were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<DeploymentRef>,
+}
+
+impl PreviousDeployment {
+    /// The chain the new deployment records, newest first: this one, then `earlier`.
+    pub fn chain(&self) -> Vec<(&str, &str)> {
+        std::iter::once((self.deployment_id.as_str(), self.fingerprint.as_str()))
+            .chain(
+                self.earlier
+                    .iter()
+                    .map(|d| (d.deployment_id.as_str(), d.fingerprint.as_str())),
+            )
+            .collect()
+    }
 }
 
 /// A DNS record's values, as a plan shows them.
@@ -567,5 +594,30 @@ mod tests {
             ['>', '>', '>', '-']
         );
         assert_eq!(deploy.reason().to_string(), "never deployed");
+    }
+
+    #[test]
+    fn a_deploy_saved_before_chains_still_loads() {
+        let id = "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a";
+        let fp = "c".repeat(40);
+        let before = serde_json::json!({
+            "type": "deploy",
+            "project": "intelli-acme",
+            "fingerprint": "d".repeat(40),
+            "previous": {"deployment_id": id, "fingerprint": fp},
+            "reason": "frontend_sources_changed",
+        });
+        let a: Action = serde_json::from_value(before.clone()).expect("loads");
+        let Action::Deploy {
+            previous: Some(previous),
+            ..
+        } = &a
+        else {
+            panic!("a deploy with its previous deployment: {a:?}");
+        };
+        assert!(previous.earlier.is_empty());
+        assert_eq!(previous.chain(), [(id, fp.as_str())]);
+        // … and a deploy with no earlier deployments is written as before.
+        assert_eq!(serde_json::to_value(&a).expect("json"), before);
     }
 }

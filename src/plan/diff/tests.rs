@@ -18,7 +18,9 @@ use crate::observe::{
     ObservedKeys, ObservedPages, ObservedProject, SeedRow,
 };
 use crate::plan::coverage;
-use crate::plan::model::{Action, ClientPlan, DnsRecordValue, Reason};
+use crate::plan::model::{
+    Action, ClientPlan, DeploymentRef, DnsRecordValue, PreviousDeployment, Reason,
+};
 use crate::supabase::BrowserKeyKind;
 use crate::supabase::types::ProjectStatus;
 
@@ -33,6 +35,10 @@ const URL_TEMPLATE: &str = "https://{ref}.supabase.co";
 const SEED_PATH: &str = "migrations/seed/client.sql";
 /// A Pages deployment id, as a live deployment records its predecessor.
 const PREV_ID: &str = "0b5a3e2c-1f0d-4c1e-9a7b-3f2e1d0c9b8a";
+/// Two more deployment ids, for the chain a live deployment records, and the live one's.
+const ONE_ID: &str = "1c6b4f3d-2a1e-4d2f-8b8c-4a3f2e1d0c9b";
+const TWO_ID: &str = "2d7c5a4e-3b2f-4e3a-9c9d-5b4a3f2e1d0c";
+const LIVE_ID: &str = "9f8e7d6c-0000-4000-8000-000000000001";
 const SEED_SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 /// The example fleet (fleet/ in the repository), its client `acme`, and two migrations.
@@ -501,7 +507,7 @@ fn cases() -> Vec<Case> {
             |fx| {
                 let want = fx.fingerprint(SOURCES, &fx.extras()).commit_hash();
                 let newer = fx.fingerprint(&"0".repeat(64), &fx.extras());
-                Obs::converged(fx).live(Some(newer.commit_message_after(Some((PREV_ID, &want)))))
+                Obs::converged(fx).live(Some(newer.commit_message_after(&[(PREV_ID, &want)])))
             },
             &[("rollback_deployment", FrontendSourcesChanged)],
         ),
@@ -510,16 +516,30 @@ fn cases() -> Vec<Case> {
             |fx| {
                 let want = fx.fingerprint(SOURCES, &fx.extras()).commit_hash();
                 let newer = fx.fingerprint(SOURCES, &BTreeMap::new());
-                Obs::converged(fx).live(Some(newer.commit_message_after(Some((PREV_ID, &want)))))
+                Obs::converged(fx).live(Some(newer.commit_message_after(&[(PREV_ID, &want)])))
             },
             &[("rollback_deployment", BuildValuesChanged)],
+        ),
+        case(
+            "reverted further back: the desired build is the chain's third entry",
+            |fx| {
+                let want = fx.fingerprint(SOURCES, &fx.extras()).commit_hash();
+                let between = fx.fingerprint(&"1".repeat(64), &fx.extras()).commit_hash();
+                let newer = fx.fingerprint(&"0".repeat(64), &fx.extras());
+                Obs::converged(fx).live(Some(newer.commit_message_after(&[
+                    (ONE_ID, &between),
+                    (TWO_ID, &between),
+                    (PREV_ID, &want),
+                ])))
+            },
+            &[("rollback_deployment", FrontendSourcesChanged)],
         ),
         case(
             "a predecessor that is not the desired build: a deploy",
             |fx| {
                 let older = fx.fingerprint(&"1".repeat(64), &fx.extras()).commit_hash();
                 let newer = fx.fingerprint(&"0".repeat(64), &fx.extras());
-                Obs::converged(fx).live(Some(newer.commit_message_after(Some((PREV_ID, &older)))))
+                Obs::converged(fx).live(Some(newer.commit_message_after(&[(PREV_ID, &older)])))
             },
             &[("deploy", FrontendSourcesChanged)],
         ),
@@ -866,6 +886,74 @@ fn actions_carry_what_apply_needs() {
             reason: Reason::FrontendSourcesChanged,
         }]
     );
+    // … also further back: the first chain entry with the desired fingerprint is the target,
+    // the second …
+    let want = fx.fingerprint(SOURCES, &fx.extras()).commit_hash();
+    let (one, two) = (ONE_ID, TWO_ID);
+    let other = |n: &str| fx.fingerprint(&n.repeat(64), &fx.extras()).commit_hash();
+    let (o1, o2) = (other("1"), other("2"));
+    let newer = fx.fingerprint(&"0".repeat(64), &fx.extras());
+    let plan_over = |chain: &[(&str, &str)]| {
+        plan_client(
+            &fx.desired(true),
+            &spec,
+            &Obs::converged(&fx)
+                .live(Some(newer.commit_message_after(chain)))
+                .pages(|p| {
+                    p.live_deployment_id = Some(LIVE_ID.into());
+                    p.live_commit_hash = Some(newer.commit_hash());
+                })
+                .0,
+            PlanOptions::default(),
+        )
+        .actions
+    };
+    let rollback_to = |id: &str| {
+        vec![Action::RollbackDeployment {
+            project: spec.pages_project.clone(),
+            deployment_id: id.into(),
+            fingerprint: want.clone(),
+            reason: Reason::FrontendSourcesChanged,
+        }]
+    };
+    assert_eq!(
+        plan_over(&[(one, &o1), (two, &want), (PREV_ID, &o2)]),
+        rollback_to(two)
+    );
+    // … the third, and the newest of two with the same fingerprint.
+    assert_eq!(
+        plan_over(&[(one, &o1), (two, &o2), (PREV_ID, &want)]),
+        rollback_to(PREV_ID)
+    );
+    assert_eq!(
+        plan_over(&[(one, &o1), (two, &want), (PREV_ID, &want)]),
+        rollback_to(two)
+    );
+    // Equal to none of them: a deploy, which records the live deployment and the first two of
+    // its chain (the third falls off).
+    assert_eq!(
+        plan_over(&[(one, &o1), (two, &o2), (PREV_ID, &o1)]),
+        vec![Action::Deploy {
+            project: spec.pages_project.clone(),
+            fingerprint: Some(want.clone()),
+            previous: Some(PreviousDeployment {
+                deployment_id: LIVE_ID.into(),
+                fingerprint: newer.commit_hash(),
+                earlier: vec![
+                    DeploymentRef {
+                        deployment_id: one.into(),
+                        fingerprint: o1.clone(),
+                    },
+                    DeploymentRef {
+                        deployment_id: two.into(),
+                        fingerprint: o2.clone(),
+                    },
+                ],
+            }),
+            reason: Reason::FrontendSourcesChanged,
+        }]
+    );
+
     // A deploy over a live deployment intelli made records that one as its predecessor …
     let live_id = "9f8e7d6c-0000-4000-8000-000000000001";
     let live_fp = fx.fingerprint(&"0".repeat(64), &fx.extras());
