@@ -441,6 +441,13 @@ async fn fleet_run(n: usize, fake: bool) -> FleetRow {
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // The redeploy's own counts, before `cf` counts from the revert on.
+    let (files_uploaded, bytes_uploaded, upload_requests) = (
+        cf("asset_files_uploaded"),
+        cf("asset_bytes_uploaded"),
+        cf("upload_requests"),
+    );
+
     // 3. Revert the change (git revert): every project still has the deployment made before
     // the redeploy, so apply rolls back to it.
     std::fs::write(web.join(EDIT_FILE), &src).expect("revert the edit");
@@ -524,10 +531,10 @@ async fn fleet_run(n: usize, fake: bool) -> FleetRow {
         plan_wall,
         redeploy_wall,
         builds: builds.len(),
-        files_uploaded: cf("asset_files_uploaded"),
-        bytes_uploaded: cf("asset_bytes_uploaded"),
+        files_uploaded,
+        bytes_uploaded,
         bytes_changed: changed.bytes,
-        upload_requests: cf("upload_requests"),
+        upload_requests,
         redeploy_cf,
         rate_bound,
     }
