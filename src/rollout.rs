@@ -100,6 +100,53 @@ pub enum Halt {
     },
 }
 
+impl Halt {
+    /// The halt as one paragraph: plain text for the terminal, or markdown (`md`: the lead in
+    /// bold, names and the command as code).
+    fn describe(&self, md: bool) -> String {
+        let names = |list: &[String]| {
+            if md { code_list(list) } else { list.join(", ") }
+        };
+        let lead = |text: &str, plain_prefix: &str| {
+            if md {
+                format!("**{text}**")
+            } else {
+                format!("{plain_prefix}{}{}", text[..1].to_lowercase(), &text[1..])
+            }
+        };
+        match self {
+            Halt::Budget {
+                wave,
+                failed,
+                stopped,
+                clients,
+                budget,
+            } => format!(
+                "{}: {} of {clients} client(s) failed, more than its budget (max_failures {budget}): \
+                 {}.{} Later waves were not touched.",
+                lead(&format!("Halted in wave `{wave}`"), "Rollout "),
+                failed.len(),
+                names(failed),
+                stopped_sentence(stopped, names)
+            ),
+            Halt::ManualGate { wave } => {
+                let command = format!("intelli apply --through {wave}");
+                format!(
+                    "{} (gate: manual). To continue: {}",
+                    lead(&format!("Stopped before wave `{wave}`"), "Rollout "),
+                    if md { format!("`{command}`") } else { command }
+                )
+            }
+            Halt::OtherShards { next, wave, behind } => format!(
+                "{}: wave `{wave}` is behind in other shards: {}. Apply their shards, then run \
+                 this one again.",
+                lead(&format!("Halted before wave `{next}`"), "Rollout "),
+                names(behind)
+            ),
+        }
+    }
+}
+
 /// What an apply by waves did.
 #[derive(Debug, Clone, Default)]
 pub struct RolloutReport {
@@ -147,38 +194,8 @@ impl RolloutReport {
     /// the command that continues.
     pub fn summary(&self) -> String {
         let mut out = String::new();
-        match &self.halt {
-            None => {}
-            Some(Halt::Budget {
-                wave,
-                failed,
-                stopped,
-                clients,
-                budget,
-            }) => {
-                let _ = writeln!(
-                    out,
-                    "Rollout halted in wave `{wave}`: {} of {clients} client(s) failed, more than its budget \
-                     (max_failures {budget}): {}.{} Later waves were not touched.",
-                    failed.len(),
-                    failed.join(", "),
-                    stopped_sentence(stopped, |names| names.join(", "))
-                );
-            }
-            Some(Halt::ManualGate { wave }) => {
-                let _ = writeln!(
-                    out,
-                    "Rollout stopped before wave `{wave}` (gate: manual). To continue: intelli apply --through {wave}"
-                );
-            }
-            Some(Halt::OtherShards { next, wave, behind }) => {
-                let _ = writeln!(
-                    out,
-                    "Rollout halted before wave `{next}`: wave `{wave}` is behind in other shards ({}). \
-                     Apply their shards, then run this one again.",
-                    behind.join(", ")
-                );
-            }
+        if let Some(halt) = &self.halt {
+            let _ = writeln!(out, "{}", halt.describe(false));
         }
         if !self.not_started.is_empty() {
             let _ = writeln!(out, "Waves not started:");
@@ -210,39 +227,8 @@ impl RolloutReport {
             code_list(&self.ran)
         };
         let _ = writeln!(out, "Waves run: {ran}.\n");
-        match &self.halt {
-            None => {}
-            Some(Halt::Budget {
-                wave,
-                failed,
-                stopped,
-                clients,
-                budget,
-            }) => {
-                let _ = writeln!(
-                    out,
-                    "**Halted in wave `{wave}`**: {} of {clients} client(s) failed, more than its budget \
-                     (max_failures {budget}): {}.{} Later waves were not touched.\n",
-                    failed.len(),
-                    code_list(failed),
-                    stopped_sentence(stopped, code_list)
-                );
-            }
-            Some(Halt::ManualGate { wave }) => {
-                let _ = writeln!(
-                    out,
-                    "**Stopped before wave `{wave}`** (gate: manual). To continue: \
-                     `intelli apply --through {wave}`\n"
-                );
-            }
-            Some(Halt::OtherShards { next, wave, behind }) => {
-                let _ = writeln!(
-                    out,
-                    "**Halted before wave `{next}`**: wave `{wave}` is behind in other shards: {}. \
-                     Apply their shards, then run this one again.\n",
-                    code_list(behind)
-                );
-            }
+        if let Some(halt) = &self.halt {
+            let _ = writeln!(out, "{}\n", halt.describe(true));
         }
         if !self.not_started.is_empty() {
             let _ = writeln!(out, "| wave not started | clients |");

@@ -662,7 +662,7 @@ async fn with_shards_a_canary_in_one_shard_holds_the_others_back() {
     assert_eq!(held.status.code(), Some(1), "{log}");
     assert!(
         log.contains(
-            "Rollout halted before wave `rest`: wave `canary` is behind in other shards (c01)"
+            "Rollout halted before wave `rest`: wave `canary` is behind in other shards: c01."
         ),
         "{log}"
     );
