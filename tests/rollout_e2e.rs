@@ -57,6 +57,22 @@ fn write_fleet_with(w: &World, slugs: &[&str], rollout: &str) {
 
 const PROBE_VERSION: &str = "20260601000000";
 
+/// Add the probe migration (it creates `public.wave_probe`), made to fail on `slug` alone: that
+/// client's database has the table already.
+async fn add_probe_failing_on(w: &World, slug: &str) {
+    w.db(&format!("intelli-{slug}"))
+        .await
+        .batch_execute("create table public.wave_probe (id int)")
+        .await
+        .expect("prepare the failing client");
+    std::fs::write(
+        w.root()
+            .join(format!("migrations/{PROBE_VERSION}_wave_probe.sql")),
+        "create table public.wave_probe (id int);\n",
+    )
+    .expect("migration");
+}
+
 /// Whether `slug`'s database recorded the probe migration.
 async fn has_probe(w: &World, slug: &str) -> bool {
     let db = w.db(&format!("intelli-{slug}")).await;
@@ -116,18 +132,8 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
         "{out}"
     );
 
-    // A migration that fails on the canary only: its database already has the table.
-    w.db("intelli-c01")
-        .await
-        .batch_execute("create table public.wave_probe (id int)")
-        .await
-        .expect("prepare the canary");
-    std::fs::write(
-        w.root()
-            .join(format!("migrations/{PROBE_VERSION}_wave_probe.sql")),
-        "create table public.wave_probe (id int);\n",
-    )
-    .expect("migration");
+    // A migration that fails on the canary only.
+    add_probe_failing_on(&w, "c01").await;
     let failed = w.run(&["apply", "--yes"]);
     let all = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{all}");
@@ -265,17 +271,7 @@ async fn a_wave_starts_no_new_step_once_its_budget_is_exceeded() {
     assert!(out.contains("0 failed"), "{out}");
 
     // The probe migration fails on c01, the first of `first` to take its one work slot.
-    w.db("intelli-c01")
-        .await
-        .batch_execute("create table public.wave_probe (id int)")
-        .await
-        .expect("prepare c01");
-    std::fs::write(
-        w.root()
-            .join(format!("migrations/{PROBE_VERSION}_wave_probe.sql")),
-        "create table public.wave_probe (id int);\n",
-    )
-    .expect("migration");
+    add_probe_failing_on(&w, "c01").await;
     let (md, json) = (w.root().join("summary.md"), w.root().join("summary.json"));
     let halted = w.run(&[
         "apply",
