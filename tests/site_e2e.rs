@@ -296,6 +296,48 @@ async fn sites_from_empty_then_rollouts_upload_only_what_changed() {
         "acme serves its first deployment again"
     );
 
+    // A rollback whose target was deleted after the plan (old deployments pruned by hand):
+    // apply builds and deploys that fingerprint instead, and the site serves it.
+    std::fs::write(&acme, text.replace("#d9480f", "#0b7285")).expect("edit acme.yaml");
+    w.run_ok(&["apply", "--yes"]);
+    std::fs::write(&acme, &text).expect("revert acme.yaml");
+    let plan_path = w.root().join("revert.json");
+    let planned = w.run_ok(&["plan", "--out", plan_path.to_str().expect("utf-8 path")]);
+    assert!(
+        planned.contains(&format!("~ roll back intelli-acme to deployment {first}")),
+        "{planned}"
+    );
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/accounts/{}/pages/projects/intelli-acme/deployments/{first}?force=true",
+            w.sim.cloudflare_api_url(),
+            w.sim.cloudflare_account_id()
+        ))
+        .bearer_auth(w.sim.cloudflare_token())
+        .send()
+        .await
+        .expect("delete the rollback target");
+    assert!(deleted.status().is_success(), "{:?}", deleted.text().await);
+    let out = w.run(&["apply", "--yes", plan_path.to_str().expect("utf-8 path")]);
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "deployment {first} no longer exists; building and deploying instead"
+        )),
+        "{log}"
+    );
+    assert_ne!(live_acme(&w), first, "a new deployment");
+    let js = site_js(&w, "acme.intelliservice.io").await;
+    assert!(
+        js.contains("#d9480f") && !js.contains("#0b7285"),
+        "the reverted value is served"
+    );
+
     assert!(
         env_files(&w.root().join("examples/web")).is_empty(),
         "no .env file left behind"
