@@ -187,7 +187,8 @@ impl RolloutReport {
             None | Some(Halt::ManualGate { .. }) => false,
             Some(Halt::Budget { .. } | Halt::OtherShards { .. }) => true,
         };
-        self.failed() == 0 && !halted
+        // A stopped client (a signal) means the run did not finish either.
+        self.failed() == 0 && self.report.stopped() == 0 && !halted
     }
 
     /// What follows the summary table: the halt, the waves not started with their clients, and
@@ -757,7 +758,10 @@ mod tests {
         let mut failed = ClientOutcome::new("c02");
         failed.fail("apply 1 migration", &StepError::give_up("relation exists"));
         let mut stopped = ClientOutcome::new("c03");
-        stopped.stopped = Some("apply 1 migration".into());
+        stopped.stopped = Some(crate::apply::report::Stopped {
+            step: "apply 1 migration".into(),
+            cause: crate::apply::report::StopCause::WaveHalted,
+        });
         RolloutReport {
             report: ApplyReport {
                 outcomes: vec![ClientOutcome::new("c01"), failed, stopped],
@@ -799,6 +803,7 @@ mod tests {
         assert_eq!(v["stopped"], 1, "a stopped client is not a failure");
         assert_eq!(v["outcomes"][2]["result"], "stopped");
         assert_eq!(v["outcomes"][2]["stopped_before"], "apply 1 migration");
+        assert_eq!(v["outcomes"][2]["stopped_by"], "wave_halted");
         assert_eq!(
             v["rollout"],
             serde_json::json!({

@@ -326,6 +326,13 @@ async fn sigterm_during_an_apply_finishes_the_step_in_flight_and_exits_0() {
         log.contains("SIGTERM: finishing the steps in flight"),
         "{log}"
     );
+    // The clients' next steps were not started, and say so: stopped, not failed.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" STOPPED ") && l.contains("not started: the run was stopped (")),
+        "{log}"
+    );
     assert!(!log.contains("reconcile run 2 "), "{log}");
 
     // The next run converges, and a plan then finds nothing to do.

@@ -111,9 +111,9 @@ async fn apply_client(ctx: &Context<'_>, plan: &ClientPlan) -> ClientOutcome {
     outcome.elapsed = started.elapsed();
     let (result, message) = match &outcome.failed {
         None => match &outcome.stopped {
-            Some(step) => (
+            Some(stop) => (
                 progress::Outcome::Stopped,
-                Some(format!("{step}: {}", report::WAVE_HALTED)),
+                Some(format!("{}: {}", stop.step, stop.cause)),
             ),
             None => (progress::Outcome::Ok, None),
         },
@@ -220,8 +220,9 @@ const MIGRATION_BATCH_BYTES: usize = 256 * 1024;
 enum Ran {
     /// It ran; `replan`: the client must be observed and planned again.
     Done { replan: bool },
-    /// It was not started: the client's wave halted ([`Context::wave`]).
-    WaveHalted,
+    /// It was not started: the client's wave halted ([`Context::wave`]), or the run was
+    /// stopped ([`crate::lease::LeaseGuard::stop`]).
+    Stopped(report::StopCause),
 }
 
 impl<'r, 'a> ClientRun<'r, 'a> {
@@ -278,13 +279,13 @@ impl<'r, 'a> ClientRun<'r, 'a> {
                 .await
             {
                 Ok(Ran::Done { replan }) => replan,
-                Ok(Ran::WaveHalted) => {
+                Ok(Ran::Stopped(cause)) => {
                     self.ctx.progress.event(
                         &self
                             .report(progress::Phase::Stopped, &label, None)
-                            .message(report::WAVE_HALTED),
+                            .message(cause.to_string()),
                     );
-                    self.outcome.stopped = Some(label);
+                    self.outcome.stopped = Some(report::Stopped { step: label, cause });
                     return Ok(());
                 }
                 Err(e) => {
@@ -350,12 +351,19 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             // lease stopped (a signal, a lost renewal) or its wave halted must not start.
             self.busy().await?;
             if let Some(lease) = &self.ctx.lease {
-                lease
-                    .check()
-                    .map_err(|e| StepError::local("the fleet's lease", Policy::Retry, e))?;
+                match lease.check() {
+                    Ok(()) => {}
+                    // A clean stop (a signal): not this client's failure.
+                    Err(crate::lease::LeaseError::Stopping(why)) => {
+                        return Ok(Ran::Stopped(report::StopCause::Signal(why)));
+                    }
+                    Err(e) => {
+                        return Err(StepError::local("the fleet's lease", Policy::Retry, e));
+                    }
+                }
             }
             if self.ctx.wave.is_some_and(crate::rollout::WaveStop::halted) {
-                return Ok(Ran::WaveHalted);
+                return Ok(Ran::Stopped(report::StopCause::WaveHalted));
             }
             let err = match self.step(action).await {
                 Ok(replan) => return Ok(Ran::Done { replan }),

@@ -26,10 +26,11 @@ pub struct ClientOutcome {
     pub failed: Option<Failure>,
     /// States worth reporting that are not failures (a domain still validating).
     pub notes: Vec<String>,
-    /// The step this client did not start because its wave halted (`rollout::WaveStop`: the
-    /// wave's failures exceeded its budget). Not a failure: the client is left as its last
-    /// finished step left it, and the next apply resumes it.
-    pub stopped: Option<String>,
+    /// The step this client did not start, and why: its wave halted (`rollout::WaveStop`: the
+    /// wave's failures exceeded its budget) or a signal stopped the run
+    /// (`lease::LeaseGuard::stop`). Not a failure: the client is left as its last finished
+    /// step left it, and the next apply resumes it.
+    pub stopped: Option<Stopped>,
     pub elapsed: Duration,
 }
 
@@ -77,7 +78,8 @@ impl ApplyReport {
             .count()
     }
 
-    /// Clients whose wave halted before their next step: neither failed nor converged.
+    /// Clients stopped before their next step (a halted wave, a signal): neither failed nor
+    /// converged.
     pub fn stopped(&self) -> usize {
         self.outcomes
             .iter()
@@ -89,7 +91,7 @@ impl ApplyReport {
     fn row(o: &ClientOutcome) -> (&'static str, String) {
         match &o.failed {
             None => match &o.stopped {
-                Some(step) => ("STOPPED", format!("{step}: {WAVE_HALTED}")),
+                Some(stop) => ("STOPPED", format!("{}: {}", stop.step, stop.cause)),
                 None if o.done.is_empty() => ("ok", "no changes".to_string()),
                 None => ("ok", o.notes.join("; ")),
             },
@@ -183,7 +185,8 @@ impl ApplyReport {
                     advice: advice(f.policy).to_string(),
                 }),
                 notes: o.notes.clone(),
-                stopped_before: o.stopped.clone(),
+                stopped_before: o.stopped.as_ref().map(|s| s.step.clone()),
+                stopped_by: o.stopped.as_ref().map(|s| s.cause.kind()),
                 elapsed_secs: (o.elapsed.as_secs_f64() * 10.0).round() / 10.0,
             })
             .collect();
@@ -229,9 +232,53 @@ impl ApplyReport {
     }
 }
 
-/// Why a stopped client did not go on, after the step it did not start.
-pub const WAVE_HALTED: &str =
-    "not started: the wave halted (its failures exceeded max_failures); the next apply resumes it";
+/// A step a client did not start, though nothing of it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// The step, as plan describes it.
+    pub step: String,
+    pub cause: StopCause,
+}
+
+/// Why a client stopped before a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopCause {
+    /// Its wave's failures exceeded `max_failures`.
+    WaveHalted,
+    /// The run was stopped (a signal to `reconcile` or `watch`), with the reason it was given.
+    Signal(String),
+}
+
+impl StopCause {
+    /// The summary JSON's word for it.
+    fn kind(&self) -> StopKind {
+        match self {
+            StopCause::WaveHalted => StopKind::WaveHalted,
+            StopCause::Signal(_) => StopKind::Signal,
+        }
+    }
+}
+
+impl std::fmt::Display for StopCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopCause::WaveHalted => f.write_str(
+                "not started: the wave halted (its failures exceeded max_failures); the next apply resumes it",
+            ),
+            StopCause::Signal(why) => {
+                write!(f, "not started: the run was stopped ({why}); the next run resumes it")
+            }
+        }
+    }
+}
+
+/// [`StopCause`] in the summary JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopKind {
+    WaveHalted,
+    Signal,
+}
 
 /// `apply --summary-json` (`schema/summary.schema.json`): what apply did, for CI and scripts.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -245,7 +292,7 @@ pub struct ApplySummary {
     /// Clients still parked on a vendor's wait when the run ended: nothing failed, the next
     /// apply goes on.
     pub deferred: usize,
-    /// Clients a halted wave stopped before a step (not failures).
+    /// Clients stopped before a step by a halted wave or a signal (not failures).
     pub stopped: usize,
     pub outcomes: Vec<ClientSummary>,
     /// With `rollout:` in fleet.yaml: the waves run and not started, and the halt; `null`
@@ -271,8 +318,10 @@ pub struct ClientSummary {
     pub actions_done: Vec<String>,
     pub failed: Option<FailureSummary>,
     pub notes: Vec<String>,
-    /// The step a halted wave did not start.
+    /// The step it did not start (a halted wave, a signal).
     pub stopped_before: Option<String>,
+    /// Why it stopped there.
+    pub stopped_by: Option<StopKind>,
     pub elapsed_secs: f64,
 }
 

@@ -68,12 +68,6 @@ fn policy_kind(policy: Policy) -> &'static str {
     }
 }
 
-/// A client failure that is the stop refusing its next step ([`crate::lease::LeaseError::Stopping`],
-/// as the report words it), not a failure of the client.
-pub fn is_stop(f: &crate::apply::report::Failure) -> bool {
-    f.policy == Policy::Retry && f.error.contains("stopping (")
-}
-
 /// An action's name as a saved plan spells it (`{"type": "update_auth_config", …}`).
 fn action_type(action: &crate::plan::Action) -> String {
     serde_json::to_value(action)
@@ -105,22 +99,19 @@ impl Metrics {
     }
 
     /// What an apply of `plans` did. Actions are counted from the plan: every action of a
-    /// client that finished, and as many as it completed of one that failed. A client
-    /// refused because the run was stopping is not a failure (`stopping`).
-    pub fn applied(&self, plans: &[ClientPlan], report: &ApplyReport, stopping: bool) {
+    /// client that finished, and as many as it completed of one that failed or was stopped
+    /// (a halted wave, a signal; a stopped client is not a failure).
+    pub fn applied(&self, plans: &[ClientPlan], report: &ApplyReport) {
         let mut s = self.lock();
         for outcome in &report.outcomes {
             let Some(plan) = plans.iter().find(|p| p.client == outcome.client) else {
                 continue;
             };
             let done = match &outcome.failed {
-                // Stopped by its wave's halt: what it finished before, like a failure.
                 None if outcome.stopped.is_some() => outcome.done.len().min(plan.actions.len()),
                 None => plan.actions.len(),
                 Some(f) => {
-                    if !(stopping && is_stop(f)) {
-                        *s.failures.entry(policy_kind(f.policy)).or_default() += 1;
-                    }
+                    *s.failures.entry(policy_kind(f.policy)).or_default() += 1;
                     outcome.done.len().min(plan.actions.len())
                 }
             };

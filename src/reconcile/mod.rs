@@ -373,15 +373,19 @@ async fn plan_and_apply(
     let halted = rollout.summary();
     let report = rollout.report;
     summary.stopped = stop.requested();
-    metrics.applied(&todo, &report, summary.stopped);
+    metrics.applied(&todo, &report);
     summary.applied_clients = report.outcomes.len();
     summary.actions = report.outcomes.iter().map(|o| o.done.len()).sum();
     summary.interrupted = report
         .outcomes
         .iter()
-        .filter(|o| o.failed.as_ref().is_some_and(metrics::is_stop))
+        .filter(|o| {
+            o.stopped
+                .as_ref()
+                .is_some_and(|s| matches!(s.cause, crate::apply::report::StopCause::Signal(_)))
+        })
         .count();
-    summary.failed = report.failed() + report.deferred() - summary.interrupted;
+    summary.failed = report.failed() + report.deferred();
     eprintln!("{}", report.table());
     if !halted.is_empty() {
         eprint!("{halted}");
