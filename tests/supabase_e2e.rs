@@ -337,6 +337,16 @@ async fn pending_migrations_go_in_one_transaction_and_a_failing_one_is_found_fil
     assert!(first.status.success(), "{log}");
     assert_eq!(count(&log, "(7 in one transaction, "), 7, "{log}");
     assert_eq!(count(&log, "one by one"), 0, "{log}");
+    // The new project's first look asks which history tables exist: no query fails.
+    let failed_queries: u64 = w
+        .sim
+        .stats()
+        .requests
+        .iter()
+        .filter(|r| r.route.ends_with("/database/query") && r.status >= 400)
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(failed_queries, 0, "{log}");
 
     let dir = w.root().join("migrations");
     let write = |name: &str, sql: &str| std::fs::write(dir.join(name), sql).expect("migration");

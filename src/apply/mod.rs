@@ -171,6 +171,7 @@ async fn run_client(ctx: &Context<'_>, plan: &ClientPlan, started: Instant) -> C
         keys: None,
         built_index: None,
         slot: WorkSlot::new(ctx.slots.clone()),
+        created: false,
         budget: RetryBudget::new(RESEND_BUDGET),
         outcome: &mut outcome,
     };
@@ -201,6 +202,8 @@ struct ClientRun<'r, 'a> {
     built_index: Option<Vec<u8>>,
     /// The work slot this client holds, when it holds one.
     slot: Arc<WorkSlot>,
+    /// This run created the client's project (so its database has no history yet).
+    created: bool,
     /// Re-sends of guarded writes this client may still make in this run.
     budget: RetryBudget,
     outcome: &'r mut ClientOutcome,
@@ -707,7 +710,10 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             desired_instance_size: instance_size,
         };
         match sb.create_project(&req).await {
-            Ok(p) => return Ok(p),
+            Ok(p) => {
+                self.created = true;
+                return Ok(p);
+            }
             Err(e) if e.is_ambiguous() => {
                 self.say(&format!(
                     "  create {name}: {e}; looking it up before trying again"
@@ -719,6 +725,8 @@ impl<'r, 'a> ClientRun<'r, 'a> {
         self.idle();
         let found = self.look_for_lost_create(name, org).await;
         self.busy().await?;
+        // Found after a lost answer: this run's create made it.
+        self.created = found.is_ok();
         found
     }
 
@@ -835,6 +843,11 @@ impl<'r, 'a> ClientRun<'r, 'a> {
             vec![&project],
             self.ctx.migrations,
             observe_sb::KeyReads::for_fleet(self.ctx.fleet, self.ctx.site.is_some()),
+            if self.created {
+                observe_sb::HistoryHint::JustCreated
+            } else {
+                observe_sb::HistoryHint::Unknown
+            },
         )
         .await;
         let plan = plan_client(self.ctx.desired, self.spec, &observed, self.ctx.options);

@@ -103,10 +103,14 @@ async fn import_with(
             .auth_config(&e.project_ref)
             .await
             .with_context(|| format!("{}: reading the auth settings", e.slug))?;
-        let db =
-            crate::observe::supabase::observe_database(&conns.sql, &e.project_ref, &ws.migrations)
-                .await
-                .map_err(|m| anyhow::anyhow!("{}: reading the database: {m}", e.slug))?;
+        let db = crate::observe::supabase::observe_database(
+            &conns.sql,
+            &e.project_ref,
+            &ws.migrations,
+            crate::observe::supabase::HistoryHint::Unknown,
+        )
+        .await
+        .map_err(|m| anyhow::anyhow!("{}: reading the database: {m}", e.slug))?;
         let observed = Observed {
             region: project.region.clone(),
             redirect_urls: auth.uri_allow_list,

@@ -92,8 +92,16 @@ pub async fn observe(
         let found = find_project(spec, &projects, &by_name);
         let going = dying_of(spec, &dying);
         async move {
-            let mut observed =
-                observe_client(client, executor, spec, found, migrations, reads).await;
+            let mut observed = observe_client(
+                client,
+                executor,
+                spec,
+                found,
+                migrations,
+                reads,
+                HistoryHint::Unknown,
+            )
+            .await;
             check_seed(executor, &fleet.settings.migrations, spec, &mut observed).await;
             observed.dying = going;
             (spec.slug.clone(), observed)
@@ -186,6 +194,7 @@ pub async fn observe_client(
     found: Vec<&Project>,
     migrations: &[MigrationFile],
     reads: KeyReads,
+    history: HistoryHint,
 ) -> ObservedClient {
     let mut out = ObservedClient::default();
     match found.as_slice() {
@@ -211,7 +220,7 @@ pub async fn observe_client(
     };
     let (auth, db, keys) = tokio::join!(
         client.auth_config(&project.project_ref),
-        observe_database(executor, &project.project_ref, migrations),
+        observe_database(executor, &project.project_ref, migrations, history),
         keys
     );
     match keys {
@@ -289,19 +298,40 @@ fn project_of(p: &Project) -> ObservedProject {
     }
 }
 
-/// History, seeds and buckets in one query (two on a database intelli never touched).
+/// What is known of a database's history tables before it is observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryHint {
+    /// Nothing: read them, and ask which exist only when that fails (one query on a database
+    /// intelli has migrated, three on one it never touched).
+    Unknown,
+    /// This run just created the project: ask which tables exist first (two queries, and no
+    /// failed one in the vendor's logs for every new client). Still correct if they exist.
+    JustCreated,
+}
+
+/// History, seeds and buckets in one query (two or three on a database intelli never touched,
+/// see [`HistoryHint`]).
 pub async fn observe_database(
     executor: &SqlExecutor,
     project_ref: &str,
     migrations: &[MigrationFile],
+    history: HistoryHint,
 ) -> Result<ObservedDatabase, String> {
-    let rows = match executor
-        .run_read_only(project_ref, &sql::observe(true, true))
-        .await
-    {
-        Ok(rows) => rows,
-        // Only a missing history table is expected; ask which exist and read around them.
-        Err(e) if e.missing_relation() => {
+    let first = match history {
+        HistoryHint::Unknown => Some(
+            executor
+                .run_read_only(project_ref, &sql::observe(true, true))
+                .await,
+        ),
+        HistoryHint::JustCreated => None,
+    };
+    let rows = match first {
+        Some(Ok(rows)) => rows,
+        Some(Err(e)) if !e.missing_relation() => return Err(e.to_string()),
+        // A missing history table (the one failure expected), or nothing read yet: ask which
+        // tables exist and read around them.
+        failed => {
+            let failed = failed.and_then(Result::err);
             let tables = executor
                 .run_read_only(project_ref, sql::HISTORY_TABLES)
                 .await
@@ -314,7 +344,7 @@ pub async fn observe_database(
                 })
             };
             let (m, s) = (flag("migrations"), flag("seeds"));
-            if m && s {
+            if let (true, true, Some(e)) = (m, s, &failed) {
                 // Both tables exist, so the failure was about something else: report it.
                 return Err(e.to_string());
             }
@@ -323,7 +353,6 @@ pub async fn observe_database(
                 .await
                 .map_err(|e| e.to_string())?
         }
-        Err(e) => return Err(e.to_string()),
     };
     let state = rows
         .first()
