@@ -45,7 +45,7 @@ pub enum Color {
     Never,
 }
 
-/// `apply --log-format` (clap's side of [`crate::commands::LogFormat`]).
+/// `apply` / `reconcile --log-format` (clap's side of [`crate::commands::LogFormat`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// A live display on a terminal, else one plain line per event.
@@ -113,11 +113,6 @@ pub enum Command {
         /// the failure with its policy, notes, time).
         #[arg(long, value_name = "FILE")]
         summary_json: Option<PathBuf>,
-        /// How progress is printed on stderr: `text` (on a terminal, a live display: an overall
-        /// bar and one line per running client; otherwise one plain line per event) or `json`
-        /// (one JSON object per event, for log shippers).
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormat,
     },
     /// Check the fleet files offline and list every problem (file:line:column: field: message).
     ///
@@ -299,6 +294,11 @@ pub struct RunArgs {
     /// project twice). Needed when no Cloudflare credentials are set.
     #[arg(long)]
     pub no_lock: bool,
+    /// How progress is printed on stderr: `text` (on a terminal, a live display: an overall
+    /// bar and one line per running client; otherwise one plain line per event) or `json`
+    /// (one JSON object per event, for log shippers).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 impl RunArgs {
@@ -306,6 +306,13 @@ impl RunArgs {
         crate::commands::Locking {
             timeout: self.lock_timeout,
             disabled: self.no_lock,
+        }
+    }
+
+    fn log_format(&self) -> crate::commands::LogFormat {
+        match self.log_format {
+            LogFormat::Text => crate::commands::LogFormat::Text,
+            LogFormat::Json => crate::commands::LogFormat::Json,
         }
     }
 }
@@ -436,7 +443,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wave,
             summary_markdown,
             summary_json,
-            log_format,
         } => runtime()?.block_on(crate::commands::apply_cmd(
             &cli.fleet,
             cli.sandbox,
@@ -451,10 +457,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 locking: run.locking(),
                 summary_markdown,
                 summary_json,
-                log_format: match log_format {
-                    LogFormat::Text => crate::commands::LogFormat::Text,
-                    LogFormat::Json => crate::commands::LogFormat::Json,
-                },
+                log_format: run.log_format(),
             },
         )),
         Command::Status {
@@ -485,6 +488,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen,
                 parallelism: run.parallelism,
                 locking: run.locking(),
+                log_format: run.log_format(),
             },
         )),
         Command::Import {

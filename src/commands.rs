@@ -97,7 +97,7 @@ pub enum LogFormat {
 
 /// Where apply's events go: JSON lines when asked; the live display when both stdout and
 /// stderr are terminals (and `TERM` is not `dumb`); else the plain line-per-event log.
-fn reporter(format: LogFormat) -> Box<dyn crate::apply::progress::Progress> {
+pub(crate) fn reporter(format: LogFormat) -> Box<dyn crate::apply::progress::Progress> {
     use crate::apply::progress::{JsonLines, Lines, Live};
     let terminal = std::io::stderr().is_terminal()
         && std::io::stdout().is_terminal()

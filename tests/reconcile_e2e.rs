@@ -335,11 +335,21 @@ async fn sigterm_during_an_apply_finishes_the_step_in_flight_and_exits_0() {
     );
     assert!(!log.contains("reconcile run 2 "), "{log}");
 
-    // The next run converges, and a plan then finds nothing to do.
-    let out = w.run(&["reconcile", "--once"]);
+    // The next run converges, and a plan then finds nothing to do. Its events are JSON lines
+    // for a log shipper (`--log-format json`, as apply's): the stopped clients finish now.
+    let out = w.run(&["reconcile", "--once", "--log-format", "json"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("reconcile run 1 ok"), "{err}");
+    let finished: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["phase"] == "client")
+        .collect();
+    assert!(
+        !finished.is_empty() && finished.iter().all(|e| e["outcome"] == "ok"),
+        "{err}"
+    );
     w.run_ok(&["plan", "--detailed-exitcode"]);
     eprintln!("SIGTERM stopped the first run:\n{log}");
 }

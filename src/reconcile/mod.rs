@@ -42,6 +42,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     pub parallelism: Option<usize>,
     pub locking: Locking,
+    /// How each run's apply reports its events (`--log-format`).
+    pub log_format: crate::commands::LogFormat,
 }
 
 /// How a signal reaches the run in flight.
@@ -332,7 +334,9 @@ async fn plan_and_apply(
     stop: &Stop,
     metrics: &Metrics,
 ) -> Result<Summary> {
-    let mut engine = crate::commands::engine(ws, conns, sel).with_lease(guard.clone());
+    let mut engine = crate::commands::engine(ws, conns, sel)
+        .with_lease(guard.clone())
+        .with_reporter(crate::commands::reporter(opts.log_format));
     if let Some(n) = opts.parallelism {
         engine = engine.with_parallelism(n);
     }
