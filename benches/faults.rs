@@ -581,20 +581,13 @@ async fn start_sim(seed: u64, retry_ms: u64, scale: f64) -> SimHandle {
 
 /// The binary against the simulator, as an operator would run it against the vendors.
 fn command(root: &Path, sim: &SimHandle, args: &[&str], site: bool) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_intelli"));
-    c.current_dir(root)
-        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
-        .env("SUPABASE_API_URL", sim.supabase_api_url())
-        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
-        .env("CLOUDFLARE_API_TOKEN", sim.cloudflare_token())
-        .env("CLOUDFLARE_API_BASE_URL", sim.cloudflare_api_url())
-        .env("INTELLI_SITE_PROBE_URL", sim.base_url())
-        .env("INTELLI_SKIP_FRONTEND", if site { "false" } else { "true" })
-        .env("INTELLI_POLL_MS", "500")
-        .env_remove("CLOUDFLARE_ACCOUNT_ID")
-        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
-        .env("NO_COLOR", "1")
-        .args(args);
+    let sides = if site {
+        common::Cloudflare::Sites
+    } else {
+        common::Cloudflare::Lease
+    };
+    let mut c = common::intelli(root, sim, sides);
+    c.args(args);
     c
 }
 

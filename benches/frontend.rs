@@ -702,18 +702,7 @@ async fn converge(ws: &Workspace, sim: &SimHandle) -> Duration {
 /// The binary against the simulator, as an operator would run it against the vendors.
 fn run_bin(root: &Path, sim: &SimHandle, args: &[&str]) -> (Output, Duration) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
-        .current_dir(root)
-        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
-        .env("SUPABASE_API_URL", sim.supabase_api_url())
-        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
-        .env("CLOUDFLARE_API_TOKEN", sim.cloudflare_token())
-        .env("CLOUDFLARE_API_BASE_URL", sim.cloudflare_api_url())
-        .env("INTELLI_SITE_PROBE_URL", sim.base_url())
-        .env("INTELLI_SKIP_FRONTEND", "false")
-        .env_remove("CLOUDFLARE_ACCOUNT_ID")
-        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
-        .env("NO_COLOR", "1")
+    let out = common::intelli(root, sim, common::Cloudflare::Sites)
         .args(args)
         .output()
         .expect("run intelli");

@@ -26,7 +26,6 @@ use common::{DropDatabases, copy_dir};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use intelli::apply::Waits;
@@ -256,13 +255,7 @@ fn time_binary_plan(root: &Path, sim: &SimHandle, shard: Option<(u32, u32)>) -> 
         args.push(format!("{k}/{n}"));
     }
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
-        .current_dir(root)
-        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
-        .env("SUPABASE_API_URL", sim.supabase_api_url())
-        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
-        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
-        .env("NO_COLOR", "1")
+    let out = common::intelli(root, sim, common::Cloudflare::Off)
         .args(&args)
         .output()
         .expect("run intelli plan");

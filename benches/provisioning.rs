@@ -39,7 +39,7 @@ use common::{DropDatabases, copy_dir};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
@@ -255,15 +255,7 @@ async fn start_sim(state: &Path, measured: bool) -> SimHandle {
 /// The binary against the simulator, as an operator would run it against the vendor.
 fn run_bin(root: &Path, sim: &SimHandle, args: &[&str]) -> (Output, Duration) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
-        .current_dir(root)
-        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
-        .env("SUPABASE_API_URL", sim.supabase_api_url())
-        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
-        .env("INTELLI_SKIP_FRONTEND", "true")
-        .env_remove("CLOUDFLARE_API_TOKEN")
-        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
-        .env("NO_COLOR", "1")
+    let out = common::intelli(root, sim, common::Cloudflare::Off)
         .args(args)
         .output()
         .expect("run intelli");

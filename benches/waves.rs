@@ -19,7 +19,7 @@ use common::copy_dir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Vendor};
@@ -39,6 +39,12 @@ fn main() {
         .iter()
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(100);
+    // The waves are fixed (canary 1, early 9, mid 30): a smaller fleet leaves `mid` or `rest`
+    // empty, which `validate` refuses.
+    if n < 41 {
+        println!("waves needs at least 41 clients (canary 1, early 9, mid 30, then the rest)");
+        return;
+    }
     let reps = args
         .iter()
         .find_map(|a| a.strip_prefix("reps=")?.parse::<usize>().ok())
@@ -122,7 +128,7 @@ async fn run(n: usize, reps: usize) {
         LATENCY.as_millis()
     );
     println!("  one wave                       {m1:.2}s");
-    println!("  four waves (1 / 9 / 30 / 60)   {m4:.2}s");
+    println!("  four waves (1 / 9 / 30 / {:<3})  {m4:.2}s", n - 40);
     println!("  of which health gates          {mg:.2}s");
     println!(
         "  ratio four / one               {:.2}; without the gates {:.2} (target <= 1.15 plus the health-gate waits)",
@@ -243,18 +249,7 @@ async fn start_sim() -> SimHandle {
 /// The binary against the simulator (Supabase side), as an operator would run it.
 fn run_bin(root: &Path, sim: &SimHandle, args: &[&str]) -> (Output, Duration) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_intelli"))
-        .current_dir(root)
-        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
-        .env("SUPABASE_API_URL", sim.supabase_api_url())
-        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
-        .env("CLOUDFLARE_API_TOKEN", sim.cloudflare_token())
-        .env("CLOUDFLARE_API_BASE_URL", sim.cloudflare_api_url())
-        .env("INTELLI_SKIP_FRONTEND", "true")
-        .env("INTELLI_POLL_MS", "500")
-        .env_remove("CLOUDFLARE_ACCOUNT_ID")
-        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
-        .env("NO_COLOR", "1")
+    let out = common::intelli(root, sim, common::Cloudflare::Lease)
         .args(args)
         .output()
         .expect("run intelli");

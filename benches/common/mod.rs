@@ -1,10 +1,14 @@
 //! What several benchmarks share: copying the repository's fixtures into a scratch
-//! repository, and dropping the project databases a kept simulator state made. Each bench is
+//! repository, running the binary against the simulator, and dropping the project databases a
+//! kept simulator state made. Each bench is
 //! its own crate and includes this file with `#[path = "common/mod.rs"] mod common;`.
 #![allow(dead_code)] // each bench uses a part
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
+
+use intelli::sim::server::SimHandle;
 
 use futures::StreamExt;
 
@@ -24,6 +28,50 @@ pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
             std::fs::copy(entry.path(), &dest).expect("copy file");
         }
     }
+}
+
+/// What of Cloudflare a bench's `intelli` run sees.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Cloudflare {
+    /// Nothing: the Supabase side alone, no lease (`--no-lock` or a plan).
+    Off,
+    /// Its token and address, for the fleet's lease; the Supabase side only.
+    Lease,
+    /// Everything: the sites too, fetched through the simulator for their health check.
+    Sites,
+}
+
+/// The binary against the simulator, as an operator would run it against the vendors: the
+/// simulator's addresses and tokens in its environment, and none of the caller's that would
+/// change what it does (a database URL template, an account id).
+pub fn intelli(root: &Path, sim: &SimHandle, cloudflare: Cloudflare) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_intelli"));
+    c.current_dir(root)
+        .env("SUPABASE_ACCESS_TOKEN", sim.supabase_token())
+        .env("SUPABASE_API_URL", sim.supabase_api_url())
+        .env("SUPABASE_PROJECT_URL_TEMPLATE", sim.project_url_template())
+        .env(
+            "INTELLI_SKIP_FRONTEND",
+            if cloudflare == Cloudflare::Sites {
+                "false"
+            } else {
+                "true"
+            },
+        )
+        .env_remove("CLOUDFLARE_ACCOUNT_ID")
+        .env_remove("INTELLI_DATABASE_URL_TEMPLATE")
+        .env("NO_COLOR", "1");
+    match cloudflare {
+        Cloudflare::Off => {
+            c.env_remove("CLOUDFLARE_API_TOKEN");
+        }
+        Cloudflare::Lease | Cloudflare::Sites => {
+            c.env("CLOUDFLARE_API_TOKEN", sim.cloudflare_token())
+                .env("CLOUDFLARE_API_BASE_URL", sim.cloudflare_api_url())
+                .env("INTELLI_SITE_PROBE_URL", sim.base_url());
+        }
+    }
+    c
 }
 
 /// Drops every project database a kept simulator state lists, and the state itself, when it
