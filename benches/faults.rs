@@ -42,9 +42,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use intelli::sim::server::{FaultKind, FaultRule, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
+use intelli::sim::server::{FaultKind, FaultRule, SimHandle, Stats, Vendor};
 
-const ORG: &str = "intelliservice";
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 const ZONE: &str = "intelliservice.io";
 /// The fault matrix: share of requests per kind, on every vendor route.
@@ -557,16 +556,9 @@ fn write_repository(root: &Path, n: usize, site: bool) {
 /// A fresh simulator (state in memory: its project databases go with it) with the vendors'
 /// quotas, their windows times `scale`, and injected 429s asking for `retry_ms`.
 async fn start_sim(seed: u64, retry_ms: u64, scale: f64) -> SimHandle {
-    let mut config = SimConfig {
-        seed: Some(seed),
-        rate_limit_scale: scale,
-        fault_retry_after_ms: Some(retry_ms),
-        ..SimConfig::default()
-    };
-    config.supabase.organizations = vec![OrgConfig {
-        slug: ORG.into(),
-        name: "IntelliService".into(),
-    }];
+    let mut config = common::sim_config(seed);
+    config.rate_limit_scale = scale;
+    config.fault_retry_after_ms = Some(retry_ms);
     config.supabase.provisioning_delay_ms = 1_000;
     config.supabase.rate_limit_requests = 120;
     config.supabase.rate_limit_window_ms = 60_000;
@@ -574,9 +566,7 @@ async fn start_sim(seed: u64, retry_ms: u64, scale: f64) -> SimHandle {
     config.cloudflare.zone_names = vec![ZONE.into()];
     config.cloudflare.domain_activation_delay_ms = 500;
     config.cloudflare.rate_limit_requests = 1_200;
-    intelli::sim::server::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+    common::start_sim(config).await
 }
 
 /// The binary against the simulator, as an operator would run it against the vendors.

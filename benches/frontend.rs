@@ -47,13 +47,12 @@ use intelli::apply::Waits;
 use intelli::cloudflare::{CloudflareClient, CloudflareConfig, DeployMeta};
 use intelli::engine::Engine;
 use intelli::migrate::exec::SqlExecutor;
-use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
+use intelli::sim::server::{Latency, SimConfig, SimHandle, Stats, Vendor};
 use intelli::supabase::{SupabaseClient, SupabaseConfig};
 use intelli::workspace::{Connections, Workspace};
 use secrecy::SecretString;
 
 const LATENCY: Duration = Duration::from_millis(50);
-const ORG: &str = "intelliservice";
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 const ZONE: &str = "intelliservice.io";
 /// Cloudflare's quota (per user, every call together) and its window.
@@ -592,15 +591,8 @@ fn yaml_quote(s: &str) -> String {
 /// lifted, instant provisioning, any port); `Some(addr)`: that address, 50 ms latency on every
 /// vendor and the vendors' limits.
 async fn start_sim(state: &Path, measured: Option<std::net::SocketAddr>) -> SimHandle {
-    let mut config = SimConfig {
-        state_dir: Some(state.to_path_buf()),
-        seed: Some(7),
-        ..SimConfig::default()
-    };
-    config.supabase.organizations = vec![OrgConfig {
-        slug: ORG.into(),
-        name: "IntelliService".into(),
-    }];
+    let mut config = common::sim_config(7);
+    config.state_dir = Some(state.to_path_buf());
     config.cloudflare.account_ids = vec![ACCOUNT.into()];
     config.cloudflare.zone_names = vec![ZONE.into()];
     config.cloudflare.domain_activation_delay_ms = 100;
@@ -620,9 +612,7 @@ async fn start_sim(state: &Path, measured: Option<std::net::SocketAddr>) -> SimH
             config.rate_limit_scale = 1.0;
         }
     }
-    intelli::sim::server::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+    common::start_sim(config).await
 }
 
 /// 50 ms on every request of every vendor.
@@ -858,9 +848,7 @@ async fn upload_run() -> Vec<UploadRow> {
     config.cloudflare.rate_limit_requests = CF_QUOTA as u32;
     config.rate_limit_scale = 1.0;
     config.latency = measured_latency();
-    let sim = intelli::sim::server::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"));
+    let sim = common::start_sim(config).await;
     let setup = cloudflare_client(&sim, false);
     let sites: [(u64, u64); 2] = [(2_000, 100_000_000), (8_000, 400_000_000)];
     let mut rows = Vec::new();

@@ -33,13 +33,12 @@ use intelli::engine::Engine;
 use intelli::migrate::exec::SqlExecutor;
 use intelli::observe;
 use intelli::plan::{self, PlanOptions};
-use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
+use intelli::sim::server::{Latency, SimHandle, Stats, Vendor};
 use intelli::supabase::{SupabaseClient, SupabaseConfig};
 use intelli::workspace::{Connections, Workspace};
 use secrecy::SecretString;
 
 const LATENCY: Duration = Duration::from_millis(50);
-const ORG: &str = "intelliservice";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -301,15 +300,8 @@ fn write_repository(root: &Path, n: usize) {
 /// A simulator keeping its state in `state`. `setup`: no latency, no rate limits, instant
 /// provisioning; otherwise 50 ms per request and the vendor's limits.
 async fn start_sim(state: &Path, setup: bool) -> SimHandle {
-    let mut config = SimConfig {
-        state_dir: Some(state.to_path_buf()),
-        seed: Some(7),
-        ..SimConfig::default()
-    };
-    config.supabase.organizations = vec![OrgConfig {
-        slug: ORG.into(),
-        name: "IntelliService".into(),
-    }];
+    let mut config = common::sim_config(7);
+    config.state_dir = Some(state.to_path_buf());
     if setup {
         config.supabase.provisioning_delay_ms = 0;
         config.supabase.rate_limit_requests = u32::MAX;
@@ -320,9 +312,7 @@ async fn start_sim(state: &Path, setup: bool) -> SimHandle {
         config.supabase.rate_limit_window_ms = 60_000;
         config.rate_limit_scale = 1.0;
     }
-    intelli::sim::server::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+    common::start_sim(config).await
 }
 
 /// 50 ms on every Supabase request (Management and Storage APIs).

@@ -42,13 +42,12 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Stats, Vendor};
+use intelli::sim::server::{Latency, SimHandle, Stats, Vendor};
 use intelli::supabase::{CreateProjectRequest, SupabaseClient, SupabaseConfig};
 use secrecy::SecretString;
 
 const LATENCY: Duration = Duration::from_millis(50);
 const PROVISIONING: Duration = Duration::from_secs(5);
-const ORG: &str = "intelliservice";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -170,7 +169,7 @@ async fn simulator_cost(n: usize) -> Duration {
         async move {
             let req = CreateProjectRequest {
                 name: format!("intelli-simdb-{i:04}"),
-                organization_slug: ORG.into(),
+                organization_slug: common::ORG.into(),
                 db_pass: SecretString::from(format!("{}", uuid::Uuid::new_v4().simple())),
                 region: "eu-west-2".into(),
                 desired_instance_size: None,
@@ -223,15 +222,8 @@ fn write_repository(root: &Path, n: usize) {
 /// A simulator keeping its state in `state`. `measured`: 5 s provisioning, 50 ms per request
 /// and the vendor's limits; otherwise instant provisioning, no latency, no limits.
 async fn start_sim(state: &Path, measured: bool) -> SimHandle {
-    let mut config = SimConfig {
-        state_dir: Some(state.to_path_buf()),
-        seed: Some(7),
-        ..SimConfig::default()
-    };
-    config.supabase.organizations = vec![OrgConfig {
-        slug: ORG.into(),
-        name: "IntelliService".into(),
-    }];
+    let mut config = common::sim_config(7);
+    config.state_dir = Some(state.to_path_buf());
     if measured {
         config.supabase.provisioning_delay_ms = PROVISIONING.as_millis() as u64;
         let l = Latency {
@@ -247,9 +239,7 @@ async fn start_sim(state: &Path, measured: bool) -> SimHandle {
         config.supabase.provisioning_delay_ms = 0;
         config.supabase.rate_limit_requests = u32::MAX;
     }
-    intelli::sim::server::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+    common::start_sim(config).await
 }
 
 /// The binary against the simulator, as an operator would run it against the vendor.

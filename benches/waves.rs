@@ -22,9 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use intelli::sim::server::{Latency, OrgConfig, SimConfig, SimHandle, Vendor};
+use intelli::sim::server::{Latency, SimHandle, Vendor};
 
-const ORG: &str = "intelliservice";
 const LATENCY: Duration = Duration::from_millis(50);
 /// The four waves: the first client, the next 9, the next 30, then the implicit rest.
 const ROLLOUT: &str = "rollout:\n  - name: canary\n    labels: {tier: canary}\n  - name: early\n    labels: {tier: early}\n  - name: mid\n    labels: {tier: mid}\n";
@@ -227,23 +226,14 @@ fn write_fleet_yaml(root: &Path, base: &str, waves: bool) {
 
 /// A simulator with the vendors' real quotas and windows.
 async fn start_sim() -> SimHandle {
-    let mut config = SimConfig {
-        seed: Some(8),
-        rate_limit_scale: 1.0,
-        ..SimConfig::default()
-    };
-    config.supabase.organizations = vec![OrgConfig {
-        slug: ORG.into(),
-        name: "IntelliService".into(),
-    }];
+    let mut config = common::sim_config(8);
+    config.rate_limit_scale = 1.0;
     config.supabase.provisioning_delay_ms = 1_000;
     config.supabase.rate_limit_requests = 120;
     config.supabase.rate_limit_window_ms = 60_000;
     config.cloudflare.account_ids = vec!["0123456789abcdef0123456789abcdef".into()];
     config.cloudflare.zone_names = vec!["intelliservice.io".into()];
-    intelli::sim::server::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+    common::start_sim(config).await
 }
 
 /// The binary against the simulator (Supabase side), as an operator would run it.

@@ -8,7 +8,31 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use intelli::sim::server::SimHandle;
+use intelli::sim::server::{OrgConfig, SimConfig, SimHandle};
+
+/// The organization every bench's fleet lives in (the example fleet's).
+pub const ORG: &str = "intelliservice";
+
+/// A simulator configuration with the example fleet's organization and this `seed`; the
+/// bench sets the rest.
+pub fn sim_config(seed: u64) -> SimConfig {
+    let mut config = SimConfig {
+        seed: Some(seed),
+        ..SimConfig::default()
+    };
+    config.supabase.organizations = vec![OrgConfig {
+        slug: ORG.into(),
+        name: "IntelliService".into(),
+    }];
+    config
+}
+
+/// Start a simulator, or say that it needs PostgreSQL.
+pub async fn start_sim(config: SimConfig) -> SimHandle {
+    intelli::sim::server::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("starting the simulator (needs PostgreSQL): {e:#}"))
+}
 
 use futures::StreamExt;
 
