@@ -85,7 +85,7 @@ fn style() -> render::Style {
     }
 }
 
-/// `apply --log-format`: how apply's events are printed on stderr.
+/// `apply` / `reconcile --log-format`: how events are printed on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// The live display on a terminal, else one plain line per event.

@@ -340,12 +340,21 @@ async fn sigterm_during_an_apply_finishes_the_step_in_flight_and_exits_0() {
     let out = w.run(&["reconcile", "--once", "--log-format", "json"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("reconcile run 1 ok"), "{err}");
-    let finished: Vec<serde_json::Value> = err
+    let events: Vec<serde_json::Value> = err
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["phase"] == "client")
         .collect();
+    // reconcile's own lines are `log` events too, and no summary table is printed.
+    assert!(
+        events.iter().any(|e| e["phase"] == "log"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("reconcile run 1 ok"))),
+        "{err}"
+    );
+    assert!(!err.contains("client  result"), "{err}");
+    let finished: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["phase"] == "client").collect();
     assert!(
         !finished.is_empty() && finished.iter().all(|e| e["outcome"] == "ok"),
         "{err}"

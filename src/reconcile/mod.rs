@@ -105,20 +105,39 @@ impl Stop {
     }
 }
 
+/// Where reconcile's own lines go: plain on stderr, or as `log` events with
+/// `--log-format json`, so that a log shipper reads them like the apply's events.
+#[derive(Clone, Copy)]
+struct Say(crate::commands::LogFormat);
+
+impl Say {
+    fn line(self, text: &str) {
+        use crate::apply::progress::{Event, Phase};
+        match self.0 {
+            crate::commands::LogFormat::Text => eprintln!("{text}"),
+            crate::commands::LogFormat::Json => {
+                eprintln!("{}", Event::new(Phase::Log).message(text).json());
+            }
+        }
+    }
+}
+
 /// First signal: stop cleanly; second: exit at once.
-fn handle_signals(stop: Stop) {
+fn handle_signals(stop: Stop, say: Say) {
     tokio::spawn(async move {
         let mut count = 0;
         loop {
             let why = next_signal().await;
             count += 1;
             if count > 1 {
-                eprintln!("{why} again: exiting now, without waiting for the steps in flight");
+                say.line(&format!(
+                    "{why} again: exiting now, without waiting for the steps in flight"
+                ));
                 std::process::exit(130);
             }
-            eprintln!(
+            say.line(&format!(
                 "{why}: finishing the steps in flight, then stopping (send it again to exit at once)"
-            );
+            ));
             stop.request(why);
         }
     });
@@ -167,12 +186,13 @@ pub async fn reconcile_cmd(
     opts: &Options,
 ) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
+    let say = Say(opts.log_format);
     if let Some(addr) = opts.listen {
         let bound = serve::start(addr, metrics.clone()).await?;
-        eprintln!("serving /healthz and /metrics on http://{bound}");
+        say.line(&format!("serving /healthz and /metrics on http://{bound}"));
     }
     let stop = Stop::new();
-    handle_signals(stop.clone());
+    handle_signals(stop.clone(), say);
     let reconciler = Reconciler {
         fleet_dir,
         sandbox,
@@ -194,7 +214,7 @@ pub async fn reconcile_cmd(
             });
         }
         let wait = jittered(opts.interval, opts.jitter);
-        eprintln!("next run in {:.0}s", wait.as_secs_f64());
+        say.line(&format!("next run in {:.0}s", wait.as_secs_f64()));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stop.wait() => return Ok(ExitCode::SUCCESS),
@@ -256,10 +276,11 @@ impl Reconciler<'_> {
     async fn run(&self, number: u64) -> RunResult {
         let metrics = self.metrics;
         let started = Instant::now();
-        eprintln!(
+        let say = Say(self.opts.log_format);
+        say.line(&format!(
             "{} reconcile run {number} starts",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
+        ));
         let outcome = self.run_once().await;
         let took = started.elapsed();
         let (result, summary) = match outcome {
@@ -279,12 +300,12 @@ impl Reconciler<'_> {
             }
         };
         metrics.finished(result, SystemTime::now(), took);
-        eprintln!(
+        say.line(&format!(
             "{} reconcile run {number} {}: {summary} ({:.1}s)",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             result.as_str(),
             took.as_secs_f64()
-        );
+        ));
         result
     }
 
@@ -352,8 +373,13 @@ async fn plan_and_apply(
         failing: plan.clients.iter().filter(|c| !c.errors.is_empty()).count(),
         ..Summary::default()
     };
+    let say = Say(opts.log_format);
     for c in plan.clients.iter().filter(|c| !c.errors.is_empty()) {
-        eprintln!("{}: not applied: {}", c.client, c.errors.join("; "));
+        say.line(&format!(
+            "{}: not applied: {}",
+            c.client,
+            c.errors.join("; ")
+        ));
     }
     let todo: Vec<_> = plan
         .clients
@@ -390,9 +416,12 @@ async fn plan_and_apply(
         })
         .count();
     summary.failed = report.failed() + report.deferred();
-    eprintln!("{}", report.table());
+    // In JSON the clients' own events carry what the table says.
+    if opts.log_format == crate::commands::LogFormat::Text {
+        eprintln!("{}", report.table());
+    }
     if !halted.is_empty() {
-        eprint!("{halted}");
+        say.line(halted.trim_end());
     }
     Ok(summary)
 }
