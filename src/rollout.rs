@@ -611,6 +611,7 @@ async fn gate(
     let results: Vec<(usize, Result<(), GateFailure>)> =
         futures::stream::iter(todo.into_iter().map(|i| {
             let slug = outcomes[i].client.clone();
+            let applied_ref = outcomes[i].project_ref.clone();
             async move {
                 let Some(spec) = ws.fleet.clients.get(&slug) else {
                     return (i, Ok(()));
@@ -618,11 +619,15 @@ async fn gate(
                 if spec.state != crate::fleet::ClientState::Active {
                     return (i, Ok(()));
                 }
-                let known = plan
-                    .clients
-                    .iter()
-                    .find(|c| c.client == slug)
-                    .and_then(|c| c.project_ref.clone());
+                // The ref apply worked on (it created the project, or the plan knew it), else
+                // the plan's; a lookup by name only when neither knows (no org listing per new
+                // client of an onboarding wave).
+                let known = applied_ref.or_else(|| {
+                    plan.clients
+                        .iter()
+                        .find(|c| c.client == slug)
+                        .and_then(|c| c.project_ref.clone())
+                });
                 let project_ref = match known {
                     Some(r) => Some(r),
                     None => created_ref(engine, spec).await,
@@ -670,19 +675,19 @@ async fn project_healthy(engine: &Engine<'_>, project_ref: Option<&str>) -> Resu
         return Err(StepError::retry("the client has no project"));
     };
     let sb = &engine.connections().supabase;
-    let project = sb
-        .get_project(r)
-        .await?
-        .ok_or_else(|| StepError::give_up(format!("project {r} disappeared")))?;
+    // Both reads at once: the gate waits for one round trip per client, not two.
+    let (project, services) = tokio::join!(
+        sb.get_project(r),
+        sb.project_health(r, &["auth", "db", "rest", "storage"])
+    );
+    let project = project?.ok_or_else(|| StepError::give_up(format!("project {r} disappeared")))?;
     if project.status.phase() != crate::supabase::types::ProjectPhase::Healthy {
         return Err(StepError::retry(format!(
             "project {r} is {}",
             project.status
         )));
     }
-    let services = sb
-        .project_health(r, &["auth", "db", "rest", "storage"])
-        .await?;
+    let services = services?;
     let down: Vec<String> = services
         .iter()
         .filter(|s| !s.is_healthy())

@@ -131,6 +131,18 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
         out.contains("Apply complete: 12 client(s)") && out.contains("0 failed"),
         "{out}"
     );
+    // The organization was listed by the two plans (the `plan` above, apply's) and once per
+    // create (look before create); the gates of `canary` and `early` know the refs apply
+    // created without listing it again.
+    let listings: u64 = w
+        .sim
+        .stats()
+        .requests
+        .iter()
+        .filter(|r| r.route == "/v1/organizations/{slug}/projects")
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(listings, 2 + 12, "{out}");
 
     // A migration that fails on the canary only.
     add_probe_failing_on(&w, "c01").await;

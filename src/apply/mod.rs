@@ -182,9 +182,11 @@ async fn run_client(ctx: &Context<'_>, plan: &ClientPlan, started: Instant) -> C
     if let (Err(_), Some(wave)) = (&result, ctx.wave) {
         wave.client_failed();
     }
+    let project_ref = run.project_ref.take();
     // Gives the work slot back.
     run.idle();
     drop(run);
+    outcome.project_ref = project_ref;
     if let Err((step, e)) = result {
         outcome.fail(&step, &e);
     }

@@ -31,6 +31,9 @@ pub struct ClientOutcome {
     /// (`lease::LeaseGuard::stop`). Not a failure: the client is left as its last finished
     /// step left it, and the next apply resumes it.
     pub stopped: Option<Stopped>,
+    /// The client's project as apply left it (created by this run, or the plan's); `None`
+    /// when it has none.
+    pub project_ref: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -42,6 +45,7 @@ impl ClientOutcome {
             failed: None,
             notes: Vec::new(),
             stopped: None,
+            project_ref: None,
             elapsed: Duration::ZERO,
         }
     }
