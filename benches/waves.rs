@@ -127,7 +127,7 @@ async fn run(n: usize, reps: usize) {
         LATENCY.as_millis()
     );
     println!("  one wave                       {m1:.2}s");
-    println!("  four waves (1 / 9 / 30 / {:<3})  {m4:.2}s", n - 40);
+    println!("  four waves (1 / 9 / 30 / {})   {m4:.2}s", n - 40);
     println!("  of which health gates          {mg:.2}s");
     println!(
         "  ratio four / one               {:.2}; without the gates {:.2} (target <= 1.15 plus the health-gate waits)",
