@@ -87,6 +87,16 @@ async fn has_probe(w: &World, slug: &str) -> bool {
     n == 1
 }
 
+/// The summary `apply --summary-json` wrote to `path`, checked against the committed
+/// `schema/summary.schema.json`.
+fn summary_json(path: &std::path::Path) -> serde_json::Value {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("summary json"))
+            .expect("summary json parses");
+    assert_matches_summary_schema(&summary);
+    summary
+}
+
 /// `apply --summary-json` validates against the committed `schema/summary.schema.json`.
 fn assert_matches_summary_schema(summary: &serde_json::Value) {
     let schema: serde_json::Value = serde_json::from_str(
@@ -208,10 +218,7 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
             && md.contains("| `early` | 3: `c02`, `c03`, `c04` |"),
         "{md}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary json"))
-            .expect("summary json parses");
-    assert_matches_summary_schema(&json);
+    let json = summary_json(&json);
     assert_eq!(
         json["rollout"]["halt"],
         serde_json::json!({"kind": "manual_gate", "wave": "early"}),
@@ -364,10 +371,7 @@ async fn a_wave_starts_no_new_step_once_its_budget_is_exceeded() {
             && md.contains("| `c02` | **STOPPED** | 0 |"),
         "{md}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary json"))
-            .expect("summary json parses");
-    assert_matches_summary_schema(&json);
+    let json = summary_json(&json);
     assert_eq!(
         (&json["failed"], &json["stopped"]),
         (&1.into(), &2.into()),
