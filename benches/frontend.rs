@@ -365,15 +365,7 @@ async fn fleet_run(n: usize, fake: bool) -> FleetRow {
     let counters_before = sim.stats();
     sim.reset_stats();
     let (out, redeploy_wall) = run_bin(&root, &sim, &["apply", "--yes"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "intelli apply after the edit failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    if std::env::var_os("INTELLI_BENCH_VERBOSE").is_some() {
-        println!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
-    }
+    let stderr = common::succeeded(&out, "intelli apply after the edit");
     let stats = sim.stats();
     let after = cf_snapshot(&sim);
     let changed = changed_output(&before, &after);
@@ -469,12 +461,7 @@ async fn fleet_run(n: usize, fake: bool) -> FleetRow {
     let counters_before = sim.stats();
     sim.reset_stats();
     let (out, revert_wall) = run_bin(&root, &sim, &["apply", "--yes"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "intelli apply of the revert failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let stderr = common::succeeded(&out, "intelli apply of the revert");
     let stats = sim.stats();
     let cf = |k: &str| cf_counter(&stats, k) - cf_counter(&counters_before, k);
     let revert_cf = vendor_total(&stats, Vendor::Cloudflare);

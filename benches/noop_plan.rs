@@ -22,10 +22,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{DropDatabases, copy_dir};
+use common::DropDatabases;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use intelli::apply::Waits;
@@ -270,31 +270,15 @@ fn time_binary_plan(root: &Path, sim: &SimHandle, shard: Option<(u32, u32)>) -> 
     wall
 }
 
-/// A scratch repository like `tests/common/world.rs` makes, with `n` minimal clients.
+/// A scratch repository with `n` minimal clients.
 fn write_repository(root: &Path, n: usize) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let fleet = root.join("fleet");
-    std::fs::create_dir_all(&fleet).expect("fleet dir");
-    // Without the example's waves (its canary, acme, is not in this fleet).
-    let fleet_yaml = std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
-    let fleet_yaml = fleet_yaml.split("\nrollout:").next().unwrap_or(&fleet_yaml);
     // The plan is timed with --skip-frontend, but placement is checked on load: one account
     // whose Pages limit was raised holds every client's (never created) site.
-    let fleet_yaml = fleet_yaml.replace(
+    let fleet_yaml = common::example_fleet_yaml().replace(
         "  account_id: 0123456789abcdef0123456789abcdef\n",
         "  accounts:\n    - id: 0123456789abcdef0123456789abcdef\n      max_projects: 100000\n",
     );
-    std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("fleet.yaml");
-    copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
-    std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
-    for i in 1..=n {
-        let slug = format!("bench-{i:04}");
-        std::fs::write(
-            fleet.join(format!("{slug}.yaml")),
-            format!("client: {slug}\n"),
-        )
-        .expect("client file");
-    }
+    common::write_minimal_repository(root, &fleet_yaml, n);
 }
 
 /// A simulator keeping its state in `state`. `setup`: no latency, no rate limits, instant

@@ -35,10 +35,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{DropDatabases, copy_dir};
+use common::DropDatabases;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -120,15 +120,7 @@ async fn apply_new(n: usize, measured: bool) -> (Duration, u64) {
     write_repository(&root, n);
     let sim = start_sim(&state, measured).await;
     let (out, wall) = run_bin(&root, &sim, &["apply", "--yes", "--no-lock"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "intelli apply of {n} new clients failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    if std::env::var_os("INTELLI_BENCH_VERBOSE").is_some() {
-        println!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
-    }
+    common::succeeded(&out, &format!("intelli apply of {n} new clients"));
     let stats = sim.stats();
     let requests = supabase_total(&stats);
     println!(
@@ -194,29 +186,9 @@ async fn simulator_cost(n: usize) -> Duration {
     made
 }
 
-/// A scratch repository like `tests/common/world.rs` makes, with `n` minimal clients.
+/// A scratch repository with `n` minimal clients, in one wave as the issue measures it.
 fn write_repository(root: &Path, n: usize) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let fleet = root.join("fleet");
-    std::fs::create_dir_all(&fleet).expect("fleet dir");
-    let mut fleet_yaml =
-        std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
-    // Without the example's waves (its canary, acme, is not in this fleet): one wave, as
-    // the issue measures it.
-    if let Some(i) = fleet_yaml.find("\nrollout:") {
-        fleet_yaml.truncate(i + 1);
-    }
-    std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("write fleet.yaml");
-    copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
-    std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
-    for i in 1..=n {
-        let slug = format!("bench-{i:04}");
-        std::fs::write(
-            fleet.join(format!("{slug}.yaml")),
-            format!("client: {slug}\n"),
-        )
-        .expect("client file");
-    }
+    common::write_minimal_repository(root, &common::example_fleet_yaml(), n);
 }
 
 /// A simulator keeping its state in `state`. `measured`: 5 s provisioning, 50 ms per request

@@ -87,6 +87,22 @@ async fn has_probe(w: &World, slug: &str) -> bool {
     n == 1
 }
 
+/// `apply --yes` writing both summary files; its output and their paths (markdown, JSON).
+fn apply_with_summaries(
+    w: &mut World,
+) -> (std::process::Output, std::path::PathBuf, std::path::PathBuf) {
+    let (md, json) = (w.root().join("summary.md"), w.root().join("summary.json"));
+    let out = w.run(&[
+        "apply",
+        "--yes",
+        "--summary-markdown",
+        md.to_str().expect("path"),
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    (out, md, json)
+}
+
 /// The summary `apply --summary-json` wrote to `path`, checked against the committed
 /// `schema/summary.schema.json`.
 fn summary_json(path: &std::path::Path) -> serde_json::Value {
@@ -197,15 +213,9 @@ async fn a_failing_canary_halts_and_a_manual_gate_waits_for_through() {
         .await
         .expect("fix the canary");
     write_fleet(&w, "manual");
-    let (md, json) = (w.root().join("summary.md"), w.root().join("summary.json"));
-    let gated = w.run_ok(&[
-        "apply",
-        "--yes",
-        "--summary-markdown",
-        md.to_str().expect("path"),
-        "--summary-json",
-        json.to_str().expect("path"),
-    ]);
+    let (gated, md, json) = apply_with_summaries(&mut w);
+    assert!(gated.status.success(), "{}", text(&gated));
+    let gated = String::from_utf8_lossy(&gated.stdout).into_owned();
     assert!(
         gated.contains("Rollout stopped before wave `early` (gate: manual). To continue: intelli apply --through early"),
         "{gated}"
@@ -291,15 +301,7 @@ async fn a_wave_starts_no_new_step_once_its_budget_is_exceeded() {
 
     // The probe migration fails on c01, the first of `first` to take its one work slot.
     add_probe_failing_on(&w, "c01").await;
-    let (md, json) = (w.root().join("summary.md"), w.root().join("summary.json"));
-    let halted = w.run(&[
-        "apply",
-        "--yes",
-        "--summary-markdown",
-        md.to_str().expect("path"),
-        "--summary-json",
-        json.to_str().expect("path"),
-    ]);
+    let (halted, md, json) = apply_with_summaries(&mut w);
     let all = text(&halted);
     assert_eq!(
         halted.status.code(),

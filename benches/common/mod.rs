@@ -54,6 +54,51 @@ pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
     }
 }
 
+/// The example fleet's `fleet.yaml` without its `rollout:` (its canary, acme, is not in a
+/// bench's generated fleet).
+pub fn example_fleet_yaml() -> String {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(repo.join("fleet/fleet.yaml")).expect("fleet.yaml");
+    match text.find("\nrollout:") {
+        Some(i) => text[..=i].to_string(),
+        None => text,
+    }
+}
+
+/// A scratch repository like `tests/common/world.rs` makes: `fleet_yaml`, the repository's
+/// migrations, an empty frontend directory, and `n` minimal clients `bench-0001`….
+pub fn write_minimal_repository(root: &Path, fleet_yaml: &str, n: usize) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let fleet = root.join("fleet");
+    std::fs::create_dir_all(&fleet).expect("fleet dir");
+    std::fs::write(fleet.join("fleet.yaml"), fleet_yaml).expect("write fleet.yaml");
+    copy_dir(&repo.join("migrations"), &root.join("migrations"), &[]);
+    std::fs::create_dir_all(root.join("examples/web")).expect("frontend dir");
+    for i in 1..=n {
+        let slug = format!("bench-{i:04}");
+        std::fs::write(
+            fleet.join(format!("{slug}.yaml")),
+            format!("client: {slug}\n"),
+        )
+        .expect("client file");
+    }
+}
+
+/// `out` of an `intelli` run that must have succeeded (`what` names it in the panic); its
+/// stderr. With `INTELLI_BENCH_VERBOSE` set, both outputs are printed.
+pub fn succeeded(out: &std::process::Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    if std::env::var_os("INTELLI_BENCH_VERBOSE").is_some() {
+        println!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    }
+    stderr
+}
+
 /// What of Cloudflare a bench's `intelli` run sees.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Cloudflare {
